@@ -1,0 +1,1 @@
+"""Self-hosted, sandboxed code interpreter for Discord."""

@@ -1,0 +1,123 @@
+"""`python -m app doctor`: check what a run needs and say what to fix."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from docker.errors import DockerException
+
+from app.config import Settings
+from app.sandbox import DockerEngine, EngineUnavailable, RunRequest, create_runner
+from app.sandbox.image import HASH_LABEL, SOURCE_DIR, source_hash
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("doctor", help="check Docker, the image, runtimes and the data dir")
+    parser.add_argument("--no-probe", action="store_true", help="skip the test run")
+    parser.set_defaults(handler=execute)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def ok(self, what: str, detail: str = "") -> None:
+        print(f"ok    {what}" + (f": {detail}" if detail else ""))
+
+    def warn(self, what: str, fix: str) -> None:
+        print(f"warn  {what}\n      fix: {fix}")
+
+    def fail(self, what: str, fix: str) -> None:
+        self.failures += 1
+        print(f"FAIL  {what}\n      fix: {fix}")
+
+
+def execute(args: argparse.Namespace, settings: Settings) -> int:
+    report = Report()
+    _check_data_dir(report, settings)
+    engine = DockerEngine()
+    try:
+        if _check_engine(report, engine, settings):
+            image_ok = _check_image(report, engine, settings)
+            if image_ok and not args.no_probe:
+                _probe(report, settings, engine)
+    finally:
+        engine.close()
+    print("all checks passed" if report.failures == 0 else f"{report.failures} check(s) failed")
+    return 0 if report.failures == 0 else 1
+
+
+def _check_data_dir(report: Report, settings: Settings) -> None:
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+        report.ok("data dir writable", str(path.resolve()))
+    except OSError as exc:
+        report.fail(f"data dir {path} is not writable ({exc.strerror})",
+                    "set DATA_DIR to a writable folder or fix its permissions")
+    if Path("/.dockerenv").exists() and settings.host_data_dir is None:
+        report.warn("running inside a container without HOST_DATA_DIR",
+                    "set HOST_DATA_DIR to the host path mounted at DATA_DIR, or input mounts fail")
+
+
+def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> bool:
+    try:
+        engine.ping()
+        info = engine.info()
+    except (EngineUnavailable, DockerException) as exc:
+        report.fail(str(exc), "start dockerd (see README, Troubleshooting) or set DOCKER_HOST")
+        return False
+    report.ok("Docker engine", f"{info.get('ServerVersion')}, cgroup v{info.get('CgroupVersion', '?')}")
+    runtimes = sorted((info.get("Runtimes") or {}).keys())
+    if settings.sandbox_runtime in runtimes:
+        report.ok(f"runtime {settings.sandbox_runtime}", "available (" + ", ".join(runtimes) + ")")
+    else:
+        report.fail(f"runtime {settings.sandbox_runtime} is not registered with the engine",
+                    "install gVisor (apt-get install runsc) and register it in "
+                    "/etc/docker/daemon.json (README, gVisor), or set SANDBOX_RUNTIME=runc")
+    if settings.sandbox_runtime == "runc" and "runsc" not in runtimes:
+        report.warn("gVisor (runsc) is not available", "optional: README, gVisor")
+    cpus = info.get("NCPU") or os.cpu_count() or 1
+    if settings.sandbox_cpus > cpus:
+        report.fail(f"SANDBOX_CPUS={settings.sandbox_cpus:g} but the engine has {cpus} CPUs",
+                    f"set SANDBOX_CPUS to at most {cpus}")
+    return True
+
+
+def _check_image(report: Report, engine: DockerEngine, settings: Settings) -> bool:
+    labels = engine.image_labels(settings.sandbox_image)
+    if labels is None:
+        report.fail(f"sandbox image {settings.sandbox_image} is missing",
+                    "build it: python -m app image build")
+        return False
+    built_from = labels.get(HASH_LABEL, "unknown")
+    if SOURCE_DIR.is_dir() and built_from != source_hash():
+        report.warn(f"sandbox image {settings.sandbox_image} was built from other sources "
+                    f"(hash {built_from}, sources {source_hash()})",
+                    "rebuild it: python -m app image build")
+    else:
+        report.ok("sandbox image", f"{settings.sandbox_image} (hash {built_from})")
+    return True
+
+
+def _probe(report: Report, settings: Settings, engine: DockerEngine) -> None:
+    runner = create_runner(settings, engine)
+    out = Path(tempfile.mkdtemp(prefix="doctor-", dir=settings.data_dir))
+    try:
+        result = asyncio.run(runner.run(RunRequest(
+            code="import sys; print('sandbox ok', sys.version_info[:2])",
+            user_id="doctor", output_dir=out, timeout=60)))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    if result.succeeded and "sandbox ok" in result.stdout:
+        report.ok("test run", f"setup {result.setup_seconds:.2f} s, exec {result.exec_seconds:.2f} s")
+    else:
+        report.fail(f"test run ended {result.status.value}: {result.message or result.stderr[-300:]}",
+                    "see README, Troubleshooting")

@@ -1,0 +1,68 @@
+"""`python -m app image build|hash`: build the sandbox image, reusing a build of the same sources."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from app.config import Settings
+from app.sandbox.image import ImageBuildError, ImageBuilder, source_hash
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("image", help="build the sandbox image")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser(
+        "build",
+        help="build (or reuse) the sandbox image",
+        description="Build the sandbox image, tagged with a content hash of sandbox-image/ and as "
+        "SANDBOX_IMAGE. An image with the same hash is reused. When the base image can be neither "
+        "found nor pulled, a base is built from Debian packages with debootstrap (needs root).",
+    )
+    build.add_argument("--base", help="base image (default: SANDBOX_BASE_IMAGE)")
+    build.add_argument("--debian-base", action="store_true",
+                       help="skip the registry: build the base from Debian packages right away")
+    build.add_argument("--no-debian-base", action="store_true",
+                       help="fail instead of building a Debian base when the base cannot be pulled")
+    build.add_argument("--mirror", help="Debian mirror for debootstrap (default: from apt sources)")
+    build.add_argument("--extra-ca", action="append", default=[], type=Path, metavar="PATH",
+                       help="PEM CA bundle pip should trust during the build; repeatable")
+    build.add_argument("--force", action="store_true", help="rebuild even if the hash exists")
+    build.set_defaults(handler=execute_build)
+    hashed = actions.add_parser("hash", help="print the content hash of sandbox-image/")
+    hashed.set_defaults(handler=lambda args, settings: print(source_hash()) or 0)
+
+
+def execute_build(args: argparse.Namespace, settings: Settings) -> int:
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        client = docker.from_env(timeout=900)
+        client.ping()
+    except DockerException as exc:
+        say(f"error: cannot reach the Docker engine ({str(exc).splitlines()[0][:200]})")
+        return 1
+    builder = ImageBuilder(client, settings.sandbox_image, say)
+    base = args.base or settings.sandbox_base_image
+    try:
+        if args.debian_base:
+            base = builder.debian_base(args.mirror)
+        tag = builder.build(
+            base_image=base,
+            extra_ca=args.extra_ca,
+            force=args.force,
+            allow_debian_base=not args.no_debian_base,
+            mirror=args.mirror,
+            pip_index_url=settings.sandbox_pip_index_url,
+            pip_extra_index_url=settings.sandbox_pip_extra_index_url,
+        )
+    except ImageBuildError as exc:
+        say(f"error: {exc}")
+        return 1
+    print(tag)
+    return 0

@@ -1,0 +1,166 @@
+"""`python -m app run`: run code through the same runner the bot uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from app.config import Settings
+from app.filenames import safe_filename, unique_name
+from app.sandbox import InputFile, RunRequest, RunResult, create_runner
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="run Python code in a sandbox",
+        description="Run Python code in a fresh sandbox container. Exit status: 0 when the code "
+        "succeeded, 1 when it failed or timed out, 2 for usage errors.",
+    )
+    parser.add_argument("code_file", nargs="?", default="-", metavar="CODE_FILE",
+                        help="file with the code, or - (default) to read it from stdin")
+    parser.add_argument("--user", default="local", help="user id the run belongs to")
+    parser.add_argument("--attach", action="append", default=[], metavar="PATH",
+                        help="make a local file loadable with load_file(); repeatable")
+    parser.add_argument("--timeout", type=_positive_float, metavar="S",
+                        help="seconds for the code (never more than CODE_EXECUTION_TIMEOUT)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="where output files go (default: a new outputs-<run id> folder here)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=execute)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def execute(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        code = _read_code(args.code_file)
+        attachments = [_attachment(Path(p)) for p in args.attach]
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_run(args, settings, code, attachments))
+
+
+def _read_code(source: str) -> str:
+    if source == "-":
+        if sys.stdin.isatty():
+            raise UsageError("no code given: pass a file, or pipe the code in (CODE_FILE is -)")
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not UTF-8 text") from None
+
+
+def _attachment(path: Path) -> Path:
+    if not path.is_file():
+        raise UsageError(f"cannot attach {path}: no such file")
+    return path
+
+
+def _stage(attachments: list[Path], folder: Path) -> tuple[InputFile, ...]:
+    """Copy attachments into a private staging folder under DATA_DIR, named by generated ids."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for path in attachments:
+        file_id = uuid.uuid4().hex[:10]
+        name = safe_filename(path.name)
+        ext = Path(name).suffix.lower()
+        shutil.copyfile(path, folder / f"{file_id}{ext}")
+        files.append(
+            InputFile(file_id=file_id, name=name, filename=f"{file_id}{ext}",
+                      size=path.stat().st_size, type=ext.lstrip("."))
+        )
+    return tuple(files)
+
+
+async def _run(args, settings: Settings, code: str, attachments: list[Path]) -> int:
+    runner = create_runner(settings)
+    staging = settings.data_dir / "staging" / uuid.uuid4().hex
+    try:
+        files = _stage(attachments, staging / "input") if attachments else ()
+        await runner.reap_leftovers()
+        result = await runner.run(
+            RunRequest(
+                code=code,
+                user_id=args.user,
+                output_dir=staging / "output",
+                input_dir=(staging / "input") if attachments else None,
+                files=files,
+                timeout=args.timeout,
+            )
+        )
+        result = _deliver(result, args.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        runner.engine.close()
+    _report(result, args.json)
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def _deliver(result: RunResult, out: Path | None) -> RunResult:
+    """Move collected files out of staging into the user's folder, never overwriting."""
+    if not result.files:
+        return result
+    target = out or Path.cwd() / f"outputs-{result.run_id}"
+    target.mkdir(parents=True, exist_ok=True)
+    taken = {p.name for p in target.iterdir()}
+    moved = []
+    for f in result.files:
+        name = unique_name(f.name, taken)
+        taken.add(name)
+        destination = target / name
+        shutil.move(str(f.path), destination)
+        moved.append(type(f)(name=name, size=f.size, path=destination))
+    return replace(result, files=tuple(moved))
+
+
+def _report(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    if result.stdout:
+        sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
+    if result.stderr:
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    err = sys.stderr
+    line = f"[{result.status.value}]"
+    if result.exit_code is not None:
+        line += f" exit {result.exit_code}"
+    line += f" · exec {result.exec_seconds:.2f} s · setup {result.setup_seconds:.2f} s"
+    print(line, file=err)
+    if result.message:
+        print(result.message, file=err)
+    for stream, truncated in (("stdout", result.stdout_truncated), ("stderr", result.stderr_truncated)):
+        if truncated:
+            print(f"{stream} was cut at {len(getattr(result, stream).encode())} bytes", file=err)
+    for f in result.files:
+        print(f"file: {f.path} ({f.size} bytes)", file=err)
+    for s in result.skipped:
+        print(f"skipped: {s.name}: {s.reason}", file=err)

@@ -1,0 +1,101 @@
+"""The values a run takes and gives: RunRequest in, RunResult out.
+
+Everything the user's code can cause is a RunResult, never an exception; infrastructure faults are
+a RunResult with status `sandbox_error` and a message that names the fix.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+class RunStatus(str, enum.Enum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    KILLED = "killed"
+    SANDBOX_ERROR = "sandbox_error"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file the code can load: `filename` is its name inside the request's input_dir."""
+
+    file_id: str
+    name: str
+    filename: str
+    size: int
+    type: str = ""
+
+    def manifest_entry(self) -> dict:
+        return {
+            "id": self.file_id,
+            "name": self.name,
+            "filename": self.filename,
+            "size": self.size,
+            "type": self.type,
+        }
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    code: str
+    user_id: str
+    output_dir: Path
+    """Host folder (bot's view) that receives the collected output files; created if missing."""
+    input_dir: Path | None = None
+    """Host folder (bot's view, under DATA_DIR) mounted read-only as the code's input folder."""
+    files: tuple[InputFile, ...] = ()
+    timeout: float | None = None
+    """Seconds for the exec step; never more than CODE_EXECUTION_TIMEOUT."""
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    size: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class SkippedOutput:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: RunStatus
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    timeout_seconds: float = 0.0
+    queue_seconds: float = 0.0
+    setup_seconds: float = 0.0
+    exec_seconds: float = 0.0
+    collect_seconds: float = 0.0
+    files: tuple[OutputFile, ...] = ()
+    skipped: tuple[SkippedOutput, ...] = ()
+    message: str = ""
+    """A short human explanation for any status but ok (what happened, what to change)."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.OK
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["files"] = [
+            {"name": f.name, "size": f.size, "path": str(f.path)} for f in self.files
+        ]
+        data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
+        for key in ("queue_seconds", "setup_seconds", "exec_seconds", "collect_seconds"):
+            data[key] = round(data[key], 4)
+        return data

@@ -1,0 +1,403 @@
+"""SandboxRunner: one short-lived, hardened container per code run.
+
+Lifecycle of a run (see README, "How a run works"):
+
+1. setup (not timed): create and start the container from the policy with the idle keeper as its
+   main process, then start the in-container runner with `docker exec`; it waits on stdin.
+2. exec (timed): the code is handed over on stdin and the timer runs until the runner's stream
+   ends, which happens only after every process of the code is gone. On expiry the run is
+   `timeout` and keeps the output read so far.
+3. collect (not timed): the trusted collector kills whatever is left, then streams the output
+   folder's regular files out, capped; stdout/stderr were capped while they were read.
+4. the container is removed, always; leftovers of dead owners are reaped at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from app.filenames import safe_filename
+from app.sandbox.engine import (
+    STDOUT,
+    DeadlineExceeded,
+    DockerEngine,
+    EngineUnavailable,
+    ExecStream,
+    FramesReader,
+)
+from app.sandbox.outputs import OutputReceiver
+from app.sandbox.policy import HostPathError, SandboxPolicy
+from app.sandbox.result import RunRequest, RunResult, RunStatus, SkippedOutput
+from app.sandbox.slots import RunSlots
+
+OWNER_LABEL = "io.codeinterp.owner"
+# Same bytes as READY_MARKER in sandbox-image/runtime/sandbox_runner.py.
+READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
+READY_TIMEOUT = 60.0
+IMAGE_BUILD_HINT = "python -m app image build"
+log = structlog.get_logger(__name__)
+
+
+class RunnerNotReady(RuntimeError):
+    """The in-container runner failed before it could take the code."""
+
+
+class CappedBuffer:
+    """Keeps the first `cap` bytes of a stream and remembers whether more arrived."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+
+    def text(self) -> str:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # A cut in the middle of a character drops the partial character instead of mangling it.
+        return decoder.decode(bytes(self.data), final=not self.truncated)
+
+
+@dataclass
+class ExecOutcome:
+    stdout: CappedBuffer
+    stderr: CappedBuffer
+    timed_out: bool
+    seconds: float
+
+
+@dataclass
+class Collected:
+    files: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    oom_kills: int = 0
+    container_oom: bool = False
+    seconds: float = 0.0
+
+
+def classify(
+    *, timed_out: bool, exit_code: int | None, oom_kills: int, container_oom: bool
+) -> RunStatus:
+    if timed_out:
+        return RunStatus.TIMEOUT
+    if exit_code == 0:
+        return RunStatus.OK
+    if container_oom or oom_kills > 0:
+        return RunStatus.OOM
+    if exit_code is None or exit_code > 128:
+        return RunStatus.KILLED
+    return RunStatus.ERROR
+
+
+def _explain(status: RunStatus, exit_code: int | None, timeout: float, memory: int) -> str:
+    if status is RunStatus.TIMEOUT:
+        return f"the code ran longer than the {timeout:g} s limit and was stopped"
+    if status is RunStatus.OOM:
+        return f"the code ran out of memory (limit {memory // 1024**2} MiB) and was killed"
+    if status is RunStatus.KILLED:
+        if exit_code is not None and exit_code > 128:
+            try:
+                name = signal.Signals(exit_code - 128).name
+            except ValueError:
+                name = f"signal {exit_code - 128}"
+            return f"the code was killed ({name})"
+        return "the code was killed"
+    if status is RunStatus.ERROR:
+        return f"the code exited with status {exit_code}"
+    return ""
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_token() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
+
+
+def owner_is_dead(token: str) -> bool:
+    """True when the process that created a container is known to be gone."""
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another host or container: its liveness cannot be seen from here
+    return _process_start(int(pid_text)) != start
+
+
+class SandboxRunner:
+    def __init__(
+        self,
+        policy: SandboxPolicy,
+        engine: DockerEngine,
+        *,
+        max_timeout: float,
+        slots: RunSlots | None = None,
+        leftover_age: float | None = None,
+    ) -> None:
+        self.policy = policy
+        self.engine = engine
+        self.max_timeout = max_timeout
+        self.slots = slots or RunSlots(4)
+        # Past this age a container is a leftover whoever made it: no run lives that long.
+        self.leftover_age = leftover_age or (max_timeout + policy.collect_timeout + 600)
+        self._owner = owner_token()
+
+    # Public API
+
+    async def run(
+        self, request: RunRequest, on_queued: Callable[[int], None] | None = None
+    ) -> RunResult:
+        run_id = uuid.uuid4().hex[:12]
+        with structlog.contextvars.bound_contextvars(run_id=run_id, user_id=request.user_id):
+            problem = self._check_request(request)
+            if problem:
+                log.info("run refused", reason=problem)
+                return RunResult(run_id=run_id, status=RunStatus.ERROR, message=problem)
+            timeout = min(request.timeout or self.max_timeout, self.max_timeout)
+            queued_at = time.monotonic()
+            async with self.slots.acquire(str(request.user_id), on_queued):
+                queue_seconds = time.monotonic() - queued_at
+                result = await self._run_in_container(request, run_id, timeout, queue_seconds)
+            log.info(
+                "run finished",
+                status=result.status.value,
+                exit_code=result.exit_code,
+                exec_seconds=round(result.exec_seconds, 3),
+                setup_seconds=round(result.setup_seconds, 3),
+                files=len(result.files),
+            )
+            return result
+
+    async def reap_leftovers(self) -> int:
+        """Remove our containers whose owner process is gone, or that are older than any run."""
+        try:
+            return await self.engine.call(self._reap_blocking)
+        except (EngineUnavailable, DockerException) as exc:
+            log.warning("leftover reaping skipped", error=str(exc)[:200])
+            return 0
+
+    # Steps
+
+    def _check_request(self, request: RunRequest) -> str:
+        if not request.code.strip():
+            return "there is no code to run"
+        size = len(request.code.encode("utf-8", errors="surrogatepass"))
+        if size > self.policy.max_code_bytes:
+            return f"the code is {size} bytes, over the limit of {self.policy.max_code_bytes} bytes"
+        if request.timeout is not None and request.timeout <= 0:
+            return "the timeout must be a positive number of seconds"
+        return ""
+
+    async def _run_in_container(
+        self, request: RunRequest, run_id: str, timeout: float, queue_seconds: float
+    ) -> RunResult:
+        started = time.monotonic()
+        container_id: str | None = None
+        base = {"run_id": run_id, "timeout_seconds": timeout, "queue_seconds": queue_seconds}
+        try:
+            args = self.policy.container_args(
+                run_id=run_id, user_id=str(request.user_id), input_dir=request.input_dir
+            )
+            args["labels"][OWNER_LABEL] = self._owner
+            container_id = await self.engine.call(self.engine.create_and_start, args)
+            stream = await self.engine.call(
+                self.engine.exec_attach, container_id, **self.policy.runner_exec()
+            )
+            try:
+                await self.engine.call(self._await_ready, stream)
+                payload = self._payload(request)
+                setup_seconds = time.monotonic() - started
+                outcome = await self.engine.call(self._exec_step, stream, payload, timeout)
+                exit_code = None
+                if not outcome.timed_out:
+                    status = await self.engine.call(self.engine.exec_status, stream.exec_id)
+                    exit_code = status.exit_code
+                collected = await self.engine.call(
+                    self._collect, container_id, Path(request.output_dir)
+                )
+            finally:
+                stream.close()
+            status = classify(
+                timed_out=outcome.timed_out,
+                exit_code=exit_code,
+                oom_kills=collected.oom_kills,
+                container_oom=collected.container_oom,
+            )
+            return RunResult(
+                **base,
+                status=status,
+                exit_code=exit_code,
+                stdout=outcome.stdout.text(),
+                stderr=outcome.stderr.text(),
+                stdout_truncated=outcome.stdout.truncated,
+                stderr_truncated=outcome.stderr.truncated,
+                setup_seconds=setup_seconds,
+                exec_seconds=outcome.seconds,
+                collect_seconds=collected.seconds,
+                files=tuple(collected.files),
+                skipped=tuple(collected.skipped),
+                message=_explain(status, exit_code, timeout, self.policy.memory_bytes),
+            )
+        except ImageNotFound:
+            return self._infra_error(
+                base,
+                started,
+                f"sandbox image {self.policy.image!r} not found: build it with `{IMAGE_BUILD_HINT}`",
+            )
+        except EngineUnavailable as exc:
+            return self._infra_error(base, started, str(exc))
+        except RunnerNotReady as exc:
+            return self._infra_error(base, started, f"sandbox runner failed to start: {exc}")
+        except HostPathError as exc:
+            return self._infra_error(base, started, f"sandbox misconfigured: {exc}")
+        except (APIError, DockerException, OSError) as exc:
+            log.exception("sandbox failure")
+            reason = getattr(exc, "explanation", None) or str(exc)
+            return self._infra_error(base, started, f"sandbox failure: {str(reason)[:300]}")
+        finally:
+            if container_id is not None:
+                await asyncio.shield(self.engine.call(self.engine.remove, container_id))
+
+    def _infra_error(self, base: dict, started: float, message: str) -> RunResult:
+        log.warning("sandbox error", message=message)
+        return RunResult(
+            **base,
+            status=RunStatus.SANDBOX_ERROR,
+            setup_seconds=time.monotonic() - started,
+            message=message,
+        )
+
+    def _payload(self, request: RunRequest) -> bytes:
+        job = {"code": request.code, "files": [f.manifest_entry() for f in request.files]}
+        return json.dumps(job).encode() + b"\n"
+
+    @staticmethod
+    def _await_ready(stream: ExecStream) -> None:
+        """Setup ends when the runner says it is ready; anything else is a broken image."""
+        seen = bytearray()
+        errors = CappedBuffer(2000)
+        try:
+            while len(seen) < len(READY_MARKER):
+                item = stream.next_chunk(time.monotonic() + READY_TIMEOUT)
+                if item is None:
+                    break
+                kind, chunk = item
+                if kind == STDOUT:
+                    seen += chunk
+                else:
+                    errors.add(chunk)
+        except DeadlineExceeded:
+            raise RunnerNotReady(f"no answer within {READY_TIMEOUT:g} s") from None
+        if bytes(seen) != READY_MARKER:
+            detail = errors.text().strip() or "it exited without a word"
+            raise RunnerNotReady(f"{detail[-500:]} (is the image current? `{IMAGE_BUILD_HINT}`)")
+
+    def _exec_step(self, stream: ExecStream, payload: bytes, timeout: float) -> ExecOutcome:
+        """The timed step: hand the code over and read until the runner's stream ends."""
+        stdout = CappedBuffer(self.policy.max_stream_bytes)
+        stderr = CappedBuffer(self.policy.max_stream_bytes)
+        started = time.monotonic()
+        deadline = started + timeout
+        timed_out = False
+        try:
+            stream.send(payload)
+            for kind, chunk in stream.frames(deadline):
+                (stdout if kind == STDOUT else stderr).add(chunk)
+        except DeadlineExceeded:
+            timed_out = True
+        except OSError:
+            pass  # the runner went away while we wrote: its exit status tells why
+        return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started)
+
+    def _collect(self, container_id: str, destination: Path) -> Collected:
+        started = time.monotonic()
+        result = Collected()
+        running, result.container_oom = self.engine.is_running(container_id)
+        if not running:
+            result.skipped.append(
+                SkippedOutput("(output folder)", "lost: the sandbox stopped before collection")
+            )
+            result.seconds = time.monotonic() - started
+            return result
+        try:
+            stream = self.engine.exec_attach(container_id, **self.policy.collector_exec())
+        except DockerException as exc:
+            # e.g. the code exhausted the process limit, so not even the collector can start
+            self.engine.kill(container_id)
+            reason = getattr(exc, "explanation", None) or str(exc)
+            result.skipped.append(
+                SkippedOutput("(output folder)", f"not collected: {str(reason)[:200]}")
+            )
+            result.seconds = time.monotonic() - started
+            return result
+        receiver = OutputReceiver(
+            destination, self.policy.max_output_files, self.policy.output_size_bytes
+        )
+        reader = FramesReader(stream.frames(time.monotonic() + self.policy.collect_timeout))
+        try:
+            receiver.receive(reader)
+            reader.drain()
+        except DeadlineExceeded:
+            result.skipped.append(SkippedOutput("(output folder)", "collection took too long"))
+        finally:
+            stream.close()
+        report = self._collector_report(bytes(reader.stderr))
+        result.files = receiver.files
+        result.skipped = [
+            SkippedOutput(safe_filename(str(item.get("name", "?"))), str(item.get("reason", "")))
+            for item in report.get("skipped", [])
+            if isinstance(item, dict)
+        ] + receiver.skipped
+        more = report.get("skipped_more", 0)
+        if isinstance(more, int) and more > 0:
+            result.skipped.append(SkippedOutput(f"(+{more} more)", "skipped for the same reasons"))
+        oom = report.get("oom_kills", 0)
+        result.oom_kills = oom if isinstance(oom, int) else 0
+        result.seconds = time.monotonic() - started
+        return result
+
+    @staticmethod
+    def _collector_report(raw: bytes) -> dict:
+        try:
+            report = json.loads(raw.decode("utf-8", errors="replace") or "{}")
+        except ValueError:
+            return {}
+        return report if isinstance(report, dict) else {}
+
+    def _reap_blocking(self) -> int:
+        now = time.time()
+        removed = 0
+        for info in self.engine.client.api.containers(
+            all=True, filters=self.policy.ownership_filter()
+        ):
+            owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
+            too_old = now - info.get("Created", now) > self.leftover_age
+            if too_old or not owner or owner_is_dead(owner):
+                self.engine.remove(info["Id"])
+                removed += 1
+        if removed:
+            log.info("reaped leftover sandbox containers", count=removed)
+        return removed
