@@ -15,10 +15,10 @@ import structlog
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
     stream = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    renderer = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    renderers = (
+        [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
         if use_console
-        else structlog.processors.JSONRenderer()
+        else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     )
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -34,7 +34,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> No
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         )
     )

@@ -7,12 +7,13 @@ import asyncio
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from docker.errors import DockerException
 
 from app.config import Settings
-from app.sandbox import DockerEngine, EngineUnavailable, RunRequest, create_runner
+from app.sandbox import DockerEngine, EngineUnavailable, InputFile, RunRequest, create_runner
 from app.sandbox.image import HASH_LABEL, SOURCE_DIR, source_hash
 
 
@@ -62,9 +63,6 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
     except OSError as exc:
         report.fail(f"data dir {path} is not writable ({exc.strerror})",
                     "set DATA_DIR to a writable folder or fix its permissions")
-    if Path("/.dockerenv").exists() and settings.host_data_dir is None:
-        report.warn("running inside a container without HOST_DATA_DIR",
-                    "set HOST_DATA_DIR to the host path mounted at DATA_DIR, or input mounts fail")
 
 
 def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> bool:
@@ -108,16 +106,24 @@ def _check_image(report: Report, engine: DockerEngine, settings: Settings) -> bo
 
 
 def _probe(report: Report, settings: Settings, engine: DockerEngine) -> None:
+    """A real run that reads a file through the input mount, so a wrong HOST_DATA_DIR shows."""
     runner = create_runner(settings, engine)
-    out = Path(tempfile.mkdtemp(prefix="doctor-", dir=settings.data_dir))
+    work = Path(tempfile.mkdtemp(prefix="doctor-", dir=settings.data_dir))
+    token = uuid.uuid4().hex
+    (work / "input").mkdir()
+    (work / "input" / "probe.txt").write_text(token)
+    probe = InputFile(file_id="probe", name="probe.txt", filename="probe.txt", size=len(token))
     try:
         result = asyncio.run(runner.run(RunRequest(
-            code="import sys; print('sandbox ok', sys.version_info[:2])",
-            user_id="doctor", output_dir=out, timeout=60)))
+            code="print(load_file('probe'))", user_id="doctor", output_dir=work / "output",
+            input_dir=work / "input", files=(probe,), timeout=60)))
     finally:
-        shutil.rmtree(out, ignore_errors=True)
-    if result.succeeded and "sandbox ok" in result.stdout:
+        shutil.rmtree(work, ignore_errors=True)
+    if result.succeeded and result.stdout.strip() == token:
         report.ok("test run", f"setup {result.setup_seconds:.2f} s, exec {result.exec_seconds:.2f} s")
+    elif "HOST_DATA_DIR" in result.message or "FileNotFoundError" in result.stderr:
+        report.fail("the sandbox cannot see files under DATA_DIR through its bind mount",
+                    "when the bot runs in a container, set HOST_DATA_DIR to the host path of DATA_DIR")
     else:
-        report.fail(f"test run ended {result.status.value}: {result.message or result.stderr[-300:]}",
-                    "see README, Troubleshooting")
+        detail = result.message or result.stderr.strip()[-300:]
+        report.fail(f"test run ended {result.status.value}: {detail}", "see README, Troubleshooting")

@@ -128,7 +128,7 @@ def _deliver(result: RunResult, out: Path | None) -> RunResult:
     """Move collected files out of staging into the user's folder, never overwriting."""
     if not result.files:
         return result
-    target = out or Path.cwd() / f"outputs-{result.run_id}"
+    target = (out or Path(f"outputs-{result.run_id}")).resolve()
     target.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in target.iterdir()}
     moved = []

@@ -29,9 +29,11 @@ class OutputReceiver:
     files: list[OutputFile] = field(default_factory=list)
     skipped: list[SkippedOutput] = field(default_factory=list)
     total: int = 0
+    _taken: set[str] = field(default_factory=set)
 
     def receive(self, stream: BinaryIO) -> None:
         """Read a whole tar stream, writing acceptable members to `destination`."""
+        self._taken = set(os.listdir(self.destination)) if self.destination.is_dir() else set()
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
@@ -58,18 +60,27 @@ class OutputReceiver:
             )
             return
         self.destination.mkdir(parents=True, exist_ok=True)
-        name = unique_name(shown, {f.name for f in self.files})
+        name = unique_name(shown, self._taken)
+        self._taken.add(name)
         path = self.destination / name
         source = tar.extractfile(member)
         written = 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            while written < member.size:
-                chunk = source.read(min(_CHUNK, member.size - written))
-                if not chunk:
-                    break
-                out.write(chunk)
-                written += len(chunk)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            self.skipped.append(SkippedOutput(shown, f"could not be saved ({exc.strerror})"))
+            return
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while written < member.size:
+                    chunk = source.read(min(_CHUNK, member.size - written))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    written += len(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)  # never leave a partial file behind
+            raise
         if written != member.size:
             path.unlink(missing_ok=True)
             self.skipped.append(SkippedOutput(shown, "cut short while collecting"))

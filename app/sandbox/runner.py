@@ -274,9 +274,16 @@ class SandboxRunner:
         except HostPathError as exc:
             return self._infra_error(base, started, f"sandbox misconfigured: {exc}")
         except (APIError, DockerException, OSError) as exc:
+            reason = str(getattr(exc, "explanation", None) or exc)
+            if "bind source path does not exist" in reason:
+                return self._infra_error(
+                    base,
+                    started,
+                    "sandbox misconfigured: the Docker host has no folder "
+                    f"{reason.rsplit(': ', 1)[-1]}; HOST_DATA_DIR must be the host path of DATA_DIR",
+                )
             log.exception("sandbox failure")
-            reason = getattr(exc, "explanation", None) or str(exc)
-            return self._infra_error(base, started, f"sandbox failure: {str(reason)[:300]}")
+            return self._infra_error(base, started, f"sandbox failure: {reason[:300]}")
         finally:
             if container_id is not None:
                 await asyncio.shield(self.engine.call(self.engine.remove, container_id))

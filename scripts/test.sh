@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, starts a Docker engine when none answers (as
+# root), builds the sandbox image (reused when its content hash matches), then runs the whole
+# suite, real containers included. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k oom`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+ensure_python_env test
+ensure_docker
+ensure_image
+exec "$VENV/bin/python" -m pytest "$@"

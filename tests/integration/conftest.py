@@ -1,0 +1,76 @@
+"""Real containers: these tests need a running Docker engine and the sandbox image.
+
+`bash scripts/test.sh` starts the engine and builds the image first. Without them these tests fail
+with the reason (they are never skipped: a missing sandbox is a broken product).
+"""
+
+import uuid
+
+import pytest
+
+from app.config import Settings
+from app.sandbox import DockerEngine, EngineUnavailable, create_runner
+from app.sandbox.policy import SandboxPolicy
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir):
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        sandbox_instance=f"test-{uuid.uuid4().hex[:8]}",
+        code_execution_timeout=30,
+        sandbox_memory="512m",
+        sandbox_max_output_bytes="64k",
+        sandbox_max_concurrent_runs=4,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    engine = DockerEngine()
+    try:
+        engine.ping()
+    except EngineUnavailable as exc:
+        pytest.fail(f"{exc}\nRun the suite with `bash scripts/test.sh`, which starts the engine.")
+    if engine.image_labels(settings.sandbox_image) is None:
+        pytest.fail(f"sandbox image {settings.sandbox_image} is missing: `python -m app image build`")
+    yield engine
+    leftovers = engine.list_containers(SandboxPolicy.from_settings(settings).ownership_filter())
+    for container_id in leftovers:
+        engine.remove(container_id)
+    engine.close()
+    assert leftovers == [], "sandbox containers were left behind by the suite"
+
+
+@pytest.fixture
+def runner(settings, engine):
+    return create_runner(settings, engine)
+
+
+@pytest.fixture
+def make_request(data_dir, tmp_path):
+    """RunRequest factory writing outputs to a fresh folder per test."""
+    from app.sandbox import RunRequest
+
+    def make(code, **kwargs):
+        kwargs.setdefault("user_id", uuid.uuid4().hex[:6])
+        kwargs.setdefault("output_dir", tmp_path / f"out-{uuid.uuid4().hex[:6]}")
+        return RunRequest(code=code, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def input_dir(data_dir):
+    """A per-test input folder under DATA_DIR (only DATA_DIR may be mounted)."""
+    folder = data_dir / "inputs" / uuid.uuid4().hex[:8]
+    folder.mkdir(parents=True)
+    return folder

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
+from app.sandbox.policy import HostPathError, SandboxPolicy
+
+
+@pytest.fixture
+def policy(tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path, sandbox_memory="512m",
+                        sandbox_cpus=1.5, sandbox_pids_limit=64, sandbox_runtime="runsc",
+                        sandbox_instance="t1")
+    return SandboxPolicy.from_settings(settings)
+
+
+def test_container_is_hardened_by_default(policy, tmp_path):
+    (tmp_path / "in").mkdir()
+    args = policy.container_args(run_id="r1", user_id="42", input_dir=tmp_path / "in")
+    assert args["network_mode"] == "none"
+    assert args["cap_drop"] == ["ALL"]
+    assert "no-new-privileges" in args["security_opt"]
+    assert args["read_only"] is True
+    assert args["init"] is True
+    assert args["pids_limit"] == 64
+    assert args["mem_limit"] == args["memswap_limit"] == 512 * 1024**2  # no swap
+    assert args["nano_cpus"] == 1_500_000_000
+    assert args["runtime"] == "runsc"
+    assert args["environment"] == {}
+    assert args["user"] == "10002:10002"  # the keeper, not the code's uid
+    assert "privileged" not in args and "cap_add" not in args and "devices" not in args
+    assert args["log_config"]["Type"] == "none"  # output never piles up in engine logs
+
+
+def test_tmpfs_is_bounded_and_not_executable(policy):
+    tmpfs = policy.tmpfs()
+    for target in ("/tmp", "/mnt/output"):
+        assert "size=" in tmpfs[target] and "noexec" in tmpfs[target] and "nosuid" in tmpfs[target]
+    assert "uid=10001" in tmpfs["/mnt/output"]
+
+
+def test_input_is_a_read_only_bind(policy, tmp_path):
+    (tmp_path / "in").mkdir()
+    [mount] = policy.container_args(run_id="r", user_id="u", input_dir=tmp_path / "in")["mounts"]
+    assert mount["Target"] == "/mnt/data" and mount["ReadOnly"] is True and mount["Type"] == "bind"
+    assert mount["Source"] == str((tmp_path / "in").resolve())
+
+
+def test_labels_mark_run_user_and_instance(policy):
+    labels = policy.container_args(run_id="r9", user_id="77", input_dir=None)["labels"]
+    assert labels["io.codeinterp.managed"] == "true"
+    assert labels["io.codeinterp.run_id"] == "r9"
+    assert labels["io.codeinterp.user_id"] == "77"
+    assert labels["io.codeinterp.instance"] == "t1"
+    assert policy.ownership_filter() == {
+        "label": ["io.codeinterp.managed=true", "io.codeinterp.instance=t1"]
+    }
+
+
+def test_code_environment_is_an_allow_list(policy, monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", "secret-token")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    env = policy.runner_exec()["environment"]
+    assert "DISCORD_TOKEN" not in env and "OPENAI_API_KEY" not in env
+    assert not any("secret" in v for v in env.values())
+    assert env["OUTPUT_DIR"] == "/mnt/output" and env["HOME"] == "/tmp"
+    assert policy.runner_exec()["user"] == "10001:10001"
+
+
+def test_host_path_maps_data_dir_for_a_bot_in_a_container(tmp_path):
+    policy = SandboxPolicy(image="x", data_dir=tmp_path, host_data_dir=Path("/srv/codeinterp"))
+    assert policy.host_path(tmp_path / "users" / "1") == "/srv/codeinterp/users/1"
+
+
+def test_paths_outside_data_dir_are_never_mounted(policy, tmp_path):
+    with pytest.raises(HostPathError):
+        policy.host_path(Path("/etc"))
+    with pytest.raises(HostPathError):
+        policy.host_path(tmp_path / ".." / "elsewhere")
