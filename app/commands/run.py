@@ -137,7 +137,7 @@ def _deliver(result: RunResult, out: Path | None) -> RunResult:
         taken.add(name)
         destination = target / name
         shutil.move(str(f.path), destination)
-        moved.append(type(f)(name=name, size=f.size, path=destination))
+        moved.append(replace(f, name=name, path=destination))
     return replace(result, files=tuple(moved))
 
 

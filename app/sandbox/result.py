@@ -58,6 +58,8 @@ class OutputFile:
     name: str
     size: int
     path: Path
+    file_id: str | None = None
+    """Set once the file is stored for the user."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class RunResult:
         data = asdict(self)
         data["status"] = self.status.value
         data["files"] = [
-            {"name": f.name, "size": f.size, "path": str(f.path)} for f in self.files
+            {"name": f.name, "size": f.size, "path": str(f.path), "file_id": f.file_id}
+            for f in self.files
         ]
         data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
         for key in ("queue_seconds", "setup_seconds", "exec_seconds", "collect_seconds"):
