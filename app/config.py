@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
 
+    # User files
+    mongodb_uri: SecretStr = SecretStr("")
+    mongodb_database: str = Field("codeinterp", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    max_file_size_mb: float = Field(50, gt=0, le=100_000)
+    max_files_per_user: int = Field(20, ge=1, le=100_000)
+    file_expiration_hours: float = 48
+    cleanup_interval_minutes: float = Field(60, gt=0, le=7 * 24 * 60)
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -81,6 +89,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("file_expiration_hours")
+    @classmethod
+    def _expiration(cls, value: float) -> float:
+        if value != -1 and not value > 0:
+            raise ValueError("must be a positive number of hours, or -1 to keep files forever")
+        return value
 
     @field_validator("host_data_dir")
     @classmethod

@@ -29,14 +29,26 @@ class InputFile:
     filename: str
     size: int
     type: str = ""
+    category: str = ""
+    """Type and category names from app.files.types; the sandbox loader picks its reader by them."""
 
     def manifest_entry(self) -> dict:
+        type_name, category = self.type, self.category
+        if not type_name or not category:
+            # The type table is the single source of names the sandbox loader understands.
+            # (Imported here: app.files imports this module.)
+            from app.files.types import file_type_for
+
+            known = file_type_for(self.name) or file_type_for(self.filename)
+            if known is not None and (not type_name or type_name == known.type):
+                type_name, category = known.type, category or known.category
         return {
             "id": self.file_id,
             "name": self.name,
             "filename": self.filename,
             "size": self.size,
-            "type": self.type,
+            "type": type_name,
+            "category": category,
         }
 
 

@@ -394,17 +394,31 @@ class SandboxRunner:
             return {}
         return report if isinstance(report, dict) else {}
 
-    def _reap_blocking(self) -> int:
+    async def count_leftovers(self) -> int:
+        """How many containers reap_leftovers would remove now (for dry runs)."""
+        try:
+            return len(await self.engine.call(self._leftover_ids))
+        except (EngineUnavailable, DockerException) as exc:
+            log.warning("leftover count skipped", error=str(exc)[:200])
+            return 0
+
+    def _leftover_ids(self) -> list[str]:
         now = time.time()
-        removed = 0
+        found = []
         for info in self.engine.client.api.containers(
             all=True, filters=self.policy.ownership_filter()
         ):
             owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
             too_old = now - info.get("Created", now) > self.leftover_age
             if too_old or not owner or owner_is_dead(owner):
-                self.engine.remove(info["Id"])
-                removed += 1
+                found.append(info["Id"])
+        return found
+
+    def _reap_blocking(self) -> int:
+        removed = 0
+        for container_id in self._leftover_ids():
+            self.engine.remove(container_id)
+            removed += 1
         if removed:
             log.info("reaped leftover sandbox containers", count=removed)
         return removed

@@ -1,0 +1,173 @@
+"""The cleanup pass: expired files, metadata without a file, files without metadata, leftovers.
+
+`CleanupService.run_once()` does one pass and returns what it removed (or would remove, with
+dry_run). `CleanupService.run_periodically(minutes)` is what the bot starts as a background task
+(every CLEANUP_INTERVAL_MINUTES); `python -m app cleanup` runs one pass by hand. A pass is
+idempotent and safe to run twice at once, in one process or two: every removal tolerates the
+thing being gone already, and files younger than the grace period are never touched as orphans,
+so an upload in flight (its metadata not written yet) is never hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from app.files.repository import RepositoryUnavailable
+from app.files.store import INCOMING_DIR, USERS_DIR, FileStore, StorageUnavailable
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_GRACE_SECONDS = 3600.0
+"""Orphans younger than this are left alone: longer than any upload or run takes."""
+STAGING_DIR = "staging"
+
+
+@dataclass
+class CleanupReport:
+    expired: int = 0
+    missing_files: int = 0
+    """Metadata records removed because their file was gone from disk."""
+    orphan_files: int = 0
+    """Files on disk removed because no metadata names them (partial uploads included)."""
+    staging: int = 0
+    """Leftover run staging folders removed."""
+    containers: int = 0
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "expired": self.expired,
+            "missing_files": self.missing_files,
+            "orphan_files": self.orphan_files,
+            "staging": self.staging,
+            "containers": self.containers,
+        }
+
+
+class CleanupService:
+    """One object the bot keeps; `run_once` may be called from anywhere at any time."""
+
+    def __init__(
+        self,
+        store: FileStore,
+        runner=None,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        wall_clock=time.time,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.grace_seconds = grace_seconds
+        self.wall_clock = wall_clock
+
+    async def run_once(self, dry_run: bool = False) -> CleanupReport:
+        """One full pass. Raises StorageUnavailable when the metadata store cannot be read."""
+        report = CleanupReport(dry_run=dry_run)
+        if self.store.repository.persistent:
+            try:
+                await self._files_pass(report, dry_run)
+            except RepositoryUnavailable as exc:
+                raise StorageUnavailable(f"cleanup stopped: {exc}") from None
+        else:
+            report.notes.append(
+                "file metadata is kept in memory (MONGODB_URI is not set): stored files were "
+                "not checked, since every file would look like an orphan"
+            )
+        report.staging = await asyncio.to_thread(self._old_staging, dry_run)
+        if self.runner is not None:
+            report.containers = await self._containers(dry_run)
+        log.info("cleanup pass finished", dry_run=dry_run, **report.counts())
+        return report
+
+    async def run_periodically(self, interval_minutes: float) -> None:
+        """Run a pass now and then every `interval_minutes` until cancelled; never raises."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed pass must not stop the next one
+                log.warning("cleanup pass failed", error=str(exc)[:300])
+            await asyncio.sleep(interval_minutes * 60)
+
+    # Passes
+
+    async def _files_pass(self, report: CleanupReport, dry_run: bool) -> None:
+        store = self.store
+        for stored in await store.repository.expired(store.clock()):
+            report.expired += 1
+            if not dry_run:
+                await store._remove(stored)
+        known: set[Path] = set()
+        for stored in await store.repository.all_files():
+            if stored.is_expired(store.clock()):
+                continue  # counted above
+            try:
+                path = store.absolute_path(stored)
+            except Exception:
+                path = None
+            if path is not None and path.is_file():
+                known.add(path)
+                continue
+            report.missing_files += 1
+            if not dry_run:
+                await store.repository.delete(stored.file_id)
+        report.orphan_files = await asyncio.to_thread(self._orphans, known, dry_run)
+
+    def _orphans(self, known: set[Path], dry_run: bool) -> int:
+        removed = 0
+        users = self.store.data_dir / USERS_DIR
+        candidates = []
+        with contextlib.suppress(FileNotFoundError):
+            for user_dir in users.iterdir():
+                if user_dir.is_dir() and not user_dir.is_symlink():
+                    candidates.extend(user_dir.iterdir())
+        with contextlib.suppress(FileNotFoundError):
+            candidates.extend((self.store.data_dir / INCOMING_DIR).iterdir())
+        for path in candidates:
+            if path in known or not self._old_enough(path):
+                continue
+            removed += 1
+            if not dry_run:
+                _remove_path(path)
+        return removed
+
+    def _old_staging(self, dry_run: bool) -> int:
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in (self.store.data_dir / STAGING_DIR).iterdir():
+                if self._old_enough(path):
+                    removed += 1
+                    if not dry_run:
+                        _remove_path(path)
+        return removed
+
+    async def _containers(self, dry_run: bool) -> int:
+        if dry_run:
+            count_leftovers = getattr(self.runner, "count_leftovers", None)
+            return await count_leftovers() if count_leftovers else 0
+        return await self.runner.reap_leftovers()
+
+    def _old_enough(self, path: Path) -> bool:
+        try:
+            modified = path.lstat().st_mtime
+        except FileNotFoundError:
+            return False
+        return self.wall_clock() - modified >= self.grace_seconds
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
