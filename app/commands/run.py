@@ -12,8 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.config import Settings
-from app.filenames import safe_filename, unique_name
-from app.sandbox import InputFile, RunRequest, RunResult, create_runner
+from app.filenames import unique_name
+from app.files import (
+    FileStore,
+    FileStoreError,
+    StorageUnavailable,
+    create_file_store,
+    create_repository,
+)
+from app.sandbox import RunRequest, RunResult, create_runner
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -31,9 +38,12 @@ def add_parser(sub) -> None:
     )
     parser.add_argument("code_file", nargs="?", default="-", metavar="CODE_FILE",
                         help="file with the code, or - (default) to read it from stdin")
-    parser.add_argument("--user", default="local", help="user id the run belongs to")
+    parser.add_argument("--user", default="local",
+                        help="user id the run belongs to; with MONGODB_URI set, the run sees "
+                        "that user's stored files and its outputs are stored for the user")
     parser.add_argument("--attach", action="append", default=[], metavar="PATH",
-                        help="make a local file loadable with load_file(); repeatable")
+                        help="store a local file for the user as an upload would, loadable "
+                        "with load_file(); repeatable")
     parser.add_argument("--timeout", type=_positive_float, metavar="S",
                         help="seconds for the code (never more than CODE_EXECUTION_TIMEOUT)")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -84,42 +94,61 @@ def _attachment(path: Path) -> Path:
     return path
 
 
-def _stage(attachments: list[Path], folder: Path) -> tuple[InputFile, ...]:
-    """Copy attachments into a private staging folder under DATA_DIR, named by generated ids."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
+async def _open_store(settings: Settings, staging: Path) -> FileStore:
+    """The user's real store with MongoDB; without it, a throw-away store inside this run's staging."""
+    repository = create_repository(settings)
+    if repository.persistent:
+        return await create_file_store(settings, repository)
+    print(
+        "note: MONGODB_URI is not set, so file metadata is kept in memory for this run only: "
+        "attached files and outputs are not kept for the user",
+        file=sys.stderr,
+    )
+    return await create_file_store(settings, repository, data_dir=staging / "store")
+
+
+async def _stage(store: FileStore, user_id: str, attachments: list[Path]):
+    """Store the attachments as uploads would be; the run then sees all of the user's files."""
     for path in attachments:
-        file_id = uuid.uuid4().hex[:10]
-        name = safe_filename(path.name)
-        ext = Path(name).suffix.lower()
-        shutil.copyfile(path, folder / f"{file_id}{ext}")
-        files.append(
-            InputFile(file_id=file_id, name=name, filename=f"{file_id}{ext}",
-                      size=path.stat().st_size, type=ext.lstrip("."))
-        )
-    return tuple(files)
+        with path.open("rb") as fh:
+            await store.save(user_id, path.name, fh)
+    folder, files = await store.run_inputs(user_id)
+    return (folder if files else None), files
 
 
 async def _run(args, settings: Settings, code: str, attachments: list[Path]) -> int:
-    runner = create_runner(settings)
     staging = settings.data_dir / "staging" / uuid.uuid4().hex
+    store = None
+    runner = create_runner(settings)
     try:
-        files = _stage(attachments, staging / "input") if attachments else ()
+        try:
+            store = await _open_store(settings, staging)
+            input_dir, files = await _stage(store, args.user, attachments)
+        except FileStoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED if isinstance(exc, StorageUnavailable) else EXIT_USAGE
         await runner.reap_leftovers()
         result = await runner.run(
             RunRequest(
                 code=code,
                 user_id=args.user,
                 output_dir=staging / "output",
-                input_dir=(staging / "input") if attachments else None,
+                input_dir=input_dir,
                 files=files,
                 timeout=args.timeout,
             )
         )
+        if store.repository.persistent and result.files:
+            try:
+                result = await store.store_outputs(args.user, result)
+            except StorageUnavailable as exc:
+                print(f"warning: output files were not stored for the user: {exc}", file=sys.stderr)
         result = _deliver(result, args.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         runner.engine.close()
+        if store is not None:
+            await store.repository.close()
     _report(result, args.json)
     return EXIT_OK if result.succeeded else EXIT_FAILED
 

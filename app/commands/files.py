@@ -1,0 +1,159 @@
+"""`python -m app files add|list|rm`: a user's stored files from the terminal.
+
+These go through the same FileStore as the bot. They need MONGODB_URI: without it the metadata
+would vanish when the command ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from app.config import Settings
+from app.files import FileStore, FileStoreError, StorageUnavailable, StoredFile, create_file_store
+from app.files.repository import FileRepository
+from app.files.types import describe_types, is_supported
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NO_MONGODB = (
+    "MONGODB_URI is not set: stored files need MongoDB for their metadata "
+    "(set MONGODB_URI, e.g. mongodb://localhost:27017; `run --attach` works without it)"
+)
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("files", help="add, list or remove a user's stored files",
+                            description="A user's stored files (needs MONGODB_URI).")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="store local files for a user, as uploads")
+    add.add_argument("--user", required=True, help="user id")
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add.add_argument("--json", action="store_true", help="print one JSON object per stored file")
+    add.set_defaults(handler=execute, run=_add)
+
+    listing = actions.add_parser("list", help="list a user's files, newest first")
+    listing.add_argument("--user", required=True, help="user id")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=execute, run=_list)
+
+    remove = actions.add_parser("rm", help="remove one of a user's files")
+    remove.add_argument("--user", required=True, help="user id")
+    remove.add_argument("file_id", metavar="FILE_ID")
+    remove.set_defaults(handler=execute, run=_remove)
+
+    types = actions.add_parser("types", help="list the supported file types by category")
+    types.set_defaults(handler=_print_types)
+
+
+def execute(args: argparse.Namespace, settings: Settings,
+            repository: FileRepository | None = None) -> int:
+    if repository is None and not settings.mongodb_uri.get_secret_value():
+        print(f"error: {NO_MONGODB}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_with_store(args, settings, repository))
+
+
+async def _with_store(args, settings: Settings, repository: FileRepository | None) -> int:
+    try:
+        store = await create_file_store(settings, repository)
+    except StorageUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return await args.run(args, store)
+    except StorageUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except FileStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        await store.repository.close()
+
+
+async def _add(args, store: FileStore) -> int:
+    status = EXIT_OK
+    for path in args.paths:
+        if not path.is_file():
+            print(f"error: cannot add {path}: no such file", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        try:
+            with path.open("rb") as fh:
+                stored = await store.save(args.user, path.name, fh)
+        except StorageUnavailable:
+            raise
+        except FileStoreError as exc:
+            print(f"error: cannot add {path}: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        if args.json:
+            print(json.dumps(_as_dict(stored), ensure_ascii=False))
+        else:
+            note = "" if is_supported(path.name) else " (unknown extension: stored as " \
+                f"{stored.type})"
+            print(f"stored {stored.file_id}  {stored.name}  {stored.type}  "
+                  f"{_size(stored.size)}{note}")
+    return status
+
+
+async def _list(args, store: FileStore) -> int:
+    files = await store.list(args.user)
+    if args.json:
+        print(json.dumps([_as_dict(f) for f in files], ensure_ascii=False))
+        return EXIT_OK
+    if not files:
+        print(f"no files stored for user {args.user}")
+        return EXIT_OK
+    rows = [("id", "name", "type", "size", "source", "uploaded (UTC)", "expires (UTC)")]
+    for f in files:
+        rows.append((f.file_id, f.name, f.type, _size(f.size), f.source, _when(f.uploaded_at),
+                     _when(f.expires_at) if f.expires_at else "never"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+async def _remove(args, store: FileStore) -> int:
+    if await store.delete(args.user, args.file_id):
+        print(f"removed {args.file_id}")
+        return EXIT_OK
+    print(f"error: user {args.user} has no file {args.file_id}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _print_types(args, settings: Settings) -> int:
+    print(describe_types())
+    return EXIT_OK
+
+
+def _as_dict(stored: StoredFile) -> dict:
+    return {
+        "file_id": stored.file_id,
+        "name": stored.name,
+        "type": stored.type,
+        "category": stored.category,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "source": stored.source,
+        "uploaded_at": stored.uploaded_at.isoformat(),
+        "expires_at": stored.expires_at.isoformat() if stored.expires_at else None,
+    }
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
