@@ -33,6 +33,10 @@ USERS_DIR = "users"
 INCOMING_DIR = "incoming"
 CHUNK_SIZE = 1024 * 1024
 SOURCES = ("upload", "generated")
+# The sandbox runs as another uid and reads the user's folder through a read-only bind mount;
+# DATA_DIR itself is what keeps other local accounts out (see README, "User files").
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 __all__ = [
@@ -145,7 +149,7 @@ class FileStore:
                     expires_at=None if self.expiration is None else now + self.expiration,
                 )
                 final = self.data_dir / relative
-                await asyncio.to_thread(user_dir.mkdir, parents=True, exist_ok=True)
+                await asyncio.to_thread(_make_readable_dir, user_dir)
                 await asyncio.to_thread(os.replace, partial, final)
                 try:
                     await self.repository.insert(stored)
@@ -174,9 +178,10 @@ class FileStore:
         head = bytearray()
         size = 0
         fd = await asyncio.to_thread(
-            os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640
+            os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE
         )
         try:
+            os.fchmod(fd, FILE_MODE)  # whatever the umask: the sandbox's uid reads it
             async for chunk in _chunks(data):
                 if not chunk:
                     continue
@@ -250,7 +255,7 @@ class FileStore:
     async def run_inputs(self, user_id: str) -> tuple[Path, tuple[InputFile, ...]]:
         """The folder to mount read-only and the manifest of the user's unexpired files."""
         folder = self.user_dir(user_id)
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_make_readable_dir, folder)
         files = []
         for stored in await self.list(user_id):
             path = self.absolute_path(stored)
@@ -332,6 +337,12 @@ def _human_size(size: int) -> str:
     if size >= 1024**2:
         return f"{size / 1024**2:g} MB"
     return f"{size} bytes"
+
+
+def _make_readable_dir(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o777 != DIR_MODE:
+        os.chmod(folder, DIR_MODE)
 
 
 def _write_all(fd: int, chunk: bytes) -> None:

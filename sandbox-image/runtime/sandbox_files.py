@@ -201,7 +201,16 @@ def _load_with_pandas(entry: UserFile, options: dict):
         _require(needs, needs, entry)
     if entry.type in ("sas", "xport"):
         options.setdefault("format", "xport" if entry.type == "xport" else "sas7bdat")
-    return getattr(pd, reader)(entry.path, **options)
+    try:
+        return getattr(pd, reader)(entry.path, **options)
+    except ValueError:
+        if entry.type != "xport":
+            raise
+    # pandas reads XPORT version 5 only; pyreadstat reads version 8 too.
+    pyreadstat = _require("pyreadstat", "pyreadstat", entry)
+    options.pop("format", None)
+    frame, _meta = pyreadstat.read_xport(entry.path, **options)
+    return frame
 
 
 def _load_spss_portable(entry: UserFile, options: dict):
