@@ -21,9 +21,10 @@ SERVER_SELECTION_TIMEOUT_MS = 5000
 
 
 def connect(
-    uri: str, database: str, timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS
+    uri: str, database: str, timeout_ms: int | None = None
 ) -> "MongoFileRepository":
     """A repository on a new client; nothing is contacted until the first call."""
+    timeout_ms = timeout_ms or SERVER_SELECTION_TIMEOUT_MS
     client = AsyncIOMotorClient(
         uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
         uuidRepresentation="standard",
