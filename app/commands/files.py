@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from app.config import Settings
@@ -133,17 +134,11 @@ def _print_types(args, settings: Settings) -> int:
 
 
 def _as_dict(stored: StoredFile) -> dict:
-    return {
-        "file_id": stored.file_id,
-        "name": stored.name,
-        "type": stored.type,
-        "category": stored.category,
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "source": stored.source,
-        "uploaded_at": stored.uploaded_at.isoformat(),
-        "expires_at": stored.expires_at.isoformat() if stored.expires_at else None,
-    }
+    data = asdict(stored)
+    del data["user_id"], data["path"]  # the caller knows the user; the path is internal
+    data["uploaded_at"] = stored.uploaded_at.isoformat()
+    data["expires_at"] = stored.expires_at.isoformat() if stored.expires_at else None
+    return data
 
 
 def _when(moment) -> str:

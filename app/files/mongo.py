@@ -8,6 +8,7 @@ file_id unique, expires_at for the cleanup pass.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 from motor.motor_asyncio import AsyncIOMotorClient
@@ -102,20 +103,7 @@ class _translated:
 
 
 def _to_document(stored: StoredFile) -> dict:
-    return {
-        "_id": stored.file_id,
-        "file_id": stored.file_id,
-        "user_id": stored.user_id,
-        "name": stored.name,
-        "type": stored.type,
-        "category": stored.category,
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "path": stored.path,
-        "source": stored.source,
-        "uploaded_at": stored.uploaded_at,
-        "expires_at": stored.expires_at,
-    }
+    return {"_id": stored.file_id, **asdict(stored)}
 
 
 def _utc(value: datetime | None) -> datetime | None:
