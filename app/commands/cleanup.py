@@ -42,20 +42,18 @@ def execute(args: argparse.Namespace, settings: Settings,
 
 
 async def _cleanup(args, settings: Settings, repository: FileRepository | None) -> int:
+    runner = create_runner(settings)
+    store = None
     try:
         store = await create_file_store(settings, repository)
-    except StorageUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    runner = create_runner(settings)
-    try:
         report = await CleanupService(store, runner).run_once(dry_run=args.dry_run)
     except StorageUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         runner.engine.close()
-        await store.repository.close()
+        if store is not None:
+            await store.repository.close()
     if args.json:
         print(json.dumps({**report.counts(), "dry_run": report.dry_run, "notes": report.notes}))
         return EXIT_OK

@@ -324,3 +324,18 @@ async def test_list_files_shows_id_name_type_size(load):
     assert lines[0].split() == ["id", "name", "type", "size"]
     assert any("a.csv" in line and "csv" in line and "4 B" in line for line in lines[1:3])
     assert "'b.parquet', 'parquet')" in lines[3]
+
+
+async def test_a_run_sees_only_its_own_users_files(runner, store, tmp_path):
+    await store.save("alice", "secret.csv", b"pin\n1234\n")
+    await store.save("bob", "mine.csv", b"a\n1\n")
+    input_dir, files = await store.run_inputs("bob")
+    code = (
+        "import os\n"
+        "print(sorted(f.name for f in list_files()))\n"
+        "print(len(os.listdir('/mnt/data')))\n"
+        "print(os.path.exists('/mnt/data/../alice'))\n"
+    )
+    result = await runner.run(RunRequest(code=code, user_id="bob", input_dir=input_dir,
+                                         files=files, output_dir=tmp_path / "out"))
+    assert ok(result) == ["['mine.csv']", "1", "False"]

@@ -46,6 +46,11 @@ def test_bad_sizes_refused(text):
         ({"SANDBOX_MAX_OUTPUT_FILES": "0"}, "SANDBOX_MAX_OUTPUT_FILES"),
         ({"HOST_DATA_DIR": "relative/path"}, "HOST_DATA_DIR"),
         ({"SANDBOX_INSTANCE": "has space"}, "SANDBOX_INSTANCE"),
+        ({"FILE_EXPIRATION_HOURS": "0"}, "FILE_EXPIRATION_HOURS"),
+        ({"FILE_EXPIRATION_HOURS": "-2"}, "FILE_EXPIRATION_HOURS"),
+        ({"MAX_FILES_PER_USER": "0"}, "MAX_FILES_PER_USER"),
+        ({"MAX_FILE_SIZE_MB": "-1"}, "MAX_FILE_SIZE_MB"),
+        ({"CLEANUP_INTERVAL_MINUTES": "0"}, "CLEANUP_INTERVAL_MINUTES"),
     ],
 )
 def test_invalid_values_name_the_variable(monkeypatch, env, variable):
@@ -69,3 +74,14 @@ def test_cli_fails_at_start_with_one_readable_line(tmp_path):
         "invalid setting SANDBOX_MEMORY='lots': expected a size like 512m or 1g, got 'lots'"
     ]
     assert "Traceback" not in proc.stderr
+
+
+def test_files_never_expire_with_minus_one(monkeypatch):
+    monkeypatch.setenv("FILE_EXPIRATION_HOURS", "-1")
+    assert Settings(_env_file=None).file_expiration_hours == -1
+
+
+def test_mongodb_uri_is_never_shown(monkeypatch):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://admin:hunter2@db:27017")
+    settings = Settings(_env_file=None)
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
