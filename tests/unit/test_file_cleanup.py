@@ -3,7 +3,6 @@
 import asyncio
 import os
 import time
-from datetime import timedelta
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient

@@ -3,16 +3,12 @@
 import asyncio
 import hashlib
 import io
-import os
-import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from app.files import (
-    CleanupService,
     FileEmpty,
     FileStore,
     FileStoreError,
