@@ -13,6 +13,7 @@ from pathlib import Path
 from docker.errors import DockerException
 
 from app.config import Settings
+from app.files import StorageUnavailable, create_file_store
 from app.sandbox import DockerEngine, EngineUnavailable, InputFile, RunRequest, create_runner
 from app.sandbox.image import HASH_LABEL, SOURCE_DIR, source_hash
 
@@ -41,6 +42,7 @@ class Report:
 def execute(args: argparse.Namespace, settings: Settings) -> int:
     report = Report()
     _check_data_dir(report, settings)
+    _check_file_metadata(report, settings)
     engine = DockerEngine()
     try:
         if _check_engine(report, engine, settings):
@@ -63,6 +65,24 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
     except OSError as exc:
         report.fail(f"data dir {path} is not writable ({exc.strerror})",
                     "set DATA_DIR to a writable folder or fix its permissions")
+
+
+def _check_file_metadata(report: Report, settings: Settings) -> None:
+    if not settings.mongodb_uri.get_secret_value():
+        report.warn("MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
+                    "set MONGODB_URI for the bot and the files command")
+        return
+
+    async def check() -> None:
+        store = await create_file_store(settings)
+        await store.repository.close()
+
+    try:
+        asyncio.run(check())
+    except StorageUnavailable as exc:
+        report.fail(str(exc), "start MongoDB or fix MONGODB_URI (README, Troubleshooting)")
+        return
+    report.ok("file metadata", f"MongoDB database {settings.mongodb_database}")
 
 
 def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> bool:

@@ -88,6 +88,16 @@ def test_unreachable_mongodb_is_one_clear_line(app_env, capsys, monkeypatch, tmp
     assert not app_env.joinpath("users").exists() or not any(app_env.joinpath("users").rglob("*.*"))
 
 
+def test_doctor_checks_mongodb(app_env, capsys, monkeypatch):
+    code, out, _ = app(capsys, "doctor", "--no-probe")
+    assert "ok    file metadata: MongoDB database codeinterp" in out
+    monkeypatch.setattr(mongo, "AsyncIOMotorClient", _real_client())
+    monkeypatch.setattr(mongo, "SERVER_SELECTION_TIMEOUT_MS", 300)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true")
+    code, out, _ = app(capsys, "doctor", "--no-probe")
+    assert code == 1 and "FAIL  could not set up the files collection: MongoDB is unreachable" in out
+
+
 def _real_client():
     from motor.motor_asyncio import AsyncIOMotorClient
 
