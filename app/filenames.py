@@ -8,6 +8,7 @@ import unicodedata
 MAX_NAME_LENGTH = 120
 _UNSAFE_CHARS = re.compile(r'[\\/:*?"<>|@`]')
 _SPACES = re.compile(r"\s+")
+_DOT_RUNS = re.compile(r"\.{2,}")
 
 
 def safe_filename(name: str, fallback: str = "file", max_length: int = MAX_NAME_LENGTH) -> str:
@@ -17,12 +18,13 @@ def safe_filename(name: str, fallback: str = "file", max_length: int = MAX_NAME_
     (RLO, zero-width), surrogate, private-use or unassigned character is dropped; path separators,
     full-width ones included (NFKC folds them to ASCII first), and characters that mean something
     to shells or Discord become "_"; leading dots and spaces go, so the result is never hidden,
-    "." or "..". Length is capped in characters, keeping the extension.
+    "." or "..", and runs of dots become one. Length is capped in characters, keeping the extension.
     """
     text = unicodedata.normalize("NFC", name)
     text = "".join(_fold_separator(ch) for ch in text)
     text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("C"))
     text = _UNSAFE_CHARS.sub("_", text)
+    text = _DOT_RUNS.sub(".", text)  # no ".." anywhere, not even inside a name
     text = _SPACES.sub(" ", text).strip()
     text = text.lstrip(". ")
     text = text.rstrip(" .")
@@ -43,7 +45,7 @@ def _fold_separator(ch: str) -> str:
     if ch.isascii():
         return ch
     folded = unicodedata.normalize("NFKC", ch)
-    return folded if folded in ("/", "\\", ".", ":") else ch
+    return folded if folded in ("/", "\\", ".", "..", ":") else ch
 
 
 def unique_name(name: str, taken: set[str]) -> str:
