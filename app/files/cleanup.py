@@ -106,7 +106,7 @@ class CleanupService:
         for stored in await store.repository.expired(store.clock()):
             report.expired += 1
             if not dry_run:
-                await store._remove(stored)
+                await store.remove(stored)
         known: set[Path] = set()
         for stored in await store.repository.all_files():
             if stored.is_expired(store.clock()):

@@ -203,7 +203,7 @@ class FileStore:
         files = await self.repository.list_user(user_id)  # newest first
         others = [f for f in files if f.file_id != keep]
         for victim in others[max(self.max_files_per_user - 1, 0):]:
-            await self._remove(victim)
+            await self.remove(victim)
             log.info("oldest file removed for the per-user limit", user_id=user_id,
                      file_id=victim.file_id)
 
@@ -231,7 +231,7 @@ class FileStore:
         if stored is None:
             return False
         async with self._user_lock(user_id):
-            return await self._repo(self._remove(stored))
+            return await self._repo(self.remove(stored))
 
     async def delete_all(self, user_id: str) -> int:
         _checked_user(user_id)
@@ -239,10 +239,11 @@ class FileStore:
             files = await self._repo(self.repository.list_user(user_id))
             removed = 0
             for stored in files:
-                removed += await self._repo(self._remove(stored))
+                removed += await self._repo(self.remove(stored))
             return removed
 
-    async def _remove(self, stored: StoredFile) -> bool:
+    async def remove(self, stored: StoredFile) -> bool:
+        """Remove a file by its record, metadata first (used by limits, delete and cleanup)."""
         # Metadata first: a crash in between leaves an orphan file, which cleanup removes, never
         # metadata pointing at nothing that a run would try to load.
         removed = await self.repository.delete(stored.file_id)
