@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -68,6 +68,25 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
 
+    # Discord bot
+    discord_token: SecretStr | None = None
+    admin_user_ids: str = Field("", pattern=r"^[\d,\s]*$")
+    chat_rate_limit: int = Field(10, ge=1, le=1000)
+
+    # Model (any OpenAI-compatible Chat Completions endpoint)
+    openai_base_url: str = ""
+    openai_api_key: SecretStr = SecretStr("")
+    openai_model: str = Field("gpt-4o-mini", min_length=1)
+    openai_allowed_models: str = ""
+    openai_vision_models: str = "gpt-4o,gpt-4.1,gpt-5"
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    chat_max_tool_rounds: int = Field(6, ge=1, le=20)
+    chat_history_tokens: int = Field(12000, ge=500, le=1_000_000)
+
+    # Conversations and usage
+    mongodb_uri: SecretStr | None = None
+    mongodb_database: str = Field("codeinterp", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -76,6 +95,25 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) and value else value or None
+
+    @field_validator("discord_token", "mongodb_uri", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def admin_ids(self) -> frozenset[int]:
+        return frozenset(int(part) for part in re.split(r"[,\s]+", self.admin_user_ids) if part)
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """The models users may pick; the default model is always one of them."""
+        listed = [m.strip() for m in self.openai_allowed_models.split(",") if m.strip()]
+        return tuple(dict.fromkeys([self.openai_model, *listed]))
+
+    @property
+    def vision_model_prefixes(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.openai_vision_models.split(",") if m.strip())
 
     @field_validator("host_data_dir", mode="before")
     @classmethod
