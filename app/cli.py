@@ -7,11 +7,11 @@ import sys
 
 from pydantic import ValidationError
 
-from app.commands import chat, doctor, image, run
+from app.commands import bot, chat, doctor, image, run
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
 
-COMMANDS = (run, chat, doctor, image)
+COMMANDS = (bot, chat, run, doctor, image)
 
 
 def build_parser() -> argparse.ArgumentParser:
