@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from app.chat.service import run_notice
 from app.sandbox import RunResult, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -24,13 +25,7 @@ def outcome_text(result: RunResult) -> str:
         return f"Code finished in {seconds}."
     if result.status is RunStatus.ERROR:
         return f"Code stopped with an error after {seconds}."
-    if result.status is RunStatus.TIMEOUT:
-        return f"Code stopped: it ran longer than the {result.timeout_seconds:g} s limit."
-    if result.status is RunStatus.OOM:
-        return "Code stopped: it ran out of memory."
-    if result.status is RunStatus.KILLED:
-        return "Code was killed."
-    return "The code sandbox is unavailable right now."
+    return run_notice(result)
 
 
 class RunProgress:

@@ -4,27 +4,18 @@ import discord
 import pytest
 
 from app.bot.chat_cog import FAILURE_REPLY, ChatCog
-from app.config import Settings
-from app.sandbox import create_runner
 from tests.fakes.discord_mocks import (
     mock_attachment,
     mock_bot,
     mock_message,
     sent_text,
 )
-from tests.fakes.file_store import FakeFileStore
 from tests.fakes.openai_server import error, reply
 
 
 @pytest.fixture
-def runner(tmp_path):
-    return create_runner(Settings(_env_file=None, data_dir=tmp_path))
-
-
-@pytest.fixture
-def cog(make_chat, runner, tmp_path):
-    store = FakeFileStore(tmp_path)
-    chat = make_chat(runner, tmp_path, store=store)
+def cog(chat_and_store, runner):
+    chat, store = chat_and_store
     return ChatCog(mock_bot(chat, store, runner))
 
 

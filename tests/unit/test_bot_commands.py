@@ -5,22 +5,13 @@ import pytest
 
 from app.bot.commands_cog import CommandsCog, ConfirmView
 from app.chat import UsageRecord
-from app.config import Settings
-from app.sandbox import create_runner
 from tests.fakes.discord_mocks import mock_bot, mock_interaction
-from tests.fakes.file_store import FakeFileStore
 from tests.fakes.openai_server import reply
 
 
 @pytest.fixture
-def runner(tmp_path):
-    return create_runner(Settings(_env_file=None, data_dir=tmp_path))
-
-
-@pytest.fixture
-def cog(make_chat, runner, tmp_path):
-    store = FakeFileStore(tmp_path)
-    chat = make_chat(runner, tmp_path, store=store)
+def cog(chat_and_store, runner):
+    chat, store = chat_and_store
     return CommandsCog(mock_bot(chat, store, runner, admin_ids={7}))
 
 

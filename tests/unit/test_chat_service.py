@@ -5,16 +5,8 @@ import json
 import pytest
 
 from app.chat import ChatRateLimit, MemoryChatRecords, Upload
-from app.config import Settings
-from app.sandbox import create_runner
 from tests.fakes.file_store import FakeFileStore
 from tests.fakes.openai_server import error, reply, tool_call
-
-
-@pytest.fixture
-def runner(tmp_path):
-    # Built but never started in these tests: no model reply here asks for code to run.
-    return create_runner(Settings(_env_file=None, data_dir=tmp_path))
 
 
 async def test_plain_answer_goes_through_the_sdk_and_is_remembered(fake_openai, make_chat, runner, tmp_path):

@@ -32,7 +32,7 @@ async def test_slow_runs_show_queue_then_running_then_the_outcome():
     result = RunResult(run_id="r", status=RunStatus.TIMEOUT, timeout_seconds=1, exec_seconds=1.0)
     await progress.run_finished(result)
     assert sent.edit.await_args.kwargs["content"] == (
-        "Code stopped: it ran longer than the 1 s limit."
+        "The code ran longer than the 1 s limit and was stopped."
     )
 
 
@@ -51,5 +51,5 @@ def test_outcomes_read_well():
     )
     assert outcome_text(RunResult(run_id="r", status=RunStatus.SANDBOX_ERROR,
                                   message="/var/run/docker.sock gone")) == (
-        "The code sandbox is unavailable right now."
+        "The code sandbox is unavailable right now. Please try again later."
     )
