@@ -290,14 +290,18 @@ class ChatService:
         )
         kept = self._trim(turns, model, fixed)
         messages = [*system, *flatten(kept), request_message]
+        interrupted = False
         try:
             await self._converse(user_id, model, messages, new_turn, answer, observer)
         except openai.OpenAIError as exc:
             log.warning("model call failed", error_type=type(exc).__name__)
             answer.error = model_error_message(exc)
+        except asyncio.CancelledError:
+            interrupted = True  # shutdown: keep what was asked and done so far
+            raise
         finally:
             saved = complete_prefix(new_turn)
-            if len(saved) > 1:  # something beyond the question: worth remembering
+            if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
                 if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
                     saved.append({"role": "assistant", "content": "(interrupted)"})
                 await asyncio.shield(
