@@ -1,8 +1,9 @@
-"""Chat in Discord: answers mentions, replies to the bot and DMs. Thin: ChatService does the work."""
+"""Chat in Discord: answers mentions, replies to the bot and DMs; ChatService does the work."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 
 import discord
@@ -20,14 +21,14 @@ FAILURE_REPLY = "Something went wrong on my side. Please try again."
 
 def upload_limit(message: discord.Message) -> int:
     guild = message.guild
-    return guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    if guild is None:
+        return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    return guild.filesize_limit
 
 
 def to_file(attachment) -> discord.File:
     if attachment.path is not None:
         return discord.File(attachment.path, filename=attachment.filename)
-    import io
-
     return discord.File(io.BytesIO(attachment.data), filename=attachment.filename)
 
 

@@ -75,7 +75,9 @@ class CommandsCog(commands.Cog):
             lines = [f"Your files ({len(files)}):"]
             for f in files:
                 expiry = f"<t:{int(f.expires_at.timestamp())}:R>" if f.expires_at else "never"
-                lines.append(f"`{f.file_id}` {f.name} ({f.type}, {_size(f.size)}), expires {expiry}")
+                lines.append(
+                    f"`{f.file_id}` {f.name} ({f.type}, {_size(f.size)}), expires {expiry}"
+                )
             await self._say(interaction, "\n".join(lines))
             return
         if action == "delete all":
@@ -87,8 +89,11 @@ class CommandsCog(commands.Cog):
             async def delete_all() -> str:
                 return f"Deleted {await store.delete_all(user_id)} file(s)."
 
-            await self._say(interaction, f"Delete all {count} of your files? This cannot be undone.",
-                            view=ConfirmView(interaction.user.id, delete_all))
+            await self._say(
+                interaction,
+                f"Delete all {count} of your files? This cannot be undone.",
+                view=ConfirmView(interaction.user.id, delete_all),
+            )
             return
         if not file_id:
             await self._say(interaction, f"Give the file_id of the file to {action} (see /files).")
@@ -117,7 +122,8 @@ class CommandsCog(commands.Cog):
 
     @app_commands.command(name="reset", description="Forget this conversation's history")
     async def reset(self, interaction: discord.Interaction) -> None:
-        cleared = await self.services.chat.reset(str(interaction.user.id), str(interaction.channel_id))
+        chat = self.services.chat
+        cleared = await chat.reset(str(interaction.user.id), str(interaction.channel_id))
         await self._say(interaction, "Conversation history cleared." if cleared
                         else "There was no history here to clear.")
 

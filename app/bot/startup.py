@@ -10,7 +10,9 @@ from app.sandbox import DockerEngine, EngineUnavailable
 from app.sandbox.runner import IMAGE_BUILD_HINT
 
 
-async def startup_problems(settings: Settings, engine: DockerEngine, records: ChatRecords) -> list[str]:
+async def startup_problems(
+    settings: Settings, engine: DockerEngine, records: ChatRecords
+) -> list[str]:
     problems = []
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         problems.append("DISCORD_TOKEN is not set: put the bot token from the Discord developer "

@@ -1,8 +1,8 @@
 """What the chat needs from the file store (issue 3, app/files), as a Protocol.
 
 The shapes match the FileStore contract exactly, so the real `app.files.store.FileStore` drops in;
-the chat never imports app/files itself. Errors: the store raises exceptions whose `str()` is a short
-user-facing sentence; the chat is told which exception types those are (`file_errors`).
+the chat never imports app/files itself. Errors: the store raises exceptions whose `str()` is a
+short user-facing sentence; the chat is told which exception types those are (`file_errors`).
 """
 
 from __future__ import annotations

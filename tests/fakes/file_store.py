@@ -56,7 +56,8 @@ class FakeFileStore:
         data = bytes(data)
         if len(data) > self.max_bytes:
             raise FakeFileTooLarge(
-                f"{safe_filename(filename)} is {len(data)} bytes, over the {self.max_bytes} byte limit."
+                f"{safe_filename(filename)} is {len(data)} bytes, "
+                f"over the {self.max_bytes} byte limit."
             )
         file_id = uuid.uuid4().hex[:10]
         name = safe_filename(filename)

@@ -82,7 +82,10 @@ async def test_uploads_are_stored_and_refusals_explained(cog, fake_openai):
     fake_openai.add(reply("Got it."))
     message = mock_message(
         "what is in here?", mentions_bot=True,
-        attachments=[mock_attachment("data.csv", b"a,b\n1,2\n"), mock_attachment("tool.exe", b"MZ")],
+        attachments=[
+            mock_attachment("data.csv", b"a,b\n1,2\n"),
+            mock_attachment("tool.exe", b"MZ"),
+        ],
     )
     await cog.on_message(message)
     text = sent_text(message.reply)

@@ -1,15 +1,18 @@
-"""ChatService against the fake OpenAI-compatible server (the real SDK over HTTP); no sandbox runs."""
+"""ChatService against the fake OpenAI-compatible server (the real SDK over HTTP); no runs."""
 
 import json
 
 import pytest
 
 from app.chat import ChatRateLimit, MemoryChatRecords, Upload
+from app.config import Settings
 from tests.fakes.file_store import FakeFileStore
 from tests.fakes.openai_server import error, reply, tool_call
 
 
-async def test_plain_answer_goes_through_the_sdk_and_is_remembered(fake_openai, make_chat, runner, tmp_path):
+async def test_plain_answer_goes_through_the_sdk_and_is_remembered(
+    fake_openai, make_chat, runner, tmp_path,
+):
     records = MemoryChatRecords()
     service = make_chat(runner, tmp_path, records=records)
     fake_openai.add(reply("Hello! How can I help?"), reply("You said hi before."))
@@ -35,7 +38,9 @@ async def test_plain_answer_goes_through_the_sdk_and_is_remembered(fake_openai, 
     ("status", "expected"),
     [(401, "credentials"), (429, "rate limiting"), (500, "had an error"), (404, "not available")],
 )
-async def test_model_errors_become_friendly_sentences(fake_openai, make_chat, runner, tmp_path, status, expected):
+async def test_model_errors_become_friendly_sentences(
+    fake_openai, make_chat, runner, tmp_path, status, expected,
+):
     service = make_chat(runner, tmp_path)
     fake_openai.add(error(status, "Incorrect API key sk-test-secret-123 at /srv/secret/path"))
 
@@ -64,21 +69,29 @@ async def test_usage_and_cost_are_recorded_per_request(fake_openai, make_chat, r
     assert fake_openai.requests[1]["model"] == "local-llama"
 
 
-async def test_model_choice_is_limited_to_the_allowed_list(fake_openai, make_chat, runner, tmp_path):
+async def test_model_choice_is_limited_to_the_allowed_list(
+    fake_openai, make_chat, runner, tmp_path,
+):
     service = make_chat(runner, tmp_path)
     assert await service.set_model("u1", "gpt-4o")
     assert not await service.set_model("u1", "some-expensive-model")
     assert await service.model_for("u1") == "gpt-4o"
 
 
-async def test_unsupported_or_too_large_upload_is_refused_and_not_stored(fake_openai, make_chat, runner, tmp_path):
+async def test_unsupported_or_too_large_upload_is_refused_and_not_stored(
+    fake_openai, make_chat, runner, tmp_path,
+):
     store = FakeFileStore(tmp_path, max_bytes=100)
     service = make_chat(runner, tmp_path, store=store)
     fake_openai.add(reply("ok"))
 
     answer = await service.turn(
         "u1", "c1", "look at these",
-        [Upload("virus.exe", b"MZ"), Upload("big.csv", b"x" * 500), Upload("ok.csv", b"a,b\n1,2\n")],
+        [
+            Upload("virus.exe", b"MZ"),
+            Upload("big.csv", b"x" * 500),
+            Upload("ok.csv", b"a,b\n1,2\n"),
+        ],
     )
 
     assert "virus.exe: this file type is not supported." in answer.notices
@@ -90,7 +103,8 @@ async def test_unsupported_or_too_large_upload_is_refused_and_not_stored(fake_op
     assert "ok.csv" in system and "expires" in system
 
 
-async def test_upload_without_text_is_stored_and_acknowledged_without_a_model_call(fake_openai, make_chat, runner, tmp_path
+async def test_upload_without_text_is_stored_and_acknowledged_without_a_model_call(
+    fake_openai, make_chat, runner, tmp_path
 ):
     service = make_chat(runner, tmp_path)
     answer = await service.turn("u1", "c1", "", [Upload("data.csv", b"a,b\n1,2\n")])
@@ -112,7 +126,8 @@ async def test_images_go_to_vision_models_as_image_inputs(fake_openai, make_chat
     assert isinstance(fake_openai.requests[1]["messages"][-1]["content"], str)
 
 
-async def test_bad_tool_arguments_are_reported_to_the_model_without_running(fake_openai, make_chat, runner, tmp_path
+async def test_bad_tool_arguments_are_reported_to_the_model_without_running(
+    fake_openai, make_chat, runner, tmp_path
 ):
     service = make_chat(runner, tmp_path)
     fake_openai.add(
@@ -138,10 +153,13 @@ async def test_tool_rounds_are_bounded(fake_openai, make_chat, runner, tmp_path)
     assert answer.text == "giving up"
     assert "tools" not in fake_openai.requests[2]  # the last round offers no tool
     turns = await service.records.load_turns("u1", "c1")
-    assert [m["role"] for m in turns[0]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    roles = [m["role"] for m in turns[0]]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
 
 
-async def test_history_is_trimmed_by_whole_turns_to_the_budget(fake_openai, make_chat, runner, tmp_path):
+async def test_history_is_trimmed_by_whole_turns_to_the_budget(
+    fake_openai, make_chat, runner, tmp_path,
+):
     service = make_chat(runner, tmp_path, history_tokens=1200)
     for i in range(6):
         fake_openai.add(reply(f"answer {i} " + "word " * 300))
@@ -166,3 +184,33 @@ async def test_rate_limit_and_one_turn_at_a_time(fake_openai, make_chat, runner,
     assert (await service.turn("u1", "c1", "d")).text == "3"
     service._busy.add("u2")
     assert "previous message" in (await service.turn("u2", "c1", "x")).error
+
+
+async def test_sandbox_unavailable_is_a_friendly_notice_without_internals(
+    fake_openai, make_chat, tmp_path
+):
+    from docker.errors import DockerException
+
+    from app.sandbox import DockerEngine, create_runner
+    from tests.fakes.openai_server import last_tool_result
+
+    def no_engine():
+        raise DockerException("Error while fetching server API version: /var/run/secret.sock")
+
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    runner = create_runner(settings, DockerEngine(client_factory=no_engine))
+    service = make_chat(runner, tmp_path)
+    seen = {}
+
+    def answer(body):
+        seen.update(last_tool_result(body))
+        return reply("I could not run the code.")
+
+    fake_openai.add(tool_call("print(1)"), answer)
+    result = await service.turn("u1", "c1", "run it")
+    runner.engine.close()
+
+    assert result.notices == ["The code sandbox is unavailable right now. Please try again later."]
+    assert seen["status"] == "sandbox_error"
+    assert seen["message"] == "the sandbox is unavailable right now; try again later"
+    assert "sock" not in json.dumps(seen)
