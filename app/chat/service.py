@@ -33,6 +33,7 @@ from app.sandbox import RunRequest, RunResult, RunStatus, SandboxRunner
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
+SAVED_TOOL_CHARS = 4000  # run results kept in history are shortened: a document stays small
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -156,6 +157,15 @@ def describe_files(files: Sequence[StoredFileView]) -> str:
 
 def flatten(turns: Sequence[Turn]) -> list[dict]:
     return [message for turn in turns for message in turn]
+
+
+def shorten_tool_result(message: dict) -> dict:
+    content = message.get("content")
+    if message.get("role") != "tool" or not isinstance(content, str):
+        return message
+    if len(content) <= SAVED_TOOL_CHARS:
+        return message
+    return {**message, "content": content[:SAVED_TOOL_CHARS] + " [... shortened in history]"}
 
 
 def complete_prefix(turn: Turn) -> Turn:
@@ -302,6 +312,7 @@ class ChatService:
         finally:
             saved = complete_prefix(new_turn)
             if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
+                saved = [shorten_tool_result(m) for m in saved]
                 if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
                     saved.append({"role": "assistant", "content": "(interrupted)"})
                 await asyncio.shield(

@@ -7,6 +7,8 @@ import json
 from app.sandbox import RunResult, RunStatus
 
 TOOL_NAME = "execute_python_code"
+# Each stream as the model reads it: head and tail (a traceback ends the stream), cut flagged.
+MODEL_STREAM_CHARS = 20_000
 SANDBOX_UNAVAILABLE = "the sandbox is unavailable right now; try again later"
 PACKAGES = (
     "numpy, pandas, scipy, matplotlib, seaborn, scikit-learn, statsmodels, pyarrow, openpyxl, "
@@ -69,17 +71,26 @@ def parse_arguments(raw: str | None) -> tuple[str, float | None]:
     return code, float(timeout) if timeout is not None else None
 
 
+def head_and_tail(text: str, limit: int = MODEL_STREAM_CHARS) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}", True
+
+
 def tool_result(result: RunResult) -> str:
     """What the model reads after a run: the whole truth, minus infrastructure internals."""
     message = SANDBOX_UNAVAILABLE if result.status is RunStatus.SANDBOX_ERROR else result.message
+    stdout, stdout_cut = head_and_tail(result.stdout)
+    stderr, stderr_cut = head_and_tail(result.stderr)
     payload = {
         "status": result.status.value,
         "exit_code": result.exit_code,
         "message": message,
-        "stdout": result.stdout,
-        "stdout_truncated": result.stdout_truncated,
-        "stderr": result.stderr,
-        "stderr_truncated": result.stderr_truncated,
+        "stdout": stdout,
+        "stdout_truncated": result.stdout_truncated or stdout_cut,
+        "stderr": stderr,
+        "stderr_truncated": result.stderr_truncated or stderr_cut,
         "files": [
             {"name": f.name, "size": f.size, "file_id": f.file_id} for f in result.files
         ],

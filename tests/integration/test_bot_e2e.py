@@ -79,6 +79,11 @@ async def test_mention_spam_in_program_output_pings_nobody(cog, fake_openai):
         assert call.kwargs["allowed_mentions"].to_dict() == {"parse": []}
     # the long output went as a file, not as pings in text
     assert [f.filename for f in sent_files(message.reply)] == ["output.txt"]
+    # the history keeps a shortened copy of the long run result
+    saved = await cog.chat.records.load_turns("1", str(message.channel.id))
+    tool_message = [m for m in saved[0] if m["role"] == "tool"][0]
+    assert tool_message["content"].endswith("[... shortened in history]")
+    assert len(tool_message["content"]) < 4100
 
 
 async def test_slow_run_shows_a_live_status_edited_to_the_result(cog, fake_openai):

@@ -214,3 +214,14 @@ async def test_sandbox_unavailable_is_a_friendly_notice_without_internals(
     assert seen["status"] == "sandbox_error"
     assert seen["message"] == "the sandbox is unavailable right now; try again later"
     assert "sock" not in json.dumps(seen)
+
+
+def test_the_model_reads_long_output_as_head_and_tail_flagged_as_cut():
+    from app.chat.tools import tool_result
+    from app.sandbox import RunResult, RunStatus
+
+    stderr = "line\n" * 20_000 + "ZeroDivisionError: division by zero\n"
+    seen = json.loads(tool_result(RunResult(run_id="r", status=RunStatus.ERROR, stderr=stderr)))
+    assert seen["stderr"].endswith("ZeroDivisionError: division by zero\n")
+    assert "characters cut" in seen["stderr"] and len(seen["stderr"]) < 21_000
+    assert seen["stderr_truncated"] is True and seen["stdout_truncated"] is False
