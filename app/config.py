@@ -68,13 +68,30 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
 
-    # User files
-    mongodb_uri: SecretStr = SecretStr("")
+    # MongoDB: file metadata, conversations and usage (empty: kept in memory where possible)
+    mongodb_uri: SecretStr | None = None
     mongodb_database: str = Field("codeinterp", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+
+    # User files
     max_file_size_mb: float = Field(50, gt=0, le=100_000)
     max_files_per_user: int = Field(20, ge=1, le=100_000)
     file_expiration_hours: float = 48
     cleanup_interval_minutes: float = Field(60, gt=0, le=7 * 24 * 60)
+
+    # Discord bot
+    discord_token: SecretStr | None = None
+    admin_user_ids: str = Field("", pattern=r"^[\d,\s]*$")
+    chat_rate_limit: int = Field(10, ge=1, le=1000)
+
+    # Model (any OpenAI-compatible Chat Completions endpoint)
+    openai_base_url: str = ""
+    openai_api_key: SecretStr = SecretStr("")
+    openai_model: str = Field("gpt-4o-mini", min_length=1)
+    openai_allowed_models: str = ""
+    openai_vision_models: str = "gpt-4o,gpt-4.1,gpt-5"
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    chat_max_tool_rounds: int = Field(6, ge=1, le=20)
+    chat_history_tokens: int = Field(12000, ge=500, le=1_000_000)
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
@@ -84,6 +101,25 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) and value else value or None
+
+    @field_validator("discord_token", "mongodb_uri", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def admin_ids(self) -> frozenset[int]:
+        return frozenset(int(part) for part in re.split(r"[,\s]+", self.admin_user_ids) if part)
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        """The models users may pick; the default model is always one of them."""
+        listed = [m.strip() for m in self.openai_allowed_models.split(",") if m.strip()]
+        return tuple(dict.fromkeys([self.openai_model, *listed]))
+
+    @property
+    def vision_model_prefixes(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.openai_vision_models.split(",") if m.strip())
 
     @field_validator("host_data_dir", mode="before")
     @classmethod

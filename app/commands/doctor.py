@@ -68,7 +68,7 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
 
 
 def _check_file_metadata(report: Report, settings: Settings) -> None:
-    if not settings.mongodb_uri.get_secret_value():
+    if settings.mongodb_uri is None:
         report.warn("MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
                     "set MONGODB_URI for the bot and the files command")
         return

@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 def execute(args: argparse.Namespace, settings: Settings,
             repository: FileRepository | None = None) -> int:
-    if repository is None and not settings.mongodb_uri.get_secret_value():
+    if repository is None and settings.mongodb_uri is None:
         print(f"error: {NO_MONGODB}", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(_with_store(args, settings, repository))

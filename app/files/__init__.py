@@ -43,9 +43,9 @@ __all__ = [
 
 def create_repository(settings: Settings) -> FileRepository:
     """MongoDB when MONGODB_URI is set, else metadata in memory (repository.persistent False)."""
-    uri = settings.mongodb_uri.get_secret_value()
-    if not uri:
+    if settings.mongodb_uri is None:
         return InMemoryFileRepository()
+    uri = settings.mongodb_uri.get_secret_value()
     from app.files import mongo
 
     return mongo.connect(uri, settings.mongodb_database)

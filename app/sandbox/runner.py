@@ -222,7 +222,7 @@ class SandboxRunner:
                 run_id=run_id, user_id=str(request.user_id), input_dir=request.input_dir
             )
             args["labels"][OWNER_LABEL] = self._owner
-            container_id = await self.engine.call(self.engine.create_and_start, args)
+            container_id = await self._create(args)
             stream = await self.engine.call(
                 self.engine.exec_attach, container_id, **self.policy.runner_exec()
             )
@@ -287,6 +287,23 @@ class SandboxRunner:
         finally:
             if container_id is not None:
                 await asyncio.shield(self.engine.call(self.engine.remove, container_id))
+
+    async def _create(self, args: dict) -> str:
+        """Create and start the container; a cancellation (shutdown) waits for the id to clean up.
+
+        The engine call finishes in its thread whatever happens to the awaiting task, so without
+        the id the `finally` of the run could not remove a container created a moment later.
+        """
+        creating = asyncio.ensure_future(self.engine.call(self.engine.create_and_start, args))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            try:
+                container_id = await creating
+            except Exception:
+                raise asyncio.CancelledError from None
+            await asyncio.shield(self.engine.call(self.engine.remove, container_id))
+            raise
 
     def _infra_error(self, base: dict, started: float, message: str) -> RunResult:
         log.warning("sandbox error", message=message)

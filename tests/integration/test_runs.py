@@ -195,7 +195,6 @@ async def test_a_child_that_outlives_the_code_cannot_deliver_files(runner, make_
         "subprocess.Popen(['sh', '-c', 'sleep 1; echo late > late.txt'])\n"
         "open('early.txt', 'w').write('ok')\n"
     )
-    started = time.monotonic()
     result = await runner.run(make_request(code, timeout=20))
     assert result.status is RunStatus.OK
     assert [f.name for f in result.files] == ["early.txt"]

@@ -1,0 +1,104 @@
+"""Chat in Discord: answers mentions, replies to the bot and DMs; ChatService does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+
+import discord
+import structlog
+from discord.ext import commands
+
+from app.bot.client import NO_MENTIONS, CodeInterpreterBot
+from app.bot.progress import RunProgress
+from app.bot.replies import plan_reply
+from app.chat import Upload
+
+log = structlog.get_logger(__name__)
+FAILURE_REPLY = "Something went wrong on my side. Please try again."
+
+
+def upload_limit(message: discord.Message) -> int:
+    guild = message.guild
+    if guild is None:
+        return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    return guild.filesize_limit
+
+
+def to_file(attachment) -> discord.File:
+    if attachment.path is not None:
+        return discord.File(attachment.path, filename=attachment.filename)
+    return discord.File(io.BytesIO(attachment.data), filename=attachment.filename)
+
+
+class ChatCog(commands.Cog):
+    def __init__(self, bot: CodeInterpreterBot) -> None:
+        self.bot = bot
+        self.chat = bot.services.chat
+
+    def addressed(self, message: discord.Message) -> bool:
+        """A DM, a mention of the bot, or a reply to one of its messages."""
+        me = self.bot.user
+        if message.author.bot or me is None:
+            return False
+        if message.guild is None:
+            return True
+        if any(user.id == me.id for user in message.mentions):
+            return True
+        reference = message.reference
+        if reference is not None:
+            replied = reference.resolved or reference.cached_message
+            if isinstance(replied, discord.Message) and replied.author.id == me.id:
+                return True
+        return False
+
+    def strip_mention(self, content: str) -> str:
+        me = self.bot.user
+        return re.sub(rf"<@!?{me.id}>", "", content).strip() if me else content.strip()
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not self.addressed(message):
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self.bot.track(task)
+        user_id = str(message.author.id)
+        with structlog.contextvars.bound_contextvars(user_id=user_id):
+            try:
+                await self._answer(message, user_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chat turn failed")
+                await message.reply(FAILURE_REPLY, allowed_mentions=NO_MENTIONS,
+                                    mention_author=False)
+
+    async def _answer(self, message: discord.Message, user_id: str) -> None:
+        if self.chat.is_busy(user_id):
+            await message.reply(
+                "I am still working on your previous message; one at a time.",
+                allowed_mentions=NO_MENTIONS, mention_author=False,
+            )
+            return
+        uploads = [Upload(a.filename, await a.read()) for a in message.attachments]
+        channel = message.channel
+        slots = self.bot.services.runner.slots
+
+        async def send_status(text: str):
+            return await channel.send(text, allowed_mentions=NO_MENTIONS)
+
+        progress = RunProgress(send_status, waiting=lambda: slots.waiting)
+        async with channel.typing():
+            answer = await self.chat.turn(
+                user_id, str(channel.id), self.strip_mention(message.content), uploads, progress
+            )
+        for index, outgoing in enumerate(plan_reply(answer, upload_limit(message))):
+            files = [to_file(a) for a in outgoing.attachments]
+            if index == 0:
+                await message.reply(outgoing.content or None, files=files,
+                                    allowed_mentions=NO_MENTIONS, mention_author=False)
+            else:
+                await channel.send(outgoing.content or None, files=files,
+                                   allowed_mentions=NO_MENTIONS)

@@ -1,0 +1,91 @@
+"""The discord.py client: services come in by constructor; cogs read them off the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import structlog
+from discord.ext import commands
+
+from app.chat import ChatService
+from app.chat.ports import UserFileStore
+from app.sandbox import SandboxRunner
+
+log = structlog.get_logger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+HEARTBEAT_FILE = Path("/tmp/codeinterp-bot.alive")
+HEARTBEAT_SECONDS = 30
+
+
+@dataclass
+class BotServices:
+    chat: ChatService
+    store: UserFileStore
+    runner: SandboxRunner
+    admin_ids: frozenset[int] = frozenset()
+
+
+def bot_intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True  # privileged: enable "Message Content Intent" for the bot
+    return intents
+
+
+class CodeInterpreterBot(commands.Bot):
+    def __init__(self, services: BotServices, heartbeat_file: Path = HEARTBEAT_FILE) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(),
+            allowed_mentions=NO_MENTIONS,
+            help_command=None,
+        )
+        self.services = services
+        self.heartbeat_file = heartbeat_file
+        self.turns: set[asyncio.Task] = set()
+        self._heartbeat: asyncio.Task | None = None
+
+    async def setup_hook(self) -> None:
+        from app.bot.chat_cog import ChatCog
+        from app.bot.commands_cog import CommandsCog
+
+        await self.add_cog(ChatCog(self))
+        await self.add_cog(CommandsCog(self))
+        await self.tree.sync()
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    def track(self, task: asyncio.Task) -> None:
+        """Turns in flight: cancelled on shutdown so their sandboxes are removed."""
+        self.turns.add(task)
+        task.add_done_callback(self.turns.discard)
+
+    async def on_ready(self) -> None:
+        log.info("bot connected", user=str(self.user), guilds=len(self.guilds))
+
+    async def _beat(self) -> None:
+        while True:
+            if self.is_ready() and not self.is_closed():
+                self.heartbeat_file.write_text(str(time.time()))
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def close(self) -> None:
+        log.info("shutting down", turns_in_flight=len(self.turns))
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self.heartbeat_file.unlink(missing_ok=True)
+        pending = [t for t in self.turns if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()  # the runner removes the container; the chat saves the turn so far
+        if pending:
+            await asyncio.wait(pending, timeout=30)
+        await super().close()
+
+
+def heartbeat_is_fresh(path: Path = HEARTBEAT_FILE, max_age: float = 3 * HEARTBEAT_SECONDS) -> bool:
+    try:
+        return time.time() - float(path.read_text()) < max_age
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,84 @@
+"""MongoDB storage of conversations, model choices and usage: the only motor user in app/chat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo.errors import PyMongoError
+
+from app.chat.records import Turn, UsageRecord, UsageTotal
+
+
+class RecordsUnavailable(RuntimeError):
+    """MongoDB cannot be reached; str() is a one-line reason without the URI."""
+
+
+class MongoChatRecords:
+    persistent = True
+
+    def __init__(self, database: AsyncIOMotorDatabase) -> None:
+        self.db = database
+        self.conversations = database["conversations"]
+        self.preferences = database["preferences"]
+        self.usage = database["usage"]
+
+    @classmethod
+    def connect(cls, uri: str, database: str, timeout_ms: int = 5000) -> MongoChatRecords:
+        client = AsyncIOMotorClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+        return cls(client[database])
+
+    async def ping(self) -> None:
+        try:
+            await self.db.command("ping")
+        except PyMongoError as exc:
+            raise RecordsUnavailable(f"MongoDB unreachable: {type(exc).__name__}") from None
+
+    async def ensure_indexes(self) -> None:
+        await self.conversations.create_index([("user_id", 1), ("channel_id", 1)], unique=True)
+        await self.usage.create_index([("user_id", 1), ("model", 1)])
+
+    async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
+        doc = await self.conversations.find_one({"user_id": user_id, "channel_id": channel_id})
+        return list(doc.get("turns", [])) if doc else []
+
+    async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
+        await self.conversations.update_one(
+            {"user_id": user_id, "channel_id": channel_id},
+            {"$set": {"turns": turns, "updated_at": datetime.now(UTC)}},
+            upsert=True,
+        )
+
+    async def clear(self, user_id: str, channel_id: str) -> bool:
+        result = await self.conversations.delete_one({"user_id": user_id, "channel_id": channel_id})
+        return result.deleted_count > 0
+
+    async def get_model(self, user_id: str) -> str | None:
+        doc = await self.preferences.find_one({"user_id": user_id})
+        return doc.get("model") if doc else None
+
+    async def set_model(self, user_id: str, model: str) -> None:
+        await self.preferences.update_one(
+            {"user_id": user_id}, {"$set": {"model": model}}, upsert=True
+        )
+
+    async def record_usage(self, record: UsageRecord) -> None:
+        await self.usage.insert_one(
+            {
+                "user_id": record.user_id,
+                "model": record.model,
+                "prompt_tokens": record.prompt_tokens,
+                "completion_tokens": record.completion_tokens,
+                "cost": record.cost,
+                "at": record.at,
+            }
+        )
+
+    async def usage_totals(self, user_id: str) -> list[UsageTotal]:
+        # Summed here rather than with $group: a null cost (unknown price) must stay unknown.
+        totals: dict[str, UsageTotal] = {}
+        async for doc in self.usage.find({"user_id": user_id}):
+            totals.setdefault(doc["model"], UsageTotal(doc["model"])).add(
+                doc.get("prompt_tokens", 0), doc.get("completion_tokens", 0), doc.get("cost")
+            )
+        return sorted(totals.values(), key=lambda t: t.model)

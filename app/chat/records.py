@@ -1,0 +1,100 @@
+"""Conversations, model choices and usage records: the repository protocol and its in-memory form.
+
+A conversation is kept per (user, channel) as a list of turns; a turn is the list of Chat
+Completions messages it added (user message, tool calls and results, answer), so trimming drops
+whole turns and never separates a tool call from its result. MongoDB storage is in `mongo.py`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+Turn = list[dict]
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    user_id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class UsageTotal:
+    model: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+
+    def add(self, prompt: int, completion: int, cost: float | None, requests: int = 1) -> None:
+        self.requests += requests
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+
+
+class ChatRecords(Protocol):
+    persistent: bool
+
+    async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]: ...
+
+    async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None: ...
+
+    async def clear(self, user_id: str, channel_id: str) -> bool: ...
+
+    async def get_model(self, user_id: str) -> str | None: ...
+
+    async def set_model(self, user_id: str, model: str) -> None: ...
+
+    async def record_usage(self, record: UsageRecord) -> None: ...
+
+    async def usage_totals(self, user_id: str) -> list[UsageTotal]: ...
+
+    async def ping(self) -> None: ...
+
+
+class MemoryChatRecords:
+    """Kept in this process only: `python -m app chat` without MONGODB_URI, and tests."""
+
+    persistent = False
+
+    def __init__(self) -> None:
+        self._turns: dict[tuple[str, str], list[Turn]] = {}
+        self._models: dict[str, str] = {}
+        self._usage: dict[str, list[UsageRecord]] = defaultdict(list)
+
+    async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
+        return [list(turn) for turn in self._turns.get((user_id, channel_id), [])]
+
+    async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
+        self._turns[(user_id, channel_id)] = [list(turn) for turn in turns]
+
+    async def clear(self, user_id: str, channel_id: str) -> bool:
+        return self._turns.pop((user_id, channel_id), None) is not None
+
+    async def get_model(self, user_id: str) -> str | None:
+        return self._models.get(user_id)
+
+    async def set_model(self, user_id: str, model: str) -> None:
+        self._models[user_id] = model
+
+    async def record_usage(self, record: UsageRecord) -> None:
+        self._usage[record.user_id].append(record)
+
+    async def usage_totals(self, user_id: str) -> list[UsageTotal]:
+        totals: dict[str, UsageTotal] = {}
+        for record in self._usage.get(user_id, []):
+            totals.setdefault(record.model, UsageTotal(record.model)).add(
+                record.prompt_tokens, record.completion_tokens, record.cost
+            )
+        return sorted(totals.values(), key=lambda t: t.model)
+
+    async def ping(self) -> None:
+        return None

@@ -1,0 +1,481 @@
+"""ChatService: one conversation turn, from the user's message to the answer. No discord here.
+
+A turn: store the uploads, load and trim the history to the model's budget, call the model with
+the `execute_python_code` tool, run each call in the sandbox and give the model the full result,
+for a bounded number of rounds, then save the turn and return a value the bot (or the terminal
+chat) renders. Every failure a user can meet becomes a short friendly sentence in the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import openai
+import structlog
+
+from app.chat import tokens
+from app.chat.ports import StoredFileView, SupportedCheck, UserFileStore
+from app.chat.pricing import estimate_cost
+from app.chat.records import ChatRecords, Turn, UsageRecord
+from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
+from app.sandbox import RunRequest, RunResult, RunStatus, SandboxRunner
+
+log = structlog.get_logger(__name__)
+
+MAX_SAVED_TURNS = 50
+SAVED_TOOL_CHARS = 4000  # run results kept in history are shortened: a document stays small
+SYSTEM_PROMPT = (
+    "You are a data analysis assistant in a chat. You can run Python code with the "
+    f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
+    "If the code fails, read the error, fix the code and run it again. Files the code writes to "
+    "its working directory are attached to your answer automatically: mention them by name, do "
+    "not paste their contents or links. Keep answers short; the chat shows Markdown."
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file that came with the user's message."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    """A file a run produced, stored for the user, ready to attach."""
+
+    name: str
+    path: Path
+    size: int
+    file_id: str
+
+
+@dataclass(frozen=True)
+class CodeRun:
+    code: str
+    result: RunResult
+    files: tuple[DeliveredFile, ...] = ()
+
+
+@dataclass
+class ChatAnswer:
+    text: str = ""
+    runs: list[CodeRun] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """Short sentences for the user beside the answer: upload problems, stopped runs."""
+    error: str = ""
+    """Set when the turn failed; a friendly sentence that replaces the answer."""
+    model: str = ""
+    usage: list[UsageRecord] = field(default_factory=list)
+    stored_uploads: list[StoredFileView] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[DeliveredFile]:
+        return [f for run in self.runs for f in run.files]
+
+
+class RunObserver(Protocol):
+    """Progress of a code run, for a live status display."""
+
+    def run_started(self, code: str) -> None: ...
+
+    def run_queued(self, position: int) -> None: ...
+
+    async def run_finished(self, result: RunResult) -> None: ...
+
+
+class ChatRateLimit:
+    """At most `per_minute` turns per user in any sliding minute."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def check(self, user_id: str) -> float:
+        """0 when the user may go ahead (and counts it), else seconds to wait."""
+        now = self.clock()
+        seen = self._seen.setdefault(user_id, deque())
+        while seen and now - seen[0] >= 60:
+            seen.popleft()
+        if len(seen) >= self.per_minute:
+            return 60 - (now - seen[0])
+        seen.append(now)
+        return 0.0
+
+
+def model_error_message(exc: Exception) -> str:
+    """The sentence a user sees for a failed model call: never the provider's raw text."""
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "The model service refused the bot's credentials. Please tell the bot's admin."
+    if isinstance(exc, openai.RateLimitError):
+        return "The model service is rate limiting us right now. Please try again in a minute."
+    if isinstance(exc, openai.NotFoundError):
+        return "The selected model is not available. Pick another one with /model."
+    if isinstance(exc, openai.APITimeoutError):
+        return "The model service took too long to answer. Please try again."
+    if isinstance(exc, openai.APIConnectionError):
+        return "The model service cannot be reached right now. Please try again later."
+    if isinstance(exc, openai.BadRequestError):
+        return "The model service rejected this request. Try /reset to start a fresh conversation."
+    return "The model service had an error. Please try again in a moment."
+
+
+def run_notice(result: RunResult) -> str:
+    """A friendly line for runs that did not finish normally (errors are the model's to explain)."""
+    if result.status is RunStatus.TIMEOUT:
+        return f"The code ran longer than the {result.timeout_seconds:g} s limit and was stopped."
+    if result.status is RunStatus.OOM:
+        return "The code ran out of memory and was stopped."
+    if result.status is RunStatus.KILLED:
+        return "The code was killed before it finished."
+    if result.status is RunStatus.SANDBOX_ERROR:
+        return "The code sandbox is unavailable right now. Please try again later."
+    return ""
+
+
+def describe_files(files: Sequence[StoredFileView]) -> str:
+    if not files:
+        return "The user has no stored files."
+    lines = ["The user's stored files (load them by id with load_file):"]
+    for f in files:
+        expiry = f.expires_at.strftime("%Y-%m-%d %H:%M UTC") if f.expires_at else "never"
+        lines.append(f"- id {f.file_id}: {f.name} ({f.type}, {f.size} bytes, expires {expiry})")
+    return "\n".join(lines)
+
+
+def flatten(turns: Sequence[Turn]) -> list[dict]:
+    return [message for turn in turns for message in turn]
+
+
+def shorten_tool_result(message: dict) -> dict:
+    content = message.get("content")
+    if message.get("role") != "tool" or not isinstance(content, str):
+        return message
+    if len(content) <= SAVED_TOOL_CHARS:
+        return message
+    return {**message, "content": content[:SAVED_TOOL_CHARS] + " [... shortened in history]"}
+
+
+def complete_prefix(turn: Turn) -> Turn:
+    """The longest start of a turn in which every tool call has its result (safe to save)."""
+    pending: set[str] = set()
+    safe = 0
+    for index, message in enumerate(turn):
+        for call in message.get("tool_calls") or ():
+            pending.add(call["id"])
+        if message.get("role") == "tool":
+            pending.discard(message.get("tool_call_id"))
+        if not pending:
+            safe = index + 1
+    return turn[:safe]
+
+
+class ChatService:
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        runner: SandboxRunner,
+        store: UserFileStore,
+        records: ChatRecords,
+        *,
+        data_dir: Path,
+        default_model: str,
+        allowed_models: Sequence[str] = (),
+        vision_models: Sequence[str] = (),
+        max_tool_rounds: int = 6,
+        history_tokens: int = 12000,
+        rate_limit: ChatRateLimit | None = None,
+        is_supported: SupportedCheck | None = None,
+        file_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.client = client
+        self.runner = runner
+        self.store = store
+        self.records = records
+        self.data_dir = Path(data_dir)
+        self.default_model = default_model
+        self.allowed_models = tuple(dict.fromkeys([default_model, *allowed_models]))
+        self.vision_models = tuple(vision_models)
+        self.max_tool_rounds = max_tool_rounds
+        self.history_tokens = history_tokens
+        self.rate_limit = rate_limit
+        self.is_supported = is_supported
+        self.file_errors = file_errors
+        self._busy: set[str] = set()
+
+    # Public API
+
+    def is_busy(self, user_id: str) -> bool:
+        return str(user_id) in self._busy
+
+    async def model_for(self, user_id: str) -> str:
+        chosen = await self.records.get_model(str(user_id))
+        return chosen if chosen in self.allowed_models else self.default_model
+
+    async def set_model(self, user_id: str, model: str) -> bool:
+        if model not in self.allowed_models:
+            return False
+        await self.records.set_model(str(user_id), model)
+        return True
+
+    async def reset(self, user_id: str, channel_id: str) -> bool:
+        return await self.records.clear(str(user_id), str(channel_id))
+
+    def supports_vision(self, model: str) -> bool:
+        return any(model.startswith(prefix) for prefix in self.vision_models)
+
+    async def turn(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        uploads: Sequence[Upload] = (),
+        observer: RunObserver | None = None,
+    ) -> ChatAnswer:
+        user_id, channel_id = str(user_id), str(channel_id)
+        if user_id in self._busy:
+            return ChatAnswer(error="I am still working on your previous message; one at a time.")
+        if self.rate_limit is not None:
+            wait = self.rate_limit.check(user_id)
+            if wait:
+                return ChatAnswer(
+                    error=f"You are sending messages too fast. Try again in {wait:.0f} s."
+                )
+        self._busy.add(user_id)
+        try:
+            with structlog.contextvars.bound_contextvars(user_id=user_id):
+                return await self._turn(user_id, channel_id, text, uploads, observer)
+        finally:
+            self._busy.discard(user_id)
+
+    # Steps
+
+    async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
+        model = await self.model_for(user_id)
+        answer = ChatAnswer(model=model)
+        vision = self.supports_vision(model)
+        images: list[tuple[StoredFileView, bytes]] = []
+        for upload in uploads:
+            stored = await self._store_upload(user_id, upload, answer)
+            if stored is not None:
+                answer.stored_uploads.append(stored)
+                if vision and stored.category == "image":
+                    images.append((stored, upload.data))
+        if not text.strip():
+            if answer.stored_uploads:
+                names = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
+                answer.text = f"Stored {names}. Ask me anything about it."
+            elif not answer.notices:
+                answer.text = "Ask me something, or attach a file to work with."
+            return answer
+
+        user_text = text.strip()
+        if answer.stored_uploads:
+            listed = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
+            user_text += f"\n\n[Attached and stored: {listed}]"
+        history_message = {"role": "user", "content": user_text}
+        request_message = self._with_images(history_message, images)
+        new_turn: Turn = [history_message]
+
+        turns = await self.records.load_turns(user_id, channel_id)
+        system = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": describe_files(await self._list_files(user_id))},
+        ]
+        fixed = sum(tokens.count_message(m, model) for m in system)
+        fixed += tokens.count_text(user_text, model) + sum(
+            tokens.image_tokens(*tokens.image_size(data)) for _, data in images
+        )
+        kept = self._trim(turns, model, fixed)
+        messages = [*system, *flatten(kept), request_message]
+        interrupted = False
+        try:
+            await self._converse(user_id, model, messages, new_turn, answer, observer)
+        except openai.OpenAIError as exc:
+            log.warning("model call failed", error_type=type(exc).__name__)
+            answer.error = model_error_message(exc)
+        except asyncio.CancelledError:
+            interrupted = True  # shutdown: keep what was asked and done so far
+            raise
+        finally:
+            saved = complete_prefix(new_turn)
+            if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
+                saved = [shorten_tool_result(m) for m in saved]
+                if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
+                    saved.append({"role": "assistant", "content": "(interrupted)"})
+                await asyncio.shield(
+                    self.records.save_turns(
+                        user_id, channel_id, (turns + [saved])[-MAX_SAVED_TURNS:]
+                    )
+                )
+        return answer
+
+    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer):
+        if self.is_supported is not None and not self.is_supported(upload.filename):
+            answer.notices.append(f"{upload.filename}: this file type is not supported.")
+            return None
+        try:
+            return await self.store.save(user_id, upload.filename, upload.data)
+        except self.file_errors as exc:
+            answer.notices.append(f"{upload.filename}: {exc}")
+            return None
+
+    async def _list_files(self, user_id: str) -> list[StoredFileView]:
+        try:
+            return await self.store.list(user_id)
+        except self.file_errors:
+            return []
+
+    def _with_images(self, message: dict, images) -> dict:
+        if not images:
+            return message
+        parts: list[dict] = [{"type": "text", "text": message["content"]}]
+        for stored, data in images:
+            mime = "image/jpeg" if stored.type in ("jpg", "jpeg") else f"image/{stored.type}"
+            encoded = base64.b64encode(data).decode("ascii")
+            parts.append(
+                {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}}
+            )
+        return {"role": "user", "content": parts}
+
+    def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
+        """The newest whole turns that fit the model's history budget next to the new message."""
+        budget = tokens.history_budget(model, self.history_tokens) - fixed
+        kept: list[Turn] = []
+        for turn in reversed(turns):
+            cost = sum(tokens.count_message(m, model) for m in turn)
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append(turn)
+        return kept[::-1]
+
+    async def _converse(self, user_id, model, messages, new_turn, answer, observer) -> None:
+        tools = tool_definitions(self.runner.max_timeout)
+        for round_number in range(self.max_tool_rounds + 1):
+            offer_tools = round_number < self.max_tool_rounds
+            kwargs = {"tools": tools} if offer_tools else {}
+            response = await self.client.chat.completions.create(
+                model=model, messages=messages, **kwargs
+            )
+            await self._record_usage(user_id, model, messages, response, answer)
+            choice = response.choices[0].message
+            calls = list(choice.tool_calls or ()) if offer_tools else []
+            if not calls:
+                answer.text = (choice.content or "").strip()
+                final = {"role": "assistant", "content": answer.text}
+                messages.append(final)
+                new_turn.append(final)
+                return
+            assistant = {
+                "role": "assistant",
+                "content": choice.content or None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.function.name,
+                            "arguments": call.function.arguments,
+                        },
+                    }
+                    for call in calls
+                ],
+            }
+            messages.append(assistant)
+            new_turn.append(assistant)
+            for call in calls:
+                content = await self._tool_call(user_id, call, answer, observer)
+                reply = {"role": "tool", "tool_call_id": call.id, "content": content}
+                messages.append(reply)
+                new_turn.append(reply)
+
+    async def _record_usage(self, user_id, model, messages, response, answer) -> None:
+        usage = getattr(response, "usage", None)
+        if usage is not None and usage.prompt_tokens is not None:
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
+        else:  # servers that do not report usage: estimate, so totals are never silently zero
+            prompt = sum(tokens.count_message(m, model) for m in messages)
+            completion = tokens.count_text(response.choices[0].message.content or "", model)
+        record = UsageRecord(
+            user_id=user_id,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=estimate_cost(model, prompt, completion),
+            at=datetime.now(UTC),
+        )
+        answer.usage.append(record)
+        await self.records.record_usage(record)
+
+    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer) -> str:
+        if call.function.name != TOOL_NAME:
+            return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
+        try:
+            code, timeout = parse_arguments(call.function.arguments)
+        except ValueError as exc:
+            return invalid_call(str(exc))
+        result, delivered = await self._run_code(user_id, code, timeout, observer)
+        answer.runs.append(CodeRun(code=code, result=result, files=delivered))
+        notice = run_notice(result)
+        if notice and notice not in answer.notices:
+            answer.notices.append(notice)
+        return tool_result(result)
+
+    async def _run_code(self, user_id, code, timeout, observer):
+        output_dir = self.data_dir / "runs" / uuid.uuid4().hex
+        try:
+            input_dir, files = await self.store.run_inputs(user_id)
+            request = RunRequest(
+                code=code,
+                user_id=user_id,
+                output_dir=output_dir,
+                input_dir=input_dir if files else None,
+                files=files,
+                timeout=timeout,
+            )
+            if observer is not None:
+                observer.run_started(code)
+            result = await self.runner.run(
+                request, on_queued=observer.run_queued if observer else None
+            )
+            if observer is not None:
+                await observer.run_finished(result)
+            if result.status is RunStatus.SANDBOX_ERROR:
+                log.warning("sandbox unavailable", message=result.message)
+            delivered: list[DeliveredFile] = []
+            if result.files:
+                try:
+                    result = await self.store.store_outputs(user_id, result)
+                except self.file_errors as exc:
+                    log.warning("outputs not stored", error=str(exc))
+                for produced in result.files:
+                    stored = (
+                        await self.store.get(user_id, produced.file_id)
+                        if produced.file_id
+                        else None
+                    )
+                    if stored is not None:
+                        delivered.append(
+                            DeliveredFile(
+                                name=stored.name,
+                                path=self.store.absolute_path(stored),
+                                size=stored.size,
+                                file_id=stored.file_id,
+                            )
+                        )
+            return result, tuple(delivered)
+        finally:
+            shutil.rmtree(output_dir, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""A scripted OpenAI-compatible Chat Completions server on 127.0.0.1, used as the SDK's base_url.
+
+Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`, `error(429)`, or
+a function of the request body returning one of those (to answer what the model was shown).
+Every request body is kept in `requests`, so tests see exactly what the model saw.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+
+from aiohttp import web
+
+_ids = itertools.count(1)
+
+
+def reply(text: str, prompt_tokens: int = 100, completion_tokens: int = 20) -> dict:
+    return {"message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+            "usage": (prompt_tokens, completion_tokens)}
+
+
+def tool_call(code: str, timeout: float | None = None, name: str = "execute_python_code",
+              raw_arguments: str | None = None) -> dict:
+    args = {"code": code} if timeout is None else {"code": code, "timeout": timeout}
+    call = {"id": f"call_{next(_ids)}", "type": "function",
+            "function": {"name": name, "arguments": raw_arguments or json.dumps(args)}}
+    return {"message": {"role": "assistant", "content": None, "tool_calls": [call]},
+            "finish_reason": "tool_calls", "usage": (150, 30)}
+
+
+def error(status: int, message: str = "scripted failure") -> dict:
+    return {"status": status, "message": message}
+
+
+def last_tool_result(body: dict) -> dict:
+    """The JSON of the newest tool message the model was sent."""
+    tools = [m for m in body["messages"] if m.get("role") == "tool"]
+    return json.loads(tools[-1]["content"])
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.script: list[dict | Callable[[dict], dict]] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def add(self, *steps) -> None:
+        self.script.extend(steps)
+
+    async def start(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if not self.script:
+            return web.json_response({"error": {"message": "script exhausted"}}, status=500)
+        step = self.script.pop(0)
+        if callable(step):
+            step = step(body)
+        if "status" in step:
+            return web.json_response(
+                {"error": {"message": step["message"], "type": "scripted", "code": None}},
+                status=step["status"],
+            )
+        prompt, completion = step["usage"]
+        return web.json_response({
+            "id": f"chatcmpl-{next(_ids)}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": step["message"],
+                         "finish_reason": step["finish_reason"]}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        })
+
+
+class ThreadedFakeOpenAI:
+    """The same server on its own event loop thread, for code that calls asyncio.run itself."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(FakeOpenAI().start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -1,0 +1,62 @@
+"""Graceful shutdown: a turn cancelled mid-run leaves no container and keeps the history."""
+
+import asyncio
+
+import discord
+import pytest
+
+from app.bot.chat_cog import ChatCog
+from app.bot.client import BotServices, CodeInterpreterBot
+from app.sandbox.policy import SandboxPolicy
+from tests.fakes.discord_mocks import BOT_ID, mock_message, mock_user
+from tests.fakes.file_store import memory_store
+from tests.fakes.openai_server import tool_call
+
+pytestmark = pytest.mark.docker
+
+
+async def wait_for(predicate, seconds=30.0):
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def test_close_cancels_running_turns_removes_containers_and_saves_history(
+    fake_openai, make_chat, runner, engine, settings, data_dir, tmp_path
+):
+    store = memory_store(data_dir)
+    chat = make_chat(runner, data_dir, store=store)
+    bot = CodeInterpreterBot(BotServices(chat, store, runner), heartbeat_file=tmp_path / "alive")
+    cog = ChatCog(bot)
+    bot._connection.user = mock_user(BOT_ID, bot=True, cls=discord.ClientUser)
+    fake_openai.add(tool_call("import time\ntime.sleep(60)"))
+    message = mock_message("long job", dm=True)
+    owned = SandboxPolicy.from_settings(settings).ownership_filter()
+
+    task = asyncio.create_task(cog.on_message(message))
+    # Closed while the container is being created: the most likely moment to leak one.
+    await wait_for(lambda: runner.slots.running == 1 and engine.list_containers(owned))
+
+    await bot.close()
+
+    assert task.cancelled()
+    assert engine.list_containers(owned) == []
+    saved = await chat.records.load_turns(str(message.author.id), str(message.channel.id))
+    assert saved == [[{"role": "user", "content": "long job"},
+                      {"role": "assistant", "content": "(interrupted)"}]]
+    message.reply.assert_not_awaited()  # no half answer is sent while shutting down
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, 0.5])
+async def test_a_run_cancelled_at_any_moment_of_setup_leaves_no_container(
+    runner, engine, settings, make_request, delay
+):
+    owned = SandboxPolicy.from_settings(settings).ownership_filter()
+    task = asyncio.create_task(runner.run(make_request("import time\ntime.sleep(30)")))
+    await asyncio.sleep(delay)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.list_containers(owned) == []

@@ -1,0 +1,120 @@
+"""The chat end to end: fake model server (real SDK) -> ChatService -> the REAL sandbox."""
+
+import io
+import json
+
+import pytest
+
+from app import cli
+from app.chat import Upload
+from app.sandbox import RunStatus
+from tests.fakes.openai_server import ThreadedFakeOpenAI, last_tool_result, reply, tool_call
+
+pytestmark = pytest.mark.docker
+
+PLOT_CODE = """
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+df = load_file("data.csv")
+plt.plot(df["b"])
+plt.savefig("plot.png")
+print("rows", len(df))
+"""
+
+
+def answer_from_result(body):
+    result = last_tool_result(body)
+    return reply(f"status={result['status']} stdout={result['stdout'].strip()} "
+                 f"files={[f['name'] for f in result['files']]}")
+
+
+async def test_plot_column_of_an_uploaded_csv_comes_back_as_a_png(
+    fake_openai, make_chat, runner, data_dir
+):
+    service = make_chat(runner, data_dir)
+    fake_openai.add(tool_call(PLOT_CODE), answer_from_result)
+
+    answer = await service.turn(
+        "e2e-plot", "c1", "plot column b of this", [Upload("data.csv", b"a,b\n1,4\n2,9\n3,1\n")]
+    )
+
+    assert answer.error == ""
+    assert answer.text == "status=ok stdout=rows 3 files=['plot.png']"
+    assert [f.name for f in answer.files] == ["plot.png"]
+    assert answer.files[0].path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the model was told about the stored upload, and the plot is now one of the user's files
+    assert "data.csv" in fake_openai.requests[0]["messages"][1]["content"]
+    assert {f.name for f in await service.store.list("e2e-plot")} == {"data.csv", "plot.png"}
+    # the staging folder of the run is gone
+    assert not any((data_dir / "runs").glob("*/*"))
+
+
+async def test_the_model_sees_its_error_and_fixes_the_code_in_round_two(
+    fake_openai, make_chat, runner, data_dir
+):
+    service = make_chat(runner, data_dir)
+
+    def fix(body):
+        result = last_tool_result(body)
+        assert result["status"] == "error"
+        assert "NameError" in result["stderr"]
+        return tool_call("print(41 + 1)")
+
+    fake_openai.add(tool_call("print(undefined_total)"), fix, answer_from_result)
+
+    answer = await service.turn("e2e-fix", "c1", "what is 41 + 1?")
+
+    assert answer.text == "status=ok stdout=42 files=[]"
+    assert [run.result.status for run in answer.runs] == [RunStatus.ERROR, RunStatus.OK]
+    assert answer.notices == []  # an error the model fixed is not the user's problem
+
+
+async def test_a_run_over_its_timeout_gives_a_friendly_timeout_reply(
+    fake_openai, make_chat, runner, data_dir
+):
+    service = make_chat(runner, data_dir)
+    fake_openai.add(tool_call("import time\ntime.sleep(5)\nprint('done')", timeout=1),
+                    answer_from_result)
+
+    answer = await service.turn("e2e-timeout", "c1", "sleep a while")
+
+    assert answer.runs[0].result.status is RunStatus.TIMEOUT
+    assert answer.text.startswith("status=timeout")
+    assert answer.notices == ["The code ran longer than the 1 s limit and was stopped."]
+    tool_json = json.loads(fake_openai.requests[1]["messages"][-1]["content"])
+    assert tool_json["timeout_seconds"] == 1 and "1 s limit" in tool_json["message"]
+
+
+def test_terminal_chat_prints_answers_code_and_file_paths(
+    monkeypatch, settings, engine, data_dir, tmp_path, capsys
+):
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,4\n2,9\n")
+    fake = ThreadedFakeOpenAI()
+    try:
+        fake.server.add(reply("Hi there."), tool_call(PLOT_CODE), answer_from_result)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-terminal")
+        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+        monkeypatch.setenv("DATA_DIR", str(data_dir))
+        monkeypatch.setenv("SANDBOX_INSTANCE", settings.sandbox_instance)
+        monkeypatch.delenv("MONGODB_URI", raising=False)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr("sys.stdin", io.StringIO("hello\nplot column b of this\n"))
+
+        code = cli.main(["chat", "--user", "term", "--attach", str(csv)])
+    finally:
+        fake.stop()
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "kept for this session only" in err
+    assert "Hi there." in out
+    assert "--- code (ok) ---" in out and 'load_file("data.csv")' in out
+    path = out.split("file: ", 1)[1].split(" (", 1)[0]
+    # The real file store ran in a scratch folder that is gone; the copy next to the user stays.
+    assert path.startswith(str(tmp_path / "outputs-chat-")) and path.endswith(".png")
+    assert open(path, "rb").read(4) == b"\x89PNG"
+    assert not list((data_dir / "staging").glob("chat-*"))
+    assert "status=ok stdout=rows 2 files=['plot.png']" in out

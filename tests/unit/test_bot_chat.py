@@ -1,0 +1,94 @@
+"""The chat cog with spec_set Discord mocks, the real ChatService and the fake model server."""
+
+import discord
+import pytest
+
+from app.bot.chat_cog import FAILURE_REPLY, ChatCog
+from tests.fakes.discord_mocks import (
+    mock_attachment,
+    mock_bot,
+    mock_message,
+    sent_text,
+)
+from tests.fakes.openai_server import error, reply
+
+
+@pytest.fixture
+def cog(chat_and_store, runner):
+    chat, store = chat_and_store
+    return ChatCog(mock_bot(chat, store, runner))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "answered"),
+    [
+        ({"mentions_bot": True}, True),
+        ({"dm": True}, True),
+        ({"reply_to_bot": True}, True),
+        ({}, False),
+    ],
+)
+async def test_answers_mentions_replies_and_dms_only(cog, fake_openai, kwargs, answered):
+    fake_openai.add(reply("Hello @everyone <@123>"))
+    message = mock_message("hi there", **kwargs)
+
+    await cog.on_message(message)
+
+    if not answered:
+        message.reply.assert_not_awaited()
+        assert fake_openai.requests == []
+        return
+    message.reply.assert_awaited_once()
+    call = message.reply.await_args
+    assert call.args[0] == "Hello @everyone <@123>"
+    assert call.kwargs["allowed_mentions"].to_dict() == {"parse": []}  # nobody is pinged
+    assert call.kwargs["mention_author"] is False
+    assert fake_openai.requests[0]["messages"][-1]["content"] == "hi there"  # mention stripped
+
+
+async def test_other_bots_are_ignored(cog, fake_openai):
+    message = mock_message("hi", dm=True)
+    message.author.bot = True
+    await cog.on_message(message)
+    message.reply.assert_not_awaited()
+
+
+async def test_model_failure_is_a_short_reply_without_secrets(cog, fake_openai):
+    fake_openai.add(error(401, "Incorrect API key provided: sk-test-secret-123"))
+    message = mock_message("hi", dm=True)
+    await cog.on_message(message)
+    text = sent_text(message.reply)
+    assert "credentials" in text and "sk-" not in text and "Traceback" not in text
+
+
+async def test_unexpected_failure_says_so_without_a_traceback(cog, fake_openai):
+    message = mock_message("hi", dm=True, attachments=[mock_attachment("a.csv", b"a,b\n")])
+    message.attachments[0].read.side_effect = discord.HTTPException(
+        type("R", (), {"status": 500, "reason": "boom"})(), "internal path /srv/x"
+    )
+    await cog.on_message(message)
+    assert sent_text(message.reply) == FAILURE_REPLY
+
+
+async def test_one_turn_per_user_at_a_time(cog, fake_openai):
+    cog.chat._busy.add("1")
+    message = mock_message("hi", dm=True)
+    await cog.on_message(message)
+    assert "previous message" in sent_text(message.reply)
+    assert fake_openai.requests == []
+
+
+async def test_uploads_are_stored_and_refusals_explained(cog, fake_openai):
+    fake_openai.add(reply("Got it."))
+    message = mock_message(
+        "what is in here?", mentions_bot=True,
+        attachments=[
+            mock_attachment("data.csv", b"a,b\n1,2\n"),
+            mock_attachment("tool.exe", b"MZ"),
+        ],
+    )
+    await cog.on_message(message)
+    text = sent_text(message.reply)
+    assert text.startswith("Got it.")
+    assert "tool.exe: this file type is not supported." in text
+    assert [f.name for f in await cog.bot.services.store.list("1")] == ["data.csv"]
