@@ -23,6 +23,7 @@ IMAGES = "images, audio and signals"
 SCIENCE = "science (medical, astronomy, biology, units)"
 GEO = "maps and geodata"
 TOOLS = "general utilities"
+OTHER = "other needs"
 
 # distribution -> need. Distributions the image already has are listed too: approving them costs
 # nothing (nothing is installed) and keeps the refusal hints complete.
@@ -139,7 +140,7 @@ class PackageCatalog:
     def from_settings(cls, approved: str, import_names: str) -> PackageCatalog:
         names = parse_names(approved)
         chosen = (
-            {name: DEFAULT_APPROVED.get(name, TOOLS) for name in names}
+            {name: DEFAULT_APPROVED.get(name, OTHER) for name in names}
             if names
             else dict(DEFAULT_APPROVED)
         )
@@ -170,15 +171,17 @@ class PackageCatalog:
         close = difflib.get_close_matches(dist, list(self.approved), n=3, cutoff=0.75)
         if close:
             return f"{head}; did you mean {', '.join(close)}?"
-        needs = sorted({n for n in self.approved.values()}, key=_need_order)
-        examples = "; ".join(f"{n}: {', '.join(self.for_need(n)[:4])}" for n in needs)
+        examples = "; ".join(f"{n}: {', '.join(self.for_need(n)[:4])}" for n in self.needs())
         return f"{head}; approved packages include {examples}"
+
+    def needs(self) -> list[str]:
+        return sorted(set(self.approved.values()), key=_need_order)
 
     def for_need(self, need: str) -> list[str]:
         return sorted(name for name, kind in self.approved.items() if kind == need)
 
 
-_ORDER = [PLOTTING, ML, STATS, TEXT, MATH, OFFICE, DATA, IMAGES, SCIENCE, GEO, TOOLS]
+_ORDER = [PLOTTING, ML, STATS, TEXT, MATH, OFFICE, DATA, IMAGES, SCIENCE, GEO, TOOLS, OTHER]
 
 
 def _need_order(need: str) -> int:
