@@ -8,6 +8,7 @@ import json
 import sys
 import time
 
+from app.commands.arguments import positive_number
 from app.config import Settings
 from app.sandbox import DockerEngine, create_package_installer
 from app.sandbox.packages import PackageCatalog
@@ -28,22 +29,12 @@ def add_parser(sub) -> None:
         description="Remove cached packages unused for PACKAGE_CACHE_DAYS days (or --days), the "
         "caches of images other than the configured one, and leftovers of crashed installs.",
     )
-    cleanup.add_argument("--days", type=_positive_float, metavar="N",
+    cleanup.add_argument("--days", type=positive_number("days"), metavar="N",
                          help="remove packages unused for N days (default: PACKAGE_CACHE_DAYS)")
     cleanup.add_argument("--json", action="store_true", help="print one JSON object")
     cleanup.set_defaults(handler=execute_cleanup)
     approved = actions.add_parser("approved", help="print the approved packages by need")
     approved.set_defaults(handler=execute_approved)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of days")
-    return value
 
 
 def _with_installer(settings: Settings, work):

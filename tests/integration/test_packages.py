@@ -183,6 +183,17 @@ async def test_install_failure_keeps_the_error_and_adds_pips_reason(
     assert install_containers.created() == 1  # one attempt, no retry of a failed install
 
 
+async def test_install_timeout_is_its_own_limit(package_settings, engine, make_request):
+    runner = create_runner(package_settings.model_copy(update={"package_install_timeout": 0.3}), engine)
+    result = await runner.run(make_request("import sortedcontainers\n", timeout=30))
+    assert result.status is RunStatus.ERROR
+    assert "installing the approved package 'sortedcontainers' failed" in result.message
+    assert "took longer than 0.3 s" in result.message
+    assert not runner.packages.cache.has(
+        (await runner.packages.current_image_key()), "sortedcontainers"
+    )
+
+
 def test_run_json_and_packages_cli(package_settings, settings):
     env = {**os.environ, "DATA_DIR": str(package_settings.data_dir),
            "SANDBOX_INSTANCE": settings.sandbox_instance, "PACKAGE_CA_BUNDLE": ""}

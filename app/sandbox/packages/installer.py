@@ -280,6 +280,12 @@ class PackageInstaller:
 
     # Maintenance
 
+    async def image_has_module_list(self) -> bool:
+        """Whether detection before the run works for the current image (doctor)."""
+        plan = PackagePlan()
+        await self._identify_image(plan)
+        return plan.image_modules is not None
+
     async def current_image_key(self) -> str | None:
         image_id = await self._image_id()
         return None if image_id is None else image_key(image_id)
