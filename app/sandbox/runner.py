@@ -2,6 +2,9 @@
 
 Lifecycle of a run (see README, "How a run works"):
 
+0. packages (not timed, outside a run slot): approved packages the code imports but the image
+   lacks are installed by a separate install container (app/sandbox/packages) and mounted
+   read-only into the run; a run that still dies on one of them is run once more.
 1. setup (not timed): create and start the container from the policy with the idle keeper as its
    main process, then start the in-container runner with `docker exec`; it waits on stdin.
 2. exec (timed): the code is handed over on stdin and the timer runs until the runner's stream

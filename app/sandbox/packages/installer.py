@@ -174,7 +174,8 @@ class PackageInstaller:
         modules = self.cache.image_modules(key)
         if modules is None:
             modules = await self.engine.call(self._read_image_modules, key, image_id)
-        self._modules[key] = modules
+        if modules is not None:  # a failed read is tried again by the next run
+            self._modules[key] = modules
         return modules
 
     def _read_image_modules(self, key: str, image_id: str) -> set[str] | None:
