@@ -91,3 +91,12 @@ def test_cleanup_without_a_known_image_keeps_every_image(tmp_path):
     report = cache.cleanup(None, max_age_days=7)
     assert report.removed_images == [] and "unknown" in report.note
     assert cache.has("a", "toolz") and cache.has("b", "toolz")
+
+
+def test_distributions_lists_only_complete_entries(tmp_path):
+    cache = PackageCache(tmp_path)
+    fake_install(cache, "img", "toolz")
+    fake_install(cache, "img", "tqdm")
+    (tmp_path / "img" / "half-made").mkdir()  # no meta.json: not an entry
+    assert cache.distributions("img") == ["toolz", "tqdm"]
+    assert cache.distributions("other") == []

@@ -77,6 +77,15 @@ class PackageCache:
     def has(self, image_key: str, dist: str) -> bool:
         return (self.entry_dir(image_key, dist) / META).is_file()
 
+    def distributions(self, image_key: str) -> list[str]:
+        """Every complete entry of an image's cache."""
+        folder = self.image_dir(image_key)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / META).is_file()
+        )
+
     def mark_used(self, image_key: str, dist: str) -> None:
         try:
             os.utime(self.entry_dir(image_key, dist))

@@ -112,7 +112,13 @@ class PackageInstaller:
         if dist is None:
             return False
         await self._provide(plan, {dist}, run_id, user_id)
-        return dist in plan.mounts
+        if dist not in plan.mounts:
+            return False
+        # Imports detection cannot see may need other cached packages too: the one retry gets
+        # every package already in the cache, so it does not die on the next such import.
+        for cached in self.cache.distributions(plan.image_key):
+            plan.mounts.setdefault(cached, self.cache.entry_dir(plan.image_key, cached))
+        return True
 
     async def install_for_next_run(
         self, plan: PackagePlan, stderr: str, run_id: str, user_id: str
