@@ -26,7 +26,8 @@ TOOLS = "general utilities"
 OTHER = "other needs"
 
 # distribution -> need. Distributions the image already has are listed too: approving them costs
-# nothing (nothing is installed) and keeps the refusal hints complete.
+# nothing (nothing is installed) and keeps the refusal hints complete. Installs take wheels only,
+# so a package published only as source (e.g. langdetect) cannot be on this list.
 DEFAULT_APPROVED: dict[str, str] = {
     "plotly": PLOTTING, "bokeh": PLOTTING, "altair": PLOTTING, "plotnine": PLOTTING,
     "wordcloud": PLOTTING, "missingno": PLOTTING, "squarify": PLOTTING, "mplfinance": PLOTTING,
@@ -36,7 +37,7 @@ DEFAULT_APPROVED: dict[str, str] = {
     "scikit-learn": ML,
     "statsmodels": STATS, "pingouin": STATS, "lifelines": STATS, "pmdarima": STATS,
     "arch": STATS, "scikit-posthocs": STATS, "linearmodels": STATS, "factor-analyzer": STATS,
-    "nltk": TEXT, "textblob": TEXT, "gensim": TEXT, "langdetect": TEXT, "rapidfuzz": TEXT,
+    "nltk": TEXT, "textblob": TEXT, "gensim": TEXT, "rapidfuzz": TEXT,
     "unidecode": TEXT, "emoji": TEXT, "ftfy": TEXT, "jellyfish": TEXT, "regex": TEXT,
     "markdown": TEXT,
     "sympy": MATH, "mpmath": MATH, "networkx": MATH, "python-igraph": MATH, "pulp": MATH,
@@ -84,7 +85,7 @@ DEFAULT_IMPORT_NAMES: dict[str, str] = {
 NETWORK = "network access"
 KNOWN_NEEDS: dict[str, str] = {
     "torch": ML, "tensorflow": ML, "keras": ML, "jax": ML, "transformers": TEXT,
-    "spacy": TEXT, "sentence_transformers": TEXT, "prophet": STATS, "fbprophet": STATS,
+    "spacy": TEXT, "sentence_transformers": TEXT, "langdetect": TEXT, "prophet": STATS, "fbprophet": STATS,
     "sktime": STATS, "seaborn_image": PLOTTING, "pygwalker": PLOTTING, "dash": PLOTTING,
     "streamlit": PLOTTING, "gradio": PLOTTING, "docx2txt": OFFICE, "fitz": OFFICE,
     "pymupdf": OFFICE, "PyPDF2": OFFICE, "tabula": OFFICE, "camelot": OFFICE,
