@@ -7,11 +7,11 @@ import sys
 
 from pydantic import ValidationError
 
-from app.commands import bot, chat, cleanup, doctor, files, image, run
+from app.commands import bot, chat, cleanup, doctor, files, image, packages, run
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
 
-COMMANDS = (bot, chat, run, files, cleanup, doctor, image)
+COMMANDS = (bot, chat, run, files, cleanup, doctor, image, packages)
 
 
 def build_parser() -> argparse.ArgumentParser:

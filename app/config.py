@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     sandbox_pip_index_url: str = ""
     sandbox_pip_extra_index_url: str = ""
 
+    # Package auto-install
+    package_auto_install: bool = True
+    package_approved: str = ""
+    package_import_names: str = ""
+    package_ca_bundle: Path | None = None
+    package_proxy: str = ""
+    package_install_timeout: float = Field(300.0, gt=0, le=3600)
+    package_cache_days: float = Field(7.0, gt=0, le=3650)
+
     # Storage
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
@@ -121,7 +130,7 @@ class Settings(BaseSettings):
     def vision_model_prefixes(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.openai_vision_models.split(",") if m.strip())
 
-    @field_validator("host_data_dir", mode="before")
+    @field_validator("host_data_dir", "package_ca_bundle", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -131,6 +140,29 @@ class Settings(BaseSettings):
     def _expiration(cls, value: float) -> float:
         if value != -1 and not value > 0:
             raise ValueError("must be a positive number of hours, or -1 to keep files forever")
+        return value
+
+    @field_validator("package_ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file: give a PEM file with the CA certificates to trust")
+        return value
+
+    @field_validator("package_approved")
+    @classmethod
+    def _approved_names(cls, value: str) -> str:
+        from app.sandbox.packages.catalog import parse_names  # app.sandbox imports this module
+
+        parse_names(value)
+        return value
+
+    @field_validator("package_import_names")
+    @classmethod
+    def _import_names(cls, value: str) -> str:
+        from app.sandbox.packages.catalog import parse_mapping
+
+        parse_mapping(value)
         return value
 
     @field_validator("host_data_dir")

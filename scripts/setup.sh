@@ -81,3 +81,12 @@ ensure_image() {
     [ -f /etc/ssl/certs/ca-certificates.crt ] && args+=(--extra-ca /etc/ssl/certs/ca-certificates.crt)
     "$VENV/bin/python" -m app image build "${args[@]}" >/dev/null
 }
+
+ensure_package_ca() {  # package installs trust what this machine trusts, unless set elsewhere
+    [ -n "${PACKAGE_CA_BUNDLE+set}" ] && return 0
+    grep -qs '^[[:space:]]*PACKAGE_CA_BUNDLE=' .env && return 0
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        export PACKAGE_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+    fi
+    return 0
+}

@@ -6,4 +6,5 @@ set -euo pipefail
 ensure_python_env
 ensure_docker
 ensure_image
+ensure_package_ca
 exec "$VENV/bin/python" -m app "$@"

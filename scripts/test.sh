@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 ensure_python_env test
 ensure_docker
 ensure_image
+ensure_package_ca
 exec "$VENV/bin/python" -m pytest "$@"

@@ -55,8 +55,11 @@ async def _main(settings: Settings) -> int:
     if reaped:
         log.info("removed leftover sandbox containers", count=reaped)
     chat = build_chat_service(settings, runner, files, records)
+    cleanup_service = CleanupService(
+        files.store, runner, package_cache_days=settings.package_cache_days
+    )
     cleanup = asyncio.create_task(
-        CleanupService(files.store, runner).run_periodically(settings.cleanup_interval_minutes)
+        cleanup_service.run_periodically(settings.cleanup_interval_minutes)
     )
     bot = CodeInterpreterBot(BotServices(chat, files.store, runner, settings.admin_ids))
     loop = asyncio.get_running_loop()

@@ -19,13 +19,14 @@ LABELS = {
     "orphan_files": "files without metadata",
     "staging": "leftover run folders",
     "containers": "leftover sandbox containers",
+    "packages": "cached packages unused too long or of old images",
 }
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "cleanup",
-        help="remove expired files, orphans and leftover sandbox containers",
+        help="remove expired files, orphans, leftover sandbox containers and stale packages",
         description="One cleanup pass: expired files (disk and metadata), metadata whose file "
         "is gone, files without metadata older than an hour, old run folders, leftover sandbox "
         "containers. Safe to run at any time, also while the bot runs.",
@@ -46,7 +47,8 @@ async def _cleanup(args, settings: Settings, repository: FileRepository | None) 
     store = None
     try:
         store = await create_file_store(settings, repository)
-        report = await CleanupService(store, runner).run_once(dry_run=args.dry_run)
+        service = CleanupService(store, runner, package_cache_days=settings.package_cache_days)
+        report = await service.run_once(dry_run=args.dry_run)
     except StorageUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -14,7 +14,14 @@ from docker.errors import DockerException
 
 from app.config import Settings
 from app.files import StorageUnavailable, create_file_store
-from app.sandbox import DockerEngine, EngineUnavailable, InputFile, RunRequest, create_runner
+from app.sandbox import (
+    DockerEngine,
+    EngineUnavailable,
+    InputFile,
+    RunRequest,
+    create_package_installer,
+    create_runner,
+)
 from app.sandbox.image import HASH_LABEL, SOURCE_DIR, source_hash
 
 
@@ -47,6 +54,8 @@ def execute(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if _check_engine(report, engine, settings):
             image_ok = _check_image(report, engine, settings)
+            if image_ok:
+                _check_packages(report, engine, settings)
             if image_ok and not args.no_probe:
                 _probe(report, settings, engine)
     finally:
@@ -123,6 +132,21 @@ def _check_image(report: Report, engine: DockerEngine, settings: Settings) -> bo
     else:
         report.ok("sandbox image", f"{settings.sandbox_image} (hash {built_from})")
     return True
+
+
+def _check_packages(report: Report, engine: DockerEngine, settings: Settings) -> None:
+    if not settings.package_auto_install:
+        report.ok("package auto-install", "off (PACKAGE_AUTO_INSTALL=false)")
+        return
+    installer = create_package_installer(settings, engine)
+    if not asyncio.run(installer.image_has_module_list()):
+        report.warn("the sandbox image has no module list, so packages are installed only after "
+                    "a run fails on a missing import", "rebuild it: python -m app image build")
+        return
+    cached = len(installer.cache.entries())
+    report.ok("package auto-install",
+              f"{len(installer.catalog.approved)} approved packages, {cached} cached in "
+              f"{installer.cache.root}")
 
 
 def _probe(report: Report, settings: Settings, engine: DockerEngine) -> None:

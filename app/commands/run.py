@@ -11,6 +11,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from app.commands.arguments import positive_number
 from app.config import Settings
 from app.filenames import unique_name
 from app.files import (
@@ -44,22 +45,12 @@ def add_parser(sub) -> None:
     parser.add_argument("--attach", action="append", default=[], metavar="PATH",
                         help="store a local file for the user as an upload would, loadable "
                         "with load_file(); repeatable")
-    parser.add_argument("--timeout", type=_positive_float, metavar="S",
+    parser.add_argument("--timeout", type=positive_number("seconds"), metavar="S",
                         help="seconds for the code (never more than CODE_EXECUTION_TIMEOUT)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where output files go (default: a new outputs-<run id> folder here)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=execute)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def execute(args: argparse.Namespace, settings: Settings) -> int:
@@ -184,6 +175,9 @@ def _report(result: RunResult, as_json: bool) -> None:
         line += f" exit {result.exit_code}"
     line += f" · exec {result.exec_seconds:.2f} s · setup {result.setup_seconds:.2f} s"
     print(line, file=err)
+    if result.installed_packages:
+        print(f"installed {', '.join(result.installed_packages)} in {result.install_seconds:.2f} s "
+              "(not counted in exec)", file=err)
     if result.message:
         print(result.message, file=err)
     for stream, truncated in (("stdout", result.stdout_truncated), ("stderr", result.stderr_truncated)):

@@ -40,6 +40,8 @@ class CleanupReport:
     staging: int = 0
     """Leftover run staging folders removed."""
     containers: int = 0
+    packages: int = 0
+    """Cached packages (and caches of old images) removed from the auto-install cache."""
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -50,6 +52,7 @@ class CleanupReport:
             "orphan_files": self.orphan_files,
             "staging": self.staging,
             "containers": self.containers,
+            "packages": self.packages,
         }
 
 
@@ -63,9 +66,11 @@ class CleanupService:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         wall_clock=time.time,
+        package_cache_days: float = 7,
     ) -> None:
         self.store = store
         self.runner = runner
+        self.package_cache_days = package_cache_days
         self.grace_seconds = grace_seconds
         self.wall_clock = wall_clock
 
@@ -85,6 +90,7 @@ class CleanupService:
         report.staging = await asyncio.to_thread(self._old_staging, dry_run)
         if self.runner is not None:
             report.containers = await self._containers(dry_run)
+            await self._packages(report, dry_run)
         log.info("cleanup pass finished", dry_run=dry_run, **report.counts())
         return report
 
@@ -100,6 +106,16 @@ class CleanupService:
             await asyncio.sleep(interval_minutes * 60)
 
     # Passes
+
+    async def _packages(self, report: CleanupReport, dry_run: bool) -> None:
+        installer = getattr(self.runner, "packages", None)
+        if installer is None:
+            return
+        if dry_run:
+            report.notes.append("the package cache is not checked in a dry run")
+            return
+        removed = await installer.cleanup(self.package_cache_days)
+        report.packages = len(removed.removed_entries) + len(removed.removed_images)
 
     async def _files_pass(self, report: CleanupReport, dry_run: bool) -> None:
         store = self.store

@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import struct
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
+import requests
 from docker.errors import DockerException, ImageNotFound, NotFound
 
 T = TypeVar("T")
@@ -214,6 +216,46 @@ class DockerEngine:
             return None
         return image.labels or {}
 
+    def image_id(self, reference: str) -> str:
+        """The content id (sha256:...) of a local image; ImageNotFound when it does not exist."""
+        return self.client.images.get(reference).id
+
+    def read_image_file(self, args: dict, path: str, max_bytes: int) -> bytes | None:
+        """A regular file of an image, read through a container that is created, never started.
+
+        None when the file does not exist, is not a regular file or is larger than `max_bytes`.
+        """
+        container_id = self.client.containers.create(**args).id
+        try:
+            try:
+                chunks, stat = self.client.api.get_archive(container_id, path)
+            except NotFound:
+                return None
+            if stat.get("size", 0) > max_bytes:
+                return None
+            data = b"".join(chunks)
+        finally:
+            self.remove(container_id)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None or not member.isfile() or member.size > max_bytes:
+                return None
+            extracted = tar.extractfile(member)
+            return extracted.read() if extracted else None
+
+    def run_to_completion(self, args: dict, timeout: float) -> int | None:
+        """Create, start and wait for a container, then remove it. Its exit code, or None when
+        `timeout` ran out (removal kills it)."""
+        container = self.client.containers.create(**args)
+        try:
+            container.start()
+            try:
+                return int(self.client.api.wait(container.id, timeout=timeout)["StatusCode"])
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                return None
+        finally:
+            self.remove(container.id)
+
     # Containers
 
     def create_and_start(self, args: dict) -> str:
@@ -272,3 +314,4 @@ class DockerEngine:
             if not info.get("Running") or time.monotonic() >= end:
                 return ExecStatus(bool(info.get("Running")), info.get("ExitCode"))
             time.sleep(0.01)
+

@@ -7,6 +7,7 @@ The runner never builds docker arguments itself: it asks the policy. Security re
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,13 @@ MANAGED_LABEL = f"{LABEL_PREFIX}.managed"
 INSTANCE_LABEL = f"{LABEL_PREFIX}.instance"
 RUN_LABEL = f"{LABEL_PREFIX}.run_id"
 USER_LABEL = f"{LABEL_PREFIX}.user_id"
+ROLE_LABEL = f"{LABEL_PREFIX}.role"
 
 PYTHON = "/opt/venv/bin/python"
 RUNNER_SCRIPT = "/opt/sandbox/sandbox_runner.py"
 COLLECTOR_SCRIPT = "/opt/sandbox/sandbox_collect.py"
+INSTALL_SCRIPT = "/opt/sandbox/sandbox_install.py"
+IMAGE_MODULES_FILE = "/opt/sandbox/image-modules.json"
 
 
 class HostPathError(ValueError):
@@ -52,6 +56,16 @@ class SandboxPolicy:
     output_mount: str = "/mnt/output"
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
+    # Package install step (a separate container with network; see packages_install_args)
+    package_mount: str = "/opt/packages"
+    install_uid: int = 10003
+    install_memory_bytes: int = 2 * 1024**3
+    install_cpus: float = 1.0
+    install_pids_limit: int = 256
+    install_timeout: float = 300.0
+    package_index_url: str = ""
+    package_extra_index_url: str = ""
+    package_proxy: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxPolicy:
@@ -69,6 +83,10 @@ class SandboxPolicy:
             max_code_bytes=settings.sandbox_max_code_bytes,
             data_dir=settings.data_dir,
             host_data_dir=settings.host_data_dir,
+            install_timeout=settings.package_install_timeout,
+            package_index_url=settings.sandbox_pip_index_url,
+            package_extra_index_url=settings.sandbox_pip_extra_index_url,
+            package_proxy=settings.package_proxy,
         )
 
     # Labels
@@ -113,8 +131,18 @@ class SandboxPolicy:
             ),
         }
 
-    def container_args(self, *, run_id: str, user_id: str, input_dir: Path | None) -> dict:
-        """Keyword arguments for docker's `containers.create` for one run."""
+    def container_args(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        input_dir: Path | None,
+        packages: dict[str, Path] | None = None,
+    ) -> dict:
+        """Keyword arguments for docker's `containers.create` for one run.
+
+        `packages`: distribution -> its package-cache entry, each mounted read-only.
+        """
         mounts = []
         if input_dir is not None:
             mounts.append(
@@ -125,6 +153,7 @@ class SandboxPolicy:
                     read_only=True,
                 )
             )
+        mounts += self.package_mounts(packages or {})
         args = {
             "image": self.image,
             "command": ["sleep", "infinity"],
@@ -156,6 +185,103 @@ class SandboxPolicy:
         if self.runtime != "runc":
             args["runtime"] = self.runtime
         return args
+
+    # Package installs
+
+    def package_mounts(self, packages: dict[str, Path]) -> list[Mount]:
+        return [
+            Mount(
+                target=f"{self.package_mount}/{dist}",
+                source=self.host_path(entry),
+                type="bind",
+                read_only=True,
+            )
+            for dist, entry in sorted(packages.items())
+        ]
+
+    def package_paths(self, packages: dict[str, Path]) -> list[str]:
+        """The import paths (inside a run) of the mounted package-cache entries."""
+        return [f"{self.package_mount}/{dist}/site" for dist in sorted(packages)]
+
+    def install_user(self) -> str:
+        """uid:gid of the install container. The gid opens /opt/installer (pip); the uid is the
+        bot's own when it is not root, so the bot owns what the install writes."""
+        uid = os.getuid() or self.install_uid
+        return f"{uid}:{self.install_uid}"
+
+    def install_work_owner(self) -> int | None:
+        """Who must own an install's work folder: the installer uid when the bot is root (it then
+        runs the install as that uid), else nobody is changed (the install runs as the bot)."""
+        return None if os.getuid() else self.install_uid
+
+    def install_environment(self) -> dict[str, str]:
+        """An allow-list, like a run's: nothing from the bot's environment but the pip settings."""
+        env = {
+            "PATH": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "PIP_NO_INPUT": "1",
+        }
+        if self.package_index_url:
+            env["PIP_INDEX_URL"] = self.package_index_url
+        if self.package_extra_index_url:
+            env["PIP_EXTRA_INDEX_URL"] = self.package_extra_index_url
+        if self.package_proxy:
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                env[name] = self.package_proxy
+        return env
+
+    def install_container_args(
+        self, *, run_id: str, user_id: str, work_dir: Path, distribution: str
+    ) -> dict:
+        """The install step for one approved distribution: the same image, with network (bridge),
+        running only the image's own install script. It mounts no user files and runs no user
+        code; its one writable mount is a fresh work folder of the package cache. It always uses
+        the engine's default runtime: gVisor is registered with --network=none here."""
+        labels = self.labels(run_id, user_id)
+        labels[ROLE_LABEL] = "install"
+        return {
+            "image": self.image,
+            "command": [PYTHON, "-I", INSTALL_SCRIPT, "--work", "/work", distribution],
+            "user": self.install_user(),
+            "labels": labels,
+            "network_mode": "bridge",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={64 * 1024**2},mode=1777"},
+            "mounts": [
+                Mount(target="/work", source=self.host_path(work_dir), type="bind", read_only=False)
+            ],
+            "pids_limit": self.install_pids_limit,
+            "mem_limit": self.install_memory_bytes,
+            "memswap_limit": self.install_memory_bytes,
+            "nano_cpus": int(self.install_cpus * 1e9),
+            "ulimits": [
+                Ulimit(name="nofile", soft=self.open_files_limit, hard=self.open_files_limit),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            "init": True,
+            "environment": self.install_environment(),
+            "hostname": "installer",
+            "working_dir": "/work",
+            "log_config": LogConfig(type=LogConfig.types.NONE),
+            "detach": True,
+        }
+
+    def probe_container_args(self, image: str) -> dict:
+        """A container that is created to read a file of the image and never started."""
+        labels = self.labels("probe", "")
+        labels[ROLE_LABEL] = "probe"
+        return {
+            "image": image,
+            "command": ["true"],
+            "labels": labels,
+            "network_mode": "none",
+            "log_config": LogConfig(type=LogConfig.types.NONE),
+            "detach": True,
+        }
 
     # Processes inside the container
 
@@ -227,6 +353,10 @@ class SandboxPolicy:
             "/tmp": f"tmpfs {self.tmp_size_bytes} bytes, noexec",
             "output": f"tmpfs {self.output_size_bytes} bytes at {self.output_mount}, noexec",
             "input": f"read-only bind at {self.input_mount}",
+            "packages": (
+                f"approved auto-installed packages: read-only binds under {self.package_mount}, "
+                "installed beforehand by a separate container (network, no user code or files)"
+            ),
             "stdout/stderr cap": f"{self.max_stream_bytes} bytes each",
             "output files cap": f"{self.max_output_files} files, {self.output_size_bytes} bytes",
             "environment": "allow-list only: " + ", ".join(sorted(self.code_environment())),

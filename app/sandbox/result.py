@@ -94,6 +94,10 @@ class RunResult:
     setup_seconds: float = 0.0
     exec_seconds: float = 0.0
     collect_seconds: float = 0.0
+    install_seconds: float = 0.0
+    """Time spent installing (or waiting for) approved packages; outside the exec timer."""
+    installed_packages: tuple[str, ...] = ()
+    """`name==version` of the approved packages installed for this run."""
     files: tuple[OutputFile, ...] = ()
     skipped: tuple[SkippedOutput, ...] = ()
     message: str = ""
@@ -111,6 +115,9 @@ class RunResult:
             for f in self.files
         ]
         data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
-        for key in ("queue_seconds", "setup_seconds", "exec_seconds", "collect_seconds"):
+        data["installed_packages"] = list(self.installed_packages)
+        for key in (
+            "queue_seconds", "setup_seconds", "exec_seconds", "collect_seconds", "install_seconds"
+        ):
             data[key] = round(data[key], 4)
         return data

@@ -2,6 +2,9 @@
 
 Lifecycle of a run (see README, "How a run works"):
 
+0. packages (not timed, outside a run slot): approved packages the code imports but the image
+   lacks are installed by a separate install container (app/sandbox/packages) and mounted
+   read-only into the run; a run that still dies on one of them is run once more.
 1. setup (not timed): create and start the container from the policy with the idle keeper as its
    main process, then start the in-container runner with `docker exec`; it waits on stdin.
 2. exec (timed): the code is handed over on stdin and the timer runs until the runner's stream
@@ -23,7 +26,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -39,6 +42,7 @@ from app.sandbox.engine import (
     FramesReader,
 )
 from app.sandbox.outputs import OutputReceiver
+from app.sandbox.packages import PackageInstaller, PackagePlan
 from app.sandbox.policy import HostPathError, SandboxPolicy
 from app.sandbox.result import RunRequest, RunResult, RunStatus, SkippedOutput
 from app.sandbox.slots import RunSlots
@@ -156,14 +160,18 @@ class SandboxRunner:
         max_timeout: float,
         slots: RunSlots | None = None,
         leftover_age: float | None = None,
+        packages: PackageInstaller | None = None,
     ) -> None:
         self.policy = policy
         self.engine = engine
         self.max_timeout = max_timeout
         self.slots = slots or RunSlots(4)
         # Past this age a container is a leftover whoever made it: no run lives that long.
-        self.leftover_age = leftover_age or (max_timeout + policy.collect_timeout + 600)
+        self.leftover_age = leftover_age or (
+            max_timeout + policy.collect_timeout + policy.install_timeout + 600
+        )
         self._owner = owner_token()
+        self.packages = packages
 
     # Public API
 
@@ -177,10 +185,13 @@ class SandboxRunner:
                 log.info("run refused", reason=problem)
                 return RunResult(run_id=run_id, status=RunStatus.ERROR, message=problem)
             timeout = min(request.timeout or self.max_timeout, self.max_timeout)
-            queued_at = time.monotonic()
-            async with self.slots.acquire(str(request.user_id), on_queued):
-                queue_seconds = time.monotonic() - queued_at
-                result = await self._run_in_container(request, run_id, timeout, queue_seconds)
+            plan = None
+            if self.packages is not None:
+                # Before the run and outside its timer (and outside a run slot).
+                plan = await self.packages.prepare(request.code, run_id, str(request.user_id))
+            result = await self._queued_run(request, run_id, timeout, plan, on_queued)
+            if plan is not None:
+                result = await self._package_fallback(request, run_id, timeout, plan, result, on_queued)
             log.info(
                 "run finished",
                 status=result.status.value,
@@ -201,6 +212,51 @@ class SandboxRunner:
 
     # Steps
 
+    async def _queued_run(
+        self,
+        request: RunRequest,
+        run_id: str,
+        timeout: float,
+        plan: PackagePlan | None,
+        on_queued: Callable[[int], None] | None,
+    ) -> RunResult:
+        queued_at = time.monotonic()
+        async with self.slots.acquire(str(request.user_id), on_queued):
+            queue_seconds = time.monotonic() - queued_at
+            return await self._run_in_container(request, run_id, timeout, queue_seconds, plan)
+
+    async def _package_fallback(
+        self,
+        request: RunRequest,
+        run_id: str,
+        timeout: float,
+        plan: PackagePlan,
+        result: RunResult,
+        on_queued: Callable[[int], None] | None,
+    ) -> RunResult:
+        """A run that died on a missing approved package gets it and runs once more, no more."""
+        assert self.packages is not None
+        user_id = str(request.user_id)
+        if result.status is RunStatus.ERROR and await self.packages.fallback(
+            plan, result.stderr, run_id, user_id
+        ):
+            log.info("running again with the missing package installed")
+            for stale in result.files:  # the first attempt's outputs are replaced, not mixed in
+                stale.path.unlink(missing_ok=True)
+            result = await self._queued_run(request, run_id, timeout, plan, on_queued)
+            if result.status is RunStatus.ERROR:
+                await self.packages.install_for_next_run(plan, result.stderr, run_id, user_id)
+        message = result.message
+        if result.status is RunStatus.ERROR:
+            extra = self.packages.explain(plan, result.stderr)
+            message = f"{message}; {extra}" if message and extra else (message or extra)
+        return replace(
+            result,
+            install_seconds=plan.install_seconds,
+            installed_packages=tuple(plan.installed),
+            message=message,
+        )
+
     def _check_request(self, request: RunRequest) -> str:
         if not request.code.strip():
             return "there is no code to run"
@@ -212,14 +268,23 @@ class SandboxRunner:
         return ""
 
     async def _run_in_container(
-        self, request: RunRequest, run_id: str, timeout: float, queue_seconds: float
+        self,
+        request: RunRequest,
+        run_id: str,
+        timeout: float,
+        queue_seconds: float,
+        plan: PackagePlan | None = None,
     ) -> RunResult:
         started = time.monotonic()
         container_id: str | None = None
         base = {"run_id": run_id, "timeout_seconds": timeout, "queue_seconds": queue_seconds}
+        packages = plan.mounts if plan is not None else {}
         try:
             args = self.policy.container_args(
-                run_id=run_id, user_id=str(request.user_id), input_dir=request.input_dir
+                run_id=run_id,
+                user_id=str(request.user_id),
+                input_dir=request.input_dir,
+                packages=packages,
             )
             args["labels"][OWNER_LABEL] = self._owner
             container_id = await self._create(args)
@@ -228,7 +293,7 @@ class SandboxRunner:
             )
             try:
                 await self.engine.call(self._await_ready, stream)
-                payload = self._payload(request)
+                payload = self._payload(request, self.policy.package_paths(packages))
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(self._exec_step, stream, payload, timeout)
                 exit_code = None
@@ -314,8 +379,12 @@ class SandboxRunner:
             message=message,
         )
 
-    def _payload(self, request: RunRequest) -> bytes:
-        job = {"code": request.code, "files": [f.manifest_entry() for f in request.files]}
+    def _payload(self, request: RunRequest, paths: list[str]) -> bytes:
+        job = {
+            "code": request.code,
+            "files": [f.manifest_entry() for f in request.files],
+            "paths": paths,
+        }
         return json.dumps(job).encode() + b"\n"
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload), writes
 a ready marker to stdout, then blocks on stdin: the host's timer starts when it hands the code over. The job is one
-JSON line: {"code": str, "files": [...]}.
+JSON line: {"code": str, "files": [...], "paths": [...]}; "paths" are read-only package folders of the
+host's package cache (auto-installed approved packages), added after the image's site-packages.
 
 The code runs in a forked child. When the child ends, this process kills every other process of
 the sandbox user (children the code left behind) before exiting, so nothing the code started can
@@ -115,6 +116,11 @@ def _execute(job: dict) -> int:
 
     output_dir = os.environ.get("OUTPUT_DIR", "/mnt/output")
     os.chdir(output_dir)
+
+    import site
+
+    for path in job.get("paths", []):
+        site.addsitedir(path)  # after the image's own packages: those always win
 
     import sandbox_files
 

@@ -113,7 +113,7 @@ async def test_two_passes_at_once_are_safe_and_a_second_pass_finds_nothing(setup
     assert await store.repository.all_files() == []
     again = await service.run_once()
     assert again.counts() == {"expired": 0, "missing_files": 0, "orphan_files": 0,
-                              "staging": 0, "containers": 0}
+                              "staging": 0, "containers": 0, "packages": 0}
 
 
 async def test_in_memory_metadata_never_deletes_stored_files(tmp_path):
@@ -155,3 +155,33 @@ async def test_run_periodically_keeps_going_after_a_failed_pass(setup):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(calls) >= 3
+
+
+async def test_cleanup_pass_prunes_the_package_cache_through_the_runner(tmp_path):
+    from types import SimpleNamespace
+
+    from app.sandbox.packages.cache import CleanupReport as PackageReport
+
+    calls = []
+
+    class Installer:
+        async def cleanup(self, days):
+            calls.append(days)
+            return PackageReport(removed_entries=["a", "b"], removed_images=["old"])
+
+    class Runner:
+        packages = Installer()
+
+        async def reap_leftovers(self):
+            return 0
+
+        async def count_leftovers(self):
+            return 0
+
+    store = SimpleNamespace(repository=SimpleNamespace(persistent=False), data_dir=tmp_path)
+    service = CleanupService(store, Runner(), package_cache_days=3)
+    report = await service.run_once()
+    assert calls == [3] and report.packages == 3
+    dry = await service.run_once(dry_run=True)
+    assert calls == [3] and dry.packages == 0
+    assert "package cache is not checked in a dry run" in " ".join(dry.notes)

@@ -77,3 +77,45 @@ def test_paths_outside_data_dir_are_never_mounted(policy, tmp_path):
         policy.host_path(Path("/etc"))
     with pytest.raises(HostPathError):
         policy.host_path(tmp_path / ".." / "elsewhere")
+
+
+def test_install_container_has_network_but_no_user_files_or_code(tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path, sandbox_runtime="runsc",
+                        sandbox_instance="t1", package_proxy="http://proxy.local:3128",
+                        sandbox_pip_index_url="https://mirror.local/simple")
+    policy = SandboxPolicy.from_settings(settings)
+    work = tmp_path / "packages" / "img" / ".work" / "w1"
+    work.mkdir(parents=True)
+    args = policy.install_container_args(run_id="r1", user_id="42", work_dir=work,
+                                         distribution="toolz")
+    assert args["network_mode"] == "bridge"
+    assert "runtime" not in args  # gVisor is registered without network
+    assert args["command"][-2:] == ["/work", "toolz"] and "-I" in args["command"]
+    [mount] = args["mounts"]  # its own work folder only: no input, no output, no user file
+    assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == ("/work", str(work), False)
+    assert args["cap_drop"] == ["ALL"] and args["read_only"] is True
+    assert "no-new-privileges" in args["security_opt"]
+    assert args["user"].endswith(":10003") and not args["user"].startswith("0:")
+    assert args["labels"]["io.codeinterp.role"] == "install"
+    assert args["labels"]["io.codeinterp.instance"] == "t1"
+    env = args["environment"]
+    assert env["PIP_INDEX_URL"] == "https://mirror.local/simple"
+    assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == "http://proxy.local:3128"
+    assert not any(k.startswith(("DISCORD", "OPENAI", "MONGO")) for k in env)
+
+
+def test_run_mounts_cached_packages_read_only_and_keeps_no_network(policy, tmp_path):
+    entry = tmp_path / "packages" / "img" / "toolz"
+    entry.mkdir(parents=True)
+    args = policy.container_args(run_id="r1", user_id="42", input_dir=None,
+                                 packages={"toolz": entry})
+    [mount] = args["mounts"]
+    assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (
+        "/opt/packages/toolz", str(entry), True)
+    assert args["network_mode"] == "none"
+    assert policy.package_paths({"toolz": entry}) == ["/opt/packages/toolz/site"]
+
+
+def test_package_cache_outside_data_dir_is_refused(policy, tmp_path):
+    with pytest.raises(HostPathError):
+        policy.package_mounts({"toolz": Path("/elsewhere/toolz")})

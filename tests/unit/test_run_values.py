@@ -56,3 +56,11 @@ def test_owner_liveness():
     host = owner_token().split(":")[0]
     assert owner_is_dead(f"{host}:999999999:0")
     assert not owner_is_dead("some-other-host:1:0")  # unknown there: never reaped on a guess
+
+
+def test_result_dict_reports_installs_apart_from_exec():
+    result = RunResult(run_id="r", status=RunStatus.OK, exec_seconds=0.5, install_seconds=3.21234,
+                       installed_packages=("toolz==1.2.0",))
+    data = result.to_dict()
+    assert data["install_seconds"] == 3.2123 and data["exec_seconds"] == 0.5
+    assert data["installed_packages"] == ["toolz==1.2.0"]

@@ -1,0 +1,303 @@
+"""PackageInstaller: makes approved packages a run needs available, before the run and outside
+its timer, without giving the run network.
+
+1. Detection: the code's imports (parsed) minus what the image has (its module list, read once
+   per image from /opt/sandbox/image-modules.json without starting anything) minus the stdlib.
+2. What is missing and approved is installed by a separate install container (see
+   SandboxPolicy.install_container_args) into the package cache, one distribution at a time,
+   under a lock; what is not approved is never installed and never touches the network.
+3. The run mounts the cache entries it needs read-only and imports from them.
+4. Fallback: a run that still dies on ModuleNotFoundError for an approved package gets it
+   installed and is run once more (exactly one retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from docker.errors import DockerException, ImageNotFound
+
+from app.sandbox.engine import DockerEngine, EngineUnavailable
+from app.sandbox.packages.cache import CleanupReport, PackageCache
+from app.sandbox.packages.catalog import PackageCatalog
+from app.sandbox.packages.detect import imports_in, missing_module
+from app.sandbox.policy import IMAGE_MODULES_FILE, HostPathError, SandboxPolicy
+
+log = structlog.get_logger(__name__)
+
+# Names the runtime provides to every run: never packages to install.
+RUNTIME_MODULES = {"sandbox_files", "sandbox_runner", "sandbox_collect", "sandbox_install"}
+MAX_RESULT_BYTES = 64 * 1024
+MAX_MODULE_LIST_BYTES = 4 * 1024**2
+
+
+def image_key(image_id: str) -> str:
+    """The cache folder name of an image: the start of its content id (sha256)."""
+    return image_id.split(":")[-1][:16]
+
+
+@dataclass
+class PackagePlan:
+    """What one run gets from the package cache, and what happened on the way."""
+
+    image_key: str | None = None
+    image_modules: set[str] | None = None
+    mounts: dict[str, Path] = field(default_factory=dict)
+    """distribution -> cache entry, mounted read-only into the run"""
+    installed: list[str] = field(default_factory=list)
+    """`name==version` of the distributions installed for this run"""
+    install_seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+    """distribution -> short reason its install failed"""
+    installed_after_run: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InstallOutcome:
+    version: str = ""
+    packages: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+class PackageInstaller:
+    def __init__(
+        self,
+        policy: SandboxPolicy,
+        engine: DockerEngine,
+        cache: PackageCache,
+        catalog: PackageCatalog,
+        *,
+        ca_bundle: Path | None = None,
+        max_concurrent_installs: int = 2,
+        owner_label: tuple[str, str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.engine = engine
+        self.cache = cache
+        self.catalog = catalog
+        self.ca_bundle = ca_bundle
+        self._install_slots = asyncio.Semaphore(max_concurrent_installs)
+        self._owner_label = owner_label
+        self._modules: dict[str, set[str] | None] = {}
+
+    # Before the run
+
+    async def prepare(self, code: str, run_id: str, user_id: str) -> PackagePlan:
+        plan = PackagePlan()
+        imports = imports_in(code) - set(sys.stdlib_module_names) - RUNTIME_MODULES
+        if not imports:
+            return plan
+        await self._identify_image(plan)
+        if plan.image_modules is None:
+            return plan  # the image cannot say what it has: the runtime fallback still works
+        wanted = set()
+        for module in sorted(imports - plan.image_modules):
+            if self.catalog.is_approved(module):
+                wanted.add(self.catalog.distribution(module))
+        await self._provide(plan, wanted, run_id, user_id)
+        return plan
+
+    # After a failed run
+
+    async def fallback(self, plan: PackagePlan, stderr: str, run_id: str, user_id: str) -> bool:
+        """Install the approved package the run died without; True when running again can help."""
+        dist = await self._missing_approved(plan, stderr)
+        if dist is None:
+            return False
+        await self._provide(plan, {dist}, run_id, user_id)
+        if dist not in plan.mounts:
+            return False
+        # Imports detection cannot see may need other cached packages too: the one retry gets
+        # every package already in the cache, so it does not die on the next such import.
+        for cached in self.cache.distributions(plan.image_key):
+            plan.mounts.setdefault(cached, self.cache.entry_dir(plan.image_key, cached))
+        return True
+
+    async def install_for_next_run(
+        self, plan: PackagePlan, stderr: str, run_id: str, user_id: str
+    ) -> None:
+        """After the one retry: still install what it died without, so the next run has it."""
+        dist = await self._missing_approved(plan, stderr)
+        if dist is None:
+            return
+        await self._provide(plan, {dist}, run_id, user_id)
+        if dist in plan.mounts:
+            plan.installed_after_run.append(dist)
+
+    async def _missing_approved(self, plan: PackagePlan, stderr: str) -> str | None:
+        module = missing_module(stderr)
+        if module is None or module in sys.stdlib_module_names or module in RUNTIME_MODULES:
+            return None
+        if not self.catalog.is_approved(module):
+            return None
+        dist = self.catalog.distribution(module)
+        if dist in plan.mounts or dist in plan.failed:
+            return None  # mounted and still missing, or already failed: installing cannot help
+        if plan.image_key is None:
+            await self._identify_image(plan)
+        if plan.image_key is None or (plan.image_modules and module in plan.image_modules):
+            return None
+        return dist
+
+    def explain(self, plan: PackagePlan, stderr: str) -> str:
+        """What to add to a failed run's message when it died on a missing package."""
+        module = missing_module(stderr)
+        if module is None or module in sys.stdlib_module_names:
+            return ""
+        dist = self.catalog.distribution(module)
+        if not self.catalog.is_approved(module):
+            return self.catalog.refusal(module)
+        if dist in plan.failed:
+            return f"installing the approved package {dist!r} failed: {plan.failed[dist]}"
+        if dist in plan.installed_after_run:
+            return f"the approved package {dist!r} is installed now: run the code again"
+        return ""
+
+    # Installing
+
+    async def _image_id(self) -> str | None:
+        try:
+            return await self.engine.call(self.engine.image_id, self.policy.image)
+        except (ImageNotFound, EngineUnavailable, DockerException):
+            return None  # the run itself reports a missing image or engine, with the fix
+
+    async def _identify_image(self, plan: PackagePlan) -> None:
+        image_id = await self._image_id()
+        if image_id is not None:
+            plan.image_key = image_key(image_id)
+            plan.image_modules = await self._image_modules(plan.image_key, image_id)
+
+    async def _image_modules(self, key: str, image_id: str) -> set[str] | None:
+        if key in self._modules:
+            return self._modules[key]
+        modules = self.cache.image_modules(key)
+        if modules is None:
+            modules = await self.engine.call(self._read_image_modules, key, image_id)
+        if modules is not None:  # a failed read is tried again by the next run
+            self._modules[key] = modules
+        return modules
+
+    def _read_image_modules(self, key: str, image_id: str) -> set[str] | None:
+        args = self.policy.probe_container_args(image_id)
+        self._label_owner(args)
+        try:
+            raw = self.engine.read_image_file(args, IMAGE_MODULES_FILE, MAX_MODULE_LIST_BYTES)
+            modules = json.loads(raw or b"null")["modules"] if raw else None
+        except (DockerException, ValueError, KeyError, TypeError) as exc:
+            log.warning("image module list unreadable", error=str(exc)[:200])
+            return None
+        if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+            log.warning("image has no module list; package detection uses the runtime fallback only")
+            return None
+        self.cache.store_image_modules(key, modules)
+        return set(modules)
+
+    async def _provide(self, plan: PackagePlan, dists: set[str], run_id: str, user_id: str) -> None:
+        key = plan.image_key
+        if key is None or not dists:
+            return
+        started = time.monotonic()
+        waited = await asyncio.gather(
+            *(self._provide_one(plan, key, dist, run_id, user_id) for dist in sorted(dists))
+        )
+        if any(waited):
+            plan.install_seconds += time.monotonic() - started
+
+    async def _provide_one(
+        self, plan: PackagePlan, key: str, dist: str, run_id: str, user_id: str
+    ) -> bool:
+        """Make `dist` available to the plan; True when it was not already in the cache."""
+        if self.cache.has(key, dist):
+            self._use(plan, key, dist)
+            return False
+        async with self.cache.locked(key, dist):
+            if not self.cache.has(key, dist):  # another run may have installed it meanwhile
+                async with self._install_slots:
+                    outcome = await self._install(key, dist, run_id, user_id)
+                if outcome.reason:
+                    plan.failed[dist] = outcome.reason
+                    log.warning("package install failed", distribution=dist, reason=outcome.reason)
+                    return True
+                plan.installed.append(f"{dist}=={outcome.version}")
+                log.info("package installed", distribution=dist, version=outcome.version)
+        self._use(plan, key, dist)
+        return True
+
+    def _use(self, plan: PackagePlan, key: str, dist: str) -> None:
+        self.cache.mark_used(key, dist)
+        plan.mounts[dist] = self.cache.entry_dir(key, dist)
+
+    async def _install(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
+        try:
+            return await self.engine.call(self._install_blocking, key, dist, run_id, user_id)
+        except (EngineUnavailable, DockerException, HostPathError, OSError) as exc:
+            reason = str(getattr(exc, "explanation", None) or exc)
+            log.exception("package install step failed")
+            return InstallOutcome(reason=f"the install step could not run: {reason[:300]}")
+
+    def _install_blocking(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
+        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        try:
+            if self.ca_bundle is not None:
+                shutil.copyfile(self.ca_bundle, work / "ca.pem")
+                (work / "ca.pem").chmod(0o644)
+            args = self.policy.install_container_args(
+                run_id=run_id, user_id=str(user_id), work_dir=work, distribution=dist
+            )
+            self._label_owner(args)
+            exit_code = self.engine.run_to_completion(args, self.policy.install_timeout)
+            if exit_code is None:
+                return InstallOutcome(
+                    reason=f"the install took longer than {self.policy.install_timeout:g} s"
+                )
+            result = self._read_result(work)
+            if result is None:
+                return InstallOutcome(reason=f"the install step failed (exit status {exit_code})")
+            if not result.get("ok"):
+                return InstallOutcome(reason=str(result.get("reason", "pip failed"))[:600])
+            version = str(result.get("version", ""))[:100]
+            packages = [str(p)[:200] for p in result.get("packages", [])][:500]
+            self.cache.commit(key, dist, work, version, packages)
+            return InstallOutcome(version=version, packages=packages)
+        finally:
+            self.cache.discard(work)
+
+    @staticmethod
+    def _read_result(work: Path) -> dict | None:
+        # Written by the install script (not user code), but still read defensively.
+        path = work / "result.json"
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RESULT_BYTES:
+                return None
+            data = json.loads(path.read_text(errors="replace"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _label_owner(self, args: dict) -> None:
+        if self._owner_label:
+            args["labels"][self._owner_label[0]] = self._owner_label[1]
+
+    # Maintenance
+
+    async def image_has_module_list(self) -> bool:
+        """Whether detection before the run works for the current image (doctor)."""
+        plan = PackagePlan()
+        await self._identify_image(plan)
+        return plan.image_modules is not None
+
+    async def current_image_key(self) -> str | None:
+        image_id = await self._image_id()
+        return None if image_id is None else image_key(image_id)
+
+    async def cleanup(self, max_age_days: float) -> CleanupReport:
+        """Remove cached packages unused for `max_age_days` and the caches of other images."""
+        key = await self.current_image_key()
+        return await asyncio.to_thread(self.cache.cleanup, key, max_age_days)
