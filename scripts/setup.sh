@@ -39,6 +39,11 @@ ensure_python_env() {  # $1: pip extras, e.g. "test" (optional)
     fi
 }
 
+ensure_compose_validator() {  # the compose file's test validates it with docker-compose
+    command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 && return 0
+    apt_install docker-compose || log "docker-compose not installable: the compose test will skip"
+}
+
 docker_answers() { docker info >/dev/null 2>&1; }
 
 ensure_docker() {

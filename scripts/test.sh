@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 ensure_python_env test
 ensure_docker
+ensure_compose_validator
 ensure_image
 ensure_package_ca
 exec "$VENV/bin/python" -m pytest "$@"

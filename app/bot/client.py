@@ -12,7 +12,7 @@ import structlog
 from discord.ext import commands
 
 from app.chat import ChatService
-from app.chat.ports import UserFileStore
+from app.files import FileStore
 from app.sandbox import SandboxRunner
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ HEARTBEAT_SECONDS = 30
 @dataclass
 class BotServices:
     chat: ChatService
-    store: UserFileStore
+    store: FileStore
     runner: SandboxRunner
     admin_ids: frozenset[int] = frozenset()
 

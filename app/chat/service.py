@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +24,14 @@ import openai
 import structlog
 
 from app.chat import tokens
-from app.chat.ports import StoredFileView, SupportedCheck, UserFileStore
 from app.chat.pricing import estimate_cost
 from app.chat.records import ChatRecords, Turn, UsageRecord
 from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
+from app.files import FileStore, StoredFile
 from app.sandbox import RunRequest, RunResult, RunStatus, SandboxRunner
+
+SupportedCheck = Callable[[str], bool]
+"""`app.files.is_supported`: whether a file name has a type the store accepts."""
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +81,7 @@ class ChatAnswer:
     """Set when the turn failed; a friendly sentence that replaces the answer."""
     model: str = ""
     usage: list[UsageRecord] = field(default_factory=list)
-    stored_uploads: list[StoredFileView] = field(default_factory=list)
+    stored_uploads: list[StoredFile] = field(default_factory=list)
 
     @property
     def files(self) -> list[DeliveredFile]:
@@ -145,7 +148,7 @@ def run_notice(result: RunResult) -> str:
     return ""
 
 
-def describe_files(files: Sequence[StoredFileView]) -> str:
+def describe_files(files: Sequence[StoredFile]) -> str:
     if not files:
         return "The user has no stored files."
     lines = ["The user's stored files (load them by id with load_file):"]
@@ -187,7 +190,7 @@ class ChatService:
         self,
         client: openai.AsyncOpenAI,
         runner: SandboxRunner,
-        store: UserFileStore,
+        store: FileStore,
         records: ChatRecords,
         *,
         data_dir: Path,
@@ -266,7 +269,7 @@ class ChatService:
         model = await self.model_for(user_id)
         answer = ChatAnswer(model=model)
         vision = self.supports_vision(model)
-        images: list[tuple[StoredFileView, bytes]] = []
+        images: list[tuple[StoredFile, bytes]] = []
         for upload in uploads:
             stored = await self._store_upload(user_id, upload, answer)
             if stored is not None:
@@ -332,7 +335,7 @@ class ChatService:
             answer.notices.append(f"{upload.filename}: {exc}")
             return None
 
-    async def _list_files(self, user_id: str) -> list[StoredFileView]:
+    async def _list_files(self, user_id: str) -> list[StoredFile]:
         try:
             return await self.store.list(user_id)
         except self.file_errors:

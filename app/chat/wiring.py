@@ -7,7 +7,8 @@ from pathlib import Path
 
 import openai
 
-from app.chat.ports import SupportedCheck, UserFileStore
+from app.chat.service import SupportedCheck
+from app.files import FileStore
 from app.chat.records import ChatRecords, MemoryChatRecords
 from app.chat.service import ChatRateLimit, ChatService
 from app.config import Settings
@@ -27,7 +28,7 @@ class WiringError(RuntimeError):
 
 @dataclass(frozen=True)
 class FileStoreParts:
-    store: UserFileStore
+    store: FileStore
     is_supported: SupportedCheck | None
     errors: tuple[type[Exception], ...]
 

@@ -138,7 +138,7 @@ async def test_run_with_packages_still_has_no_network_and_cannot_change_them(
         "except OSError as exc:\n"
         "    print('no connection')\n"
         "try:\n"
-        "    socket.getaddrinfo('pypi.org', 443)\n"
+        "    socket.getaddrinfo('example.com', 443)\n"
         "    print('resolved')\n"
         "except OSError:\n"
         "    print('no dns')\n"
