@@ -24,11 +24,17 @@ __all__ = [
 
 
 def create_runner(settings: Settings, engine: DockerEngine | None = None) -> SandboxRunner:
-    """The runner every entry point uses (bot, `run`, `chat`), built from settings."""
+    """The runner every entry point uses (bot, `run`, `chat`), built from settings.
+
+    The warm pool runs only once `await runner.start()` is called (long-lived processes); a
+    one-shot command that just calls `run()` starts every run cold and removes it inline.
+    """
     capacity = settings.sandbox_max_concurrent_runs
     return SandboxRunner(
         SandboxPolicy.from_settings(settings),
         engine or DockerEngine(max_workers=capacity * 3 + 4),
         max_timeout=settings.code_execution_timeout,
         slots=RunSlots(capacity),
+        warm_pool_size=settings.sandbox_warm_pool_size,
+        warm_pool_max_age=settings.sandbox_warm_pool_max_age,
     )

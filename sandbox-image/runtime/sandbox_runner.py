@@ -165,4 +165,9 @@ def _print_user_traceback(exc: BaseException) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_status = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter teardown: with numpy, pandas and matplotlib preloaded it takes ~0.2 s, and
+    # the host's timer waits for this process to end. Nothing here needs cleaning up.
+    os._exit(exit_status)
