@@ -134,7 +134,8 @@ class WarmPool:
             fresh = time.monotonic() - warm.ready_at < self.max_age
             if fresh and warm.stream.is_quiet():
                 self.stats.taken += 1
-                self._poke()
+                # The replacement starts when this run is over (`replenish`): its imports would
+                # otherwise compete for the CPU with the run being waited for.
                 return warm
             self._discard(warm)
         self.stats.missed += 1
@@ -163,6 +164,10 @@ class WarmPool:
         while self._idle:
             self._discard(self._idle.popleft())
         await asyncio.gather(*self._removing, return_exceptions=True)
+
+    def replenish(self) -> None:
+        """Start replacements for taken containers (called when their runs are over)."""
+        self._poke()
 
     def dispose(self, warm: WarmContainer) -> None:
         """Hand a container back for removal (used when a run could not use it)."""

@@ -225,6 +225,10 @@ class SandboxRunner:
         """Remove the warm pool's containers and wait for every pending removal."""
         if self.pool is not None:
             await self.pool.close()
+        await self.wait_removals()
+
+    async def wait_removals(self) -> None:
+        """Wait until every container removal scheduled so far is done."""
         while self._removals:
             await asyncio.gather(*list(self._removals), return_exceptions=True)
 
@@ -360,6 +364,8 @@ class SandboxRunner:
 
     async def _dispose(self, container_id: str, staging: Path | None) -> None:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
+        if self.pool is not None:
+            self.pool.replenish()
         removal = self._remove(container_id, staging)
         if not self._started:
             await asyncio.shield(removal)
