@@ -81,6 +81,16 @@ def _copy_no_follow(source: Path, target: Path) -> None:
     os.chmod(target, 0o644)
 
 
+async def remove_sandbox(engine: DockerEngine, container_id: str, staging: Path | None) -> None:
+    """Remove a run's container and, for a warm one, its staging folder; never raises."""
+    try:
+        await engine.call(engine.remove, container_id)
+    except (EngineUnavailable, DockerException) as exc:
+        log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
+    if staging is not None:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+
+
 @dataclass
 class PoolStats:
     started: int = 0
@@ -203,7 +213,7 @@ class WarmPool:
     async def _start_one(self) -> None:
         try:
             warm = await self.engine.call(self._start_blocking)
-        except (EngineUnavailable, DockerException, OSError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failed start is counted and retried later
             self._failures += 1
             self.stats.failed_starts += 1
             log.warning("warm container failed to start", error=str(exc)[:300])
@@ -262,17 +272,11 @@ class WarmPool:
 
     def _discard(self, warm: WarmContainer) -> None:
         warm.stream.close()
-        task = asyncio.get_running_loop().create_task(self.remove(warm.container_id, warm.input_dir))
+        task = asyncio.get_running_loop().create_task(
+            remove_sandbox(self.engine, warm.container_id, warm.input_dir)
+        )
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)
-
-    async def remove(self, container_id: str, input_dir: Path | None) -> None:
-        try:
-            await self.engine.call(self.engine.remove, container_id)
-        except (EngineUnavailable, DockerException) as exc:
-            log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
-        if input_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, input_dir, True)
 
     def _remove_orphaned_staging(self) -> None:
         """Delete staging folders whose container no longer exists (a crashed process's)."""

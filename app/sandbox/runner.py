@@ -23,7 +23,6 @@ import asyncio
 import codecs
 import json
 import os
-import shutil
 import signal
 import socket
 import time
@@ -46,7 +45,7 @@ from app.sandbox.engine import (
 )
 from app.sandbox.outputs import OutputReceiver
 from app.sandbox.policy import HostPathError, SandboxPolicy
-from app.sandbox.pool import StagingError, WarmContainer, WarmPool
+from app.sandbox.pool import StagingError, WarmContainer, WarmPool, remove_sandbox
 from app.sandbox.result import RunRequest, RunResult, RunStatus, SkippedOutput
 from app.sandbox.slots import RunSlots
 
@@ -360,27 +359,22 @@ class SandboxRunner:
                 log.warning("warm container could not take the files", error=str(exc)[:200])
                 self.pool.dispose(warm)
                 return None
+            except BaseException:  # cancelled while staging: the container must not be lost
+                self.pool.dispose(warm)
+                raise
         return warm
 
     async def _dispose(self, container_id: str, staging: Path | None) -> None:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
         if self.pool is not None:
             self.pool.replenish()
-        removal = self._remove(container_id, staging)
+        removal = remove_sandbox(self.engine, container_id, staging)
         if not self._started:
             await asyncio.shield(removal)
             return
         task = asyncio.get_running_loop().create_task(removal)
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
-
-    async def _remove(self, container_id: str, staging: Path | None) -> None:
-        try:
-            await self.engine.call(self.engine.remove, container_id)
-        except (EngineUnavailable, DockerException) as exc:
-            log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
-        if staging is not None:
-            await asyncio.to_thread(shutil.rmtree, staging, True)
 
     def _infra_error(self, base: dict, started: float, message: str) -> RunResult:
         log.warning("sandbox error", message=message)
