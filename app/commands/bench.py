@@ -92,6 +92,8 @@ def print_report(report: dict) -> None:
         p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
         p95 = "-" if row["p95_ms"] is None else f"{row['p95_ms']:.1f}"
         extra = f"  ({row['cold_fallbacks']} served cold)" if row.get("cold_fallbacks") else ""
+        if row.get("phases_p50_ms"):
+            extra += "  p50 " + ", ".join(f"{k} {v:.0f}" for k, v in row["phases_p50_ms"].items())
         print(f"{row['runtime']:8} {row['path']:7} {row['snippet']:7} {p50:>9} {p95:>9} "
               f"{row['n']:>4} {row['errors']:>6}{extra}")
     if report["code_floor"]:

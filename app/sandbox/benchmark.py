@@ -102,6 +102,8 @@ class Figure:
     samples: list[float] = field(default_factory=list)
     errors: int = 0
     cold_fallbacks: int = 0
+    phases: dict[str, list[float]] = field(default_factory=dict)
+    """Our paths: ms per phase of RunResult (setup, exec, collect), to show where time goes."""
 
     def to_dict(self) -> dict:
         p50, p95 = percentile(self.samples, 50), percentile(self.samples, 95)
@@ -116,6 +118,10 @@ class Figure:
         }
         if self.path == "warm":
             data["cold_fallbacks"] = self.cold_fallbacks
+        if self.phases:
+            data["phases_p50_ms"] = {
+                name: round(percentile(values, 50), 1) for name, values in self.phases.items()
+            }
         return data
 
 
@@ -380,6 +386,9 @@ class Benchmark:
                 continue  # served cold: not a warm figure
             if rep:
                 figure.samples.append(elapsed)
+                for phase in ("setup", "exec", "collect"):
+                    seconds = getattr(result, f"{phase}_seconds")
+                    figure.phases.setdefault(phase, []).append(seconds * 1000)
         return figure
 
     # load
