@@ -172,7 +172,7 @@ class Benchmark:
         )
         self.engine = engine
         self.options = options
-        self.work = Path(tempfile.mkdtemp(prefix="bench-", dir=self._data_dir()))
+        self.work = Path(tempfile.mkdtemp(prefix="bench-", dir=self._data_dir())).resolve()
         self.input_dir = self.work / "input"
         self.input_dir.mkdir()
         self.input_dir.chmod(0o755)

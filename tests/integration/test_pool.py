@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app.sandbox import InputFile, RunStatus, create_runner
+from app.sandbox.policy import INSTANCE_LABEL
 from app.sandbox.pool import POOL_LABEL
 
 
@@ -24,8 +25,11 @@ async def pool_runner(settings, engine):
     await runner.close()
 
 
-def pool_containers(engine):
-    return engine.list_containers({"label": [POOL_LABEL]})
+def pool_containers(engine, settings):
+    """Warm containers of this test session only (a bench may be running beside it)."""
+    return engine.list_containers(
+        {"label": [POOL_LABEL, f"{INSTANCE_LABEL}={settings.sandbox_instance}"]}
+    )
 
 
 async def test_a_warm_run_reads_files_staged_after_the_container_started(
@@ -61,7 +65,7 @@ async def test_used_containers_and_staging_are_removed_after_the_reply(
     result = await pool_runner.run(make_request("print(load_file('f1'))", input_dir=input_dir, files=files))
     assert result.stdout == "x\n"
     await pool_runner.close()
-    assert pool_containers(engine) == []
+    assert pool_containers(engine, settings) == []
     assert list((settings.data_dir / "pool").iterdir()) == []
     assert (input_dir / "f1.txt").read_text() == "x"  # the user's file itself is untouched
 
@@ -76,8 +80,8 @@ async def test_runs_beyond_the_pool_fall_back_to_cold_and_all_succeed(pool_runne
     assert stats.taken >= 1 and stats.missed >= 1
 
 
-async def test_a_dead_warm_container_is_never_handed_out(pool_runner, engine, make_request):
-    [idle] = pool_containers(engine)
+async def test_a_dead_warm_container_is_never_handed_out(pool_runner, engine, settings, make_request):
+    [idle] = pool_containers(engine, settings)
     engine.kill(idle)
     await asyncio.sleep(0.5)
     result = await pool_runner.run(make_request("print('fine')"))
@@ -96,7 +100,7 @@ async def test_idle_containers_past_their_age_are_recycled(settings, engine, mak
         assert runner.pool.stats.taken == 0 and runner.pool.stats.missed == 1
     finally:
         await runner.close()
-    assert pool_containers(engine) == []
+    assert pool_containers(engine, settings) == []
 
 
 async def test_orphaned_staging_folders_are_removed_at_start(settings, engine):
@@ -120,7 +124,7 @@ async def test_a_broken_image_still_gives_a_clear_result(settings, engine, make_
         await runner.close()
     assert result.status is RunStatus.SANDBOX_ERROR
     assert "python -m app image build" in result.message
-    assert pool_containers(engine) == []
+    assert pool_containers(engine, settings) == []
 
 
 async def test_files_staged_after_start_are_visible_under_gvisor(settings, engine, make_request, input_dir):
