@@ -198,7 +198,7 @@ class WarmPool:
                 last_health = time.monotonic()
             if self._failures and not self._starting:
                 # Back off after failures, so a broken engine or image is not hammered.
-                await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
             missing = self.size - len(self._idle) - len(self._starting)
             for _ in range(max(0, min(missing, MAX_PARALLEL_STARTS - len(self._starting)))):
                 task = asyncio.get_running_loop().create_task(self._start_one())
