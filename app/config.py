@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     sandbox_max_concurrent_runs: int = Field(4, ge=1, le=256)
     sandbox_max_code_bytes: ByteSize = 1024**2
     sandbox_instance: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
+    sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
 
     # Image build
     sandbox_base_image: str = Field("python:3.11-slim-bookworm", min_length=1)

@@ -51,9 +51,7 @@ async def _main(settings: Settings) -> int:
         return 2
     if hasattr(records, "ensure_indexes"):
         await records.ensure_indexes()
-    reaped = await runner.reap_leftovers()
-    if reaped:
-        log.info("removed leftover sandbox containers", count=reaped)
+    await runner.start()  # reaps leftovers of dead processes, then fills the warm pool
     chat = build_chat_service(settings, runner, files, records)
     cleanup_service = CleanupService(
         files.store, runner, package_cache_days=settings.package_cache_days
@@ -79,5 +77,6 @@ async def _main(settings: Settings) -> int:
         if not bot.is_closed():
             await bot.close()
         await chat.client.close()
+        await runner.close()  # the warm pool's containers and pending removals
         runner.engine.close()
     return 0

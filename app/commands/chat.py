@@ -61,12 +61,13 @@ async def _main(args, settings: Settings, uploads: list[Upload]) -> int:
                   file=sys.stderr)
         service = build_chat_service(settings, runner, files, records)
         try:
-            await runner.reap_leftovers()
+            await runner.start()  # a session is long-lived: reap leftovers, keep a warm pool
             save_dir = Path(f"outputs-chat-{uuid.uuid4().hex[:12]}").resolve()
             await chat_session(
                 service, args.user, uploads, _stdin_lines(), sys.stdout, sys.stderr, save_dir
             )
         finally:
+            await runner.close()
             runner.engine.close()
             await service.client.close()
         return EXIT_OK

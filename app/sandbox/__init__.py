@@ -39,7 +39,11 @@ def create_package_installer(settings: Settings, engine: DockerEngine) -> Packag
 
 
 def create_runner(settings: Settings, engine: DockerEngine | None = None) -> SandboxRunner:
-    """The runner every entry point uses (bot, `run`, `chat`), built from settings."""
+    """The runner every entry point uses (bot, `run`, `chat`), built from settings.
+
+    The warm pool runs only once `await runner.start()` is called (long-lived processes); a
+    one-shot command that just calls `run()` starts every run cold and removes it inline.
+    """
     capacity = settings.sandbox_max_concurrent_runs
     engine = engine or DockerEngine(max_workers=capacity * 3 + 4)
     return SandboxRunner(
@@ -48,4 +52,6 @@ def create_runner(settings: Settings, engine: DockerEngine | None = None) -> San
         max_timeout=settings.code_execution_timeout,
         slots=RunSlots(capacity),
         packages=create_package_installer(settings, engine) if settings.package_auto_install else None,
+        warm_pool_size=settings.sandbox_warm_pool_size,
+        warm_pool_max_age=settings.sandbox_warm_pool_max_age,
     )

@@ -114,6 +114,14 @@ class ExecStream:
         self._buffer += data
         return True
 
+    def is_quiet(self) -> bool:
+        """True while nothing arrived and the stream is open: an idle runner says nothing."""
+        if self._buffer or self._eof:
+            return False
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        return not poller.poll(0)
+
     def close(self) -> None:
         for closer in (getattr(self._raw, "close", None), self._sock.close):
             try:

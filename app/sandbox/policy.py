@@ -66,6 +66,8 @@ class SandboxPolicy:
     package_index_url: str = ""
     package_extra_index_url: str = ""
     package_proxy: str = ""
+    # Imported by a warm container's runner before it reports ready, so runs skip that cost.
+    warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxPolicy:
@@ -98,6 +100,10 @@ class SandboxPolicy:
             RUN_LABEL: run_id,
             USER_LABEL: str(user_id),
         }
+
+    def warm_staging_root(self) -> Path:
+        """Where warm containers' input folders live (bot's view): DATA_DIR/pool/<pool id>/."""
+        return self.data_dir / "pool"
 
     def ownership_filter(self) -> dict[str, list[str]]:
         """Engine filter matching every container this instance created."""

@@ -13,6 +13,11 @@ Lifecycle of a run (see README, "How a run works"):
 3. collect (not timed): the trusted collector kills whatever is left, then streams the output
    folder's regular files out, capped; stdout/stderr were capped while they were read.
 4. the container is removed, always; leftovers of dead owners are reaped at start-up.
+
+A started runner (`await runner.start()`, as the bot does) keeps a warm pool (app/sandbox/pool.py)
+when SANDBOX_WARM_POOL_SIZE > 0: a run then takes a container whose setup is already done, and falls
+back to the cold path when none is ready. A started runner also removes containers in the
+background after the result is returned; `await runner.close()` waits for those removals.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from app.sandbox.engine import (
 from app.sandbox.outputs import OutputReceiver
 from app.sandbox.packages import PackageInstaller, PackagePlan
 from app.sandbox.policy import HostPathError, SandboxPolicy
+from app.sandbox.pool import StagingError, WarmContainer, WarmPool, remove_sandbox
 from app.sandbox.result import RunRequest, RunResult, RunStatus, SkippedOutput
 from app.sandbox.slots import RunSlots
 
@@ -161,6 +167,8 @@ class SandboxRunner:
         slots: RunSlots | None = None,
         leftover_age: float | None = None,
         packages: PackageInstaller | None = None,
+        warm_pool_size: int = 0,
+        warm_pool_max_age: float = 600.0,
     ) -> None:
         self.policy = policy
         self.engine = engine
@@ -172,6 +180,18 @@ class SandboxRunner:
         )
         self._owner = owner_token()
         self.packages = packages
+        self.pool: WarmPool | None = None
+        if warm_pool_size > 0:
+            self.pool = WarmPool(
+                policy,
+                engine,
+                size=warm_pool_size,
+                max_age=warm_pool_max_age,
+                labels={OWNER_LABEL: self._owner},
+                await_ready=self._await_ready,
+            )
+        self._started = False
+        self._removals: set[asyncio.Task] = set()
 
     # Public API
 
@@ -201,6 +221,26 @@ class SandboxRunner:
                 files=len(result.files),
             )
             return result
+
+    async def start(self) -> None:
+        """Long-lived use (the bot, bench): reap leftovers, start the warm pool, remove in background."""
+        if self._started:
+            return
+        self._started = True
+        await self.reap_leftovers()
+        if self.pool is not None:
+            await self.pool.start()
+
+    async def close(self) -> None:
+        """Remove the warm pool's containers and wait for every pending removal."""
+        if self.pool is not None:
+            await self.pool.close()
+        await self.wait_removals()
+
+    async def wait_removals(self) -> None:
+        """Wait until every container removal scheduled so far is done."""
+        while self._removals:
+            await asyncio.gather(*list(self._removals), return_exceptions=True)
 
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""
@@ -277,32 +317,45 @@ class SandboxRunner:
     ) -> RunResult:
         started = time.monotonic()
         container_id: str | None = None
+        staging: Path | None = None
         base = {"run_id": run_id, "timeout_seconds": timeout, "queue_seconds": queue_seconds}
         packages = plan.mounts if plan is not None else {}
         try:
-            args = self.policy.container_args(
-                run_id=run_id,
-                user_id=str(request.user_id),
-                input_dir=request.input_dir,
-                packages=packages,
-            )
-            args["labels"][OWNER_LABEL] = self._owner
-            container_id = await self._create(args)
-            stream = await self.engine.call(
-                self.engine.exec_attach, container_id, **self.policy.runner_exec()
-            )
+            # Cached packages are mounted when a container is created; a warm container was
+            # created before the code was known, so a run that needs them starts cold.
+            warm = None if packages else await self._take_warm(request)
+            if warm is not None:
+                container_id, stream, staging = warm.container_id, warm.stream, warm.input_dir
+                log.info("warm container taken", container=container_id[:12])
+            else:
+                args = self.policy.container_args(
+                    run_id=run_id,
+                    user_id=str(request.user_id),
+                    input_dir=request.input_dir,
+                    packages=packages,
+                )
+                args["labels"][OWNER_LABEL] = self._owner
+                container_id = await self._create(args)
+                stream = await self.engine.call(
+                    self.engine.exec_attach, container_id, **self.policy.runner_exec()
+                )
             try:
-                await self.engine.call(self._await_ready, stream)
+                if warm is None:
+                    await self.engine.call(self._await_ready, stream)
                 payload = self._payload(request, self.policy.package_paths(packages))
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(self._exec_step, stream, payload, timeout)
                 exit_code = None
-                if not outcome.timed_out:
-                    status = await self.engine.call(self.engine.exec_status, stream.exec_id)
+                collecting = self.engine.call(self._collect, container_id, Path(request.output_dir))
+                if outcome.timed_out:
+                    collected = await collecting
+                else:
+                    # The runner's stream closed, so it has exited: its status is final and can
+                    # be read while the collector works (one round trip less on the reply path).
+                    status, collected = await asyncio.gather(
+                        self.engine.call(self.engine.exec_status, stream.exec_id), collecting
+                    )
                     exit_code = status.exit_code
-                collected = await self.engine.call(
-                    self._collect, container_id, Path(request.output_dir)
-                )
             finally:
                 stream.close()
             status = classify(
@@ -351,7 +404,44 @@ class SandboxRunner:
             return self._infra_error(base, started, f"sandbox failure: {reason[:300]}")
         finally:
             if container_id is not None:
-                await asyncio.shield(self.engine.call(self.engine.remove, container_id))
+                await self._dispose(container_id, staging)
+
+    async def _take_warm(self, request: RunRequest) -> WarmContainer | None:
+        """A warm container holding the request's files, or None to start a cold one."""
+        if self.pool is None or not self._started:
+            return None
+        if request.input_dir is not None:
+            self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
+        warm = self.pool.take()
+        if warm is None:
+            log.info("no warm container ready; starting a cold one")
+            return None
+        if request.input_dir is not None:
+            names = [f.filename for f in request.files]
+            if not names:  # no manifest: the code sees the folder's files, as in a cold run
+                names = await asyncio.to_thread(_top_level_files, Path(request.input_dir))
+            try:
+                await asyncio.to_thread(warm.stage, Path(request.input_dir), names)
+            except (OSError, StagingError) as exc:
+                log.warning("warm container could not take the files", error=str(exc)[:200])
+                self.pool.dispose(warm)
+                return None
+            except BaseException:  # cancelled while staging: the container must not be lost
+                self.pool.dispose(warm)
+                raise
+        return warm
+
+    async def _dispose(self, container_id: str, staging: Path | None) -> None:
+        """Remove a run's container (and warm staging folder): off the reply's path when started."""
+        if self.pool is not None:
+            self.pool.replenish()
+        removal = remove_sandbox(self.engine, container_id, staging)
+        if not self._started:
+            await asyncio.shield(removal)
+            return
+        task = asyncio.get_running_loop().create_task(removal)
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
 
     async def _create(self, args: dict) -> str:
         """Create and start the container; a cancellation (shutdown) waits for the id to clean up.
@@ -508,3 +598,10 @@ class SandboxRunner:
         if removed:
             log.info("reaped leftover sandbox containers", count=removed)
         return removed
+
+
+def _top_level_files(folder: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return []

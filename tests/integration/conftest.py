@@ -50,9 +50,16 @@ def engine(settings):
     assert leftovers == [], "sandbox containers were left behind by the suite"
 
 
-@pytest.fixture
-def runner(settings, engine):
-    return create_runner(settings, engine)
+@pytest.fixture(params=["cold", "warm"])
+async def runner(request, settings, engine):
+    """A started runner, once with the warm pool off and once with one warm container ready."""
+    warm = request.param == "warm"
+    runner = create_runner(settings.model_copy(update={"sandbox_warm_pool_size": int(warm)}), engine)
+    await runner.start()
+    if warm:
+        assert await runner.pool.wait_ready(), "the warm pool did not fill"
+    yield runner
+    await runner.close()
 
 
 @pytest.fixture

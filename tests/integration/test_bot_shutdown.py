@@ -42,6 +42,7 @@ async def test_close_cancels_running_turns_removes_containers_and_saves_history(
     await bot.close()
 
     assert task.cancelled()
+    await runner.close()  # the rest of the bot's shutdown: pool and pending removals
     assert engine.list_containers(owned) == []
     saved = await chat.records.load_turns(str(message.author.id), str(message.channel.id))
     assert saved == [[{"role": "user", "content": "long job"},
@@ -59,4 +60,5 @@ async def test_a_run_cancelled_at_any_moment_of_setup_leaves_no_container(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await runner.close()  # as at shutdown: the warm pool and removals still pending
     assert engine.list_containers(owned) == []

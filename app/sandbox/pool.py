@@ -1,0 +1,303 @@
+"""WarmPool: sandbox containers started ahead of time, each serving exactly one run.
+
+A warm container is created and started with the full policy, its runner is exec'd with the heavy
+imports preloaded and has reported ready: it waits on stdin for the code. It was created before the
+user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool id>/,
+mounted read-only; when a run takes it, the request's files are placed there from the host side
+(hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
+are visible inside under runc and under runsc (gVisor revalidates bind mounts, its default).
+
+The pool never makes a run wait: `take()` returns a ready container or None, and the run then
+starts cold. A background task keeps `size` containers ready, replaces those older than `max_age`
+or whose runner died, and removes everything on `close()`. Containers of dead processes are reaped
+by the runner at start-up (same labels as cold runs); orphaned staging folders here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from docker.errors import DockerException
+
+from app.sandbox.engine import DockerEngine, EngineUnavailable, ExecStream
+from app.sandbox.policy import LABEL_PREFIX, SandboxPolicy
+
+POOL_LABEL = f"{LABEL_PREFIX}.pool_id"
+MAX_PARALLEL_STARTS = 2
+HEALTH_INTERVAL = 10.0
+# A staging folder younger than this may belong to a container still being created elsewhere.
+ORPHAN_GRACE = 120.0
+log = structlog.get_logger(__name__)
+
+
+class StagingError(ValueError):
+    """A request's file cannot be placed into a warm container's input folder."""
+
+
+@dataclass
+class WarmContainer:
+    pool_id: str
+    container_id: str
+    stream: ExecStream
+    input_dir: Path
+    ready_at: float = field(default_factory=time.monotonic)
+
+    def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
+        """Place the request's files into the (read-only mounted) input folder, by filename."""
+        for filename in filenames:
+            if not filename or "/" in filename or "\0" in filename or filename in (".", ".."):
+                raise StagingError(f"unsafe input file name {filename!r}")
+            source = source_dir / filename
+            try:
+                info = source.lstat()
+            except FileNotFoundError:
+                continue  # the code sees the same FileNotFoundError as in a cold run
+            if not stat.S_ISREG(info.st_mode):
+                continue  # never expose a link's target or a special file
+            target = self.input_dir / filename
+            try:
+                os.link(source, target, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                _copy_no_follow(source, target)
+
+
+def _copy_no_follow(source: Path, target: Path) -> None:
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+    os.chmod(target, 0o644)
+
+
+async def remove_sandbox(engine: DockerEngine, container_id: str, staging: Path | None) -> None:
+    """Remove a run's container and, for a warm one, its staging folder; never raises."""
+    try:
+        await engine.call(engine.remove, container_id)
+    except (EngineUnavailable, DockerException) as exc:
+        log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
+    if staging is not None:
+        await asyncio.to_thread(shutil.rmtree, staging, True)
+
+
+@dataclass
+class PoolStats:
+    started: int = 0
+    taken: int = 0
+    missed: int = 0
+    recycled: int = 0
+    failed_starts: int = 0
+
+
+class WarmPool:
+    def __init__(
+        self,
+        policy: SandboxPolicy,
+        engine: DockerEngine,
+        *,
+        size: int,
+        max_age: float,
+        labels: dict[str, str],
+        await_ready: Callable[[ExecStream], None],
+    ) -> None:
+        self.policy = policy
+        self.engine = engine
+        self.size = size
+        self.max_age = max_age
+        self.stats = PoolStats()
+        self._labels = labels
+        self._await_ready = await_ready
+        self._idle: deque[WarmContainer] = deque()
+        self._starting: set[asyncio.Task] = set()
+        self._removing: set[asyncio.Task] = set()
+        self._filler: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self._failures = 0
+
+    @property
+    def ready(self) -> int:
+        return len(self._idle)
+
+    async def start(self) -> None:
+        if self._filler is not None or self.size <= 0:
+            return
+        self._wake = asyncio.Event()
+        await asyncio.to_thread(self._remove_orphaned_staging)
+        self._filler = asyncio.get_running_loop().create_task(self._fill_loop())
+
+    def take(self) -> WarmContainer | None:
+        """A ready container for one run, or None (the caller then starts a cold one)."""
+        while self._idle:
+            warm = self._idle.popleft()
+            fresh = time.monotonic() - warm.ready_at < self.max_age
+            if fresh and warm.stream.is_quiet():
+                self.stats.taken += 1
+                # The replacement starts when this run is over (`replenish`): its imports would
+                # otherwise compete for the CPU with the run being waited for.
+                return warm
+            self._discard(warm)
+        self.stats.missed += 1
+        self._poke()
+        return None
+
+    async def wait_ready(self, count: int | None = None, timeout: float = 120.0) -> bool:
+        """Wait until `count` (default: size) containers are ready; False on timeout."""
+        want = min(self.size, count if count is not None else self.size)
+        deadline = time.monotonic() + timeout
+        while len(self._idle) < want:
+            if self._closed or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def close(self) -> None:
+        """Stop refilling, then remove every container the pool holds or is starting."""
+        self._closed = True
+        if self._filler is not None:
+            self._filler.cancel()
+            await asyncio.gather(self._filler, return_exceptions=True)
+        # Starts run to completion (cancelling would leave a container behind) and then
+        # see the pool is closed and discard what they made.
+        await asyncio.gather(*self._starting, return_exceptions=True)
+        while self._idle:
+            self._discard(self._idle.popleft())
+        await asyncio.gather(*self._removing, return_exceptions=True)
+
+    def replenish(self) -> None:
+        """Start replacements for taken containers (called when their runs are over)."""
+        self._poke()
+
+    def dispose(self, warm: WarmContainer) -> None:
+        """Hand a container back for removal (used when a run could not use it)."""
+        self._discard(warm)
+
+    # Filling
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _fill_loop(self) -> None:
+        last_health = time.monotonic()
+        while not self._closed:
+            self._wake.clear()
+            if time.monotonic() - last_health >= HEALTH_INTERVAL:
+                await self._health_check()
+                last_health = time.monotonic()
+            if self._failures and not self._starting:
+                # Back off after failures, so a broken engine or image is not hammered.
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+            missing = self.size - len(self._idle) - len(self._starting)
+            for _ in range(max(0, min(missing, MAX_PARALLEL_STARTS - len(self._starting)))):
+                task = asyncio.get_running_loop().create_task(self._start_one())
+                self._starting.add(task)
+                task.add_done_callback(self._starting.discard)
+                task.add_done_callback(lambda _t: self._poke())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=HEALTH_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _start_one(self) -> None:
+        try:
+            warm = await self.engine.call(self._start_blocking)
+        except Exception as exc:  # noqa: BLE001 - any failed start is counted and retried later
+            self._failures += 1
+            self.stats.failed_starts += 1
+            log.warning("warm container failed to start", error=str(exc)[:300])
+            return
+        self._failures = 0
+        self.stats.started += 1
+        if self._closed:
+            self._discard(warm)
+        else:
+            self._idle.append(warm)
+
+    def _start_blocking(self) -> WarmContainer:
+        pool_id = uuid.uuid4().hex[:12]
+        input_dir = self.policy.warm_staging_root() / pool_id
+        input_dir.mkdir(parents=True, mode=0o755)
+        os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
+        container_id = None
+        try:
+            args = self.policy.container_args(
+                run_id=f"warm-{pool_id}", user_id="", input_dir=input_dir
+            )
+            args["labels"].update(self._labels)
+            args["labels"][POOL_LABEL] = pool_id
+            container_id = self.engine.create_and_start(args)
+            stream = self.engine.exec_attach(
+                container_id, **self.policy.runner_exec(self.policy.warm_preload)
+            )
+            try:
+                self._await_ready(stream)
+            except BaseException:
+                stream.close()
+                raise
+            return WarmContainer(pool_id, container_id, stream, input_dir)
+        except BaseException:
+            if container_id is not None:
+                self.engine.remove(container_id)
+            shutil.rmtree(input_dir, ignore_errors=True)
+            raise
+
+    async def _health_check(self) -> None:
+        for warm in list(self._idle):
+            too_old = time.monotonic() - warm.ready_at >= self.max_age
+            running = warm.stream.is_quiet() and not too_old
+            if running:
+                try:
+                    running, _ = await self.engine.call(self.engine.is_running, warm.container_id)
+                except (EngineUnavailable, DockerException):
+                    running = False
+            if not running and warm in self._idle:
+                self._idle.remove(warm)
+                self.stats.recycled += 1
+                log.info("warm container recycled", too_old=too_old)
+                self._discard(warm)
+
+    # Removal
+
+    def _discard(self, warm: WarmContainer) -> None:
+        warm.stream.close()
+        task = asyncio.get_running_loop().create_task(
+            remove_sandbox(self.engine, warm.container_id, warm.input_dir)
+        )
+        self._removing.add(task)
+        task.add_done_callback(self._removing.discard)
+
+    def _remove_orphaned_staging(self) -> None:
+        """Delete staging folders whose container no longer exists (a crashed process's)."""
+        root = self.policy.warm_staging_root()
+        if not root.is_dir():
+            return
+        try:
+            alive = {
+                (info.get("Labels") or {}).get(POOL_LABEL)
+                for info in self.engine.client.api.containers(
+                    all=True, filters={"label": [POOL_LABEL]}
+                )
+            }
+        except (EngineUnavailable, DockerException) as exc:
+            log.warning("staging cleanup skipped", error=str(exc)[:200])
+            return
+        now = time.time()
+        for folder in root.iterdir():
+            try:
+                old = now - folder.lstat().st_mtime > ORPHAN_GRACE
+            except OSError:
+                continue
+            if folder.name not in alive and old:
+                shutil.rmtree(folder, ignore_errors=True)
