@@ -7,11 +7,11 @@ import sys
 
 from pydantic import ValidationError
 
-from app.commands import doctor, image, run
+from app.commands import audit, doctor, image, run
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
 
-COMMANDS = (run, doctor, image)
+COMMANDS = (run, doctor, image, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

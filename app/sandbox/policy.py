@@ -23,6 +23,10 @@ USER_LABEL = f"{LABEL_PREFIX}.user_id"
 PYTHON = "/opt/venv/bin/python"
 RUNNER_SCRIPT = "/opt/sandbox/sandbox_runner.py"
 COLLECTOR_SCRIPT = "/opt/sandbox/sandbox_collect.py"
+# Under gVisor the engine's pids limit also counts the sandbox kernel's own host threads (its Go
+# runtime and, with the ptrace platform, one stub per guest thread); without room for them an
+# I/O-heavy but harmless run crashes the whole sandbox.
+RUNSC_PIDS_HEADROOM = 128
 
 
 class HostPathError(ValueError):
@@ -136,7 +140,7 @@ class SandboxPolicy:
             "read_only": True,
             "tmpfs": self.tmpfs(),
             "mounts": mounts,
-            "pids_limit": self.pids_limit,
+            "pids_limit": self.engine_pids_limit(),
             "mem_limit": self.memory_bytes,
             "memswap_limit": self.memory_bytes,
             "nano_cpus": int(self.cpus * 1e9),
@@ -156,6 +160,10 @@ class SandboxPolicy:
         if self.runtime != "runc":
             args["runtime"] = self.runtime
         return args
+
+    def engine_pids_limit(self) -> int:
+        """The engine's pids limit: SANDBOX_PIDS_LIMIT, plus gVisor's own threads under runsc."""
+        return self.pids_limit + (RUNSC_PIDS_HEADROOM if self.runtime == "runsc" else 0)
 
     # Processes inside the container
 

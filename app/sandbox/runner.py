@@ -47,6 +47,10 @@ OWNER_LABEL = "io.codeinterp.owner"
 # Same bytes as READY_MARKER in sandbox-image/runtime/sandbox_runner.py.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
 READY_TIMEOUT = 60.0
+# How often the exec step checks that the container is still alive. Under gVisor an exec stream
+# stays open when the whole sandbox dies (e.g. its memory cgroup killed it), so EOF alone is not
+# enough to notice the end of a run.
+LIVENESS_INTERVAL = 1.0
 IMAGE_BUILD_HINT = "python -m app image build"
 log = structlog.get_logger(__name__)
 
@@ -82,6 +86,7 @@ class ExecOutcome:
     stderr: CappedBuffer
     timed_out: bool
     seconds: float
+    sandbox_died: bool = False
 
 
 @dataclass
@@ -90,28 +95,47 @@ class Collected:
     skipped: list = field(default_factory=list)
     oom_kills: int = 0
     container_oom: bool = False
+    sandbox_stopped: bool = False
     seconds: float = 0.0
 
 
 def classify(
-    *, timed_out: bool, exit_code: int | None, oom_kills: int, container_oom: bool
+    *,
+    timed_out: bool,
+    exit_code: int | None,
+    oom_kills: int,
+    container_oom: bool,
+    sandbox_stopped: bool = False,
 ) -> RunStatus:
     if timed_out:
         return RunStatus.TIMEOUT
+    if container_oom:
+        return RunStatus.OOM
+    if sandbox_stopped:
+        # The whole sandbox died under the code (gVisor: its kernel hit the process or memory
+        # limit); whatever exit status the runner's stream reported is not the code's.
+        return RunStatus.KILLED
     if exit_code == 0:
         return RunStatus.OK
-    if container_oom or oom_kills > 0:
+    if oom_kills > 0:
         return RunStatus.OOM
     if exit_code is None or exit_code > 128:
         return RunStatus.KILLED
     return RunStatus.ERROR
 
 
-def _explain(status: RunStatus, exit_code: int | None, timeout: float, memory: int) -> str:
+def _explain(
+    status: RunStatus, exit_code: int | None, timeout: float, memory: int, stopped: bool = False
+) -> str:
     if status is RunStatus.TIMEOUT:
         return f"the code ran longer than the {timeout:g} s limit and was stopped"
     if status is RunStatus.OOM:
         return f"the code ran out of memory (limit {memory // 1024**2} MiB) and was killed"
+    if status is RunStatus.KILLED and stopped:
+        return (
+            "the sandbox was stopped while the code ran (it exhausted the process or memory "
+            "limit); its output files are lost"
+        )
     if status is RunStatus.KILLED:
         if exit_code is not None and exit_code > 128:
             try:
@@ -230,11 +254,16 @@ class SandboxRunner:
                 await self.engine.call(self._await_ready, stream)
                 payload = self._payload(request)
                 setup_seconds = time.monotonic() - started
-                outcome = await self.engine.call(self._exec_step, stream, payload, timeout)
+                outcome = await self.engine.call(
+                    self._exec_step, stream, payload, timeout, container_id
+                )
                 exit_code = None
-                if not outcome.timed_out:
+                if not outcome.timed_out and not outcome.sandbox_died:
                     status = await self.engine.call(self.engine.exec_status, stream.exec_id)
                     exit_code = status.exit_code
+                # Stop reading the runner before collecting: an unread stream (a flood cut at
+                # the timeout) blocks the engine's I/O for the next exec of this container.
+                stream.close()
                 collected = await self.engine.call(
                     self._collect, container_id, Path(request.output_dir)
                 )
@@ -245,6 +274,7 @@ class SandboxRunner:
                 exit_code=exit_code,
                 oom_kills=collected.oom_kills,
                 container_oom=collected.container_oom,
+                sandbox_stopped=collected.sandbox_stopped,
             )
             return RunResult(
                 **base,
@@ -259,7 +289,9 @@ class SandboxRunner:
                 collect_seconds=collected.seconds,
                 files=tuple(collected.files),
                 skipped=tuple(collected.skipped),
-                message=_explain(status, exit_code, timeout, self.policy.memory_bytes),
+                message=_explain(
+                    status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
+                ),
             )
         except ImageNotFound:
             return self._infra_error(
@@ -322,28 +354,49 @@ class SandboxRunner:
             detail = errors.text().strip() or "it exited without a word"
             raise RunnerNotReady(f"{detail[-500:]} (is the image current? `{IMAGE_BUILD_HINT}`)")
 
-    def _exec_step(self, stream: ExecStream, payload: bytes, timeout: float) -> ExecOutcome:
-        """The timed step: hand the code over and read until the runner's stream ends."""
+    def _exec_step(
+        self, stream: ExecStream, payload: bytes, timeout: float, container_id: str | None = None
+    ) -> ExecOutcome:
+        """The timed step: hand the code over and read until the runner's stream ends.
+
+        Every LIVENESS_INTERVAL without EOF the container is checked: a sandbox that died ends
+        the step at once instead of at the timeout.
+        """
         stdout = CappedBuffer(self.policy.max_stream_bytes)
         stderr = CappedBuffer(self.policy.max_stream_bytes)
         started = time.monotonic()
         deadline = started + timeout
-        timed_out = False
+        timed_out = died = False
         try:
             stream.send(payload)
-            for kind, chunk in stream.frames(deadline):
+            while True:
+                check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
+                try:
+                    item = stream.next_chunk(check_at)
+                except DeadlineExceeded:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if container_id is not None and not self.engine.is_running(container_id)[0]:
+                        died = True
+                        break
+                    continue
+                if item is None:
+                    break
+                kind, chunk = item
                 (stdout if kind == STDOUT else stderr).add(chunk)
         except DeadlineExceeded:
             timed_out = True
         except OSError:
             pass  # the runner went away while we wrote: its exit status tells why
-        return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started)
+        return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started, died)
 
     def _collect(self, container_id: str, destination: Path) -> Collected:
         started = time.monotonic()
         result = Collected()
         running, result.container_oom = self.engine.is_running(container_id)
         if not running:
+            result.sandbox_stopped = True
+            result.container_oom = self._stopped_by_oom(container_id, result.container_oom)
             result.skipped.append(
                 SkippedOutput("(output folder)", "lost: the sandbox stopped before collection")
             )
@@ -353,6 +406,10 @@ class SandboxRunner:
             stream = self.engine.exec_attach(container_id, **self.policy.collector_exec())
         except DockerException as exc:
             # e.g. the code exhausted the process limit, so not even the collector can start
+            running, oom = self.engine.is_running(container_id)
+            if not running:
+                result.sandbox_stopped = True
+                result.container_oom = self._stopped_by_oom(container_id, oom)
             self.engine.kill(container_id)
             reason = getattr(exc, "explanation", None) or str(exc)
             result.skipped.append(
@@ -364,16 +421,17 @@ class SandboxRunner:
             destination, self.policy.max_output_files, self.policy.output_size_bytes
         )
         reader = FramesReader(stream.frames(time.monotonic() + self.policy.collect_timeout))
+        too_slow = []
         try:
             receiver.receive(reader)
             reader.drain()
         except DeadlineExceeded:
-            result.skipped.append(SkippedOutput("(output folder)", "collection took too long"))
+            too_slow.append(SkippedOutput("(output folder)", "collection took too long"))
         finally:
             stream.close()
         report = self._collector_report(bytes(reader.stderr))
         result.files = receiver.files
-        result.skipped = [
+        result.skipped = too_slow + [
             SkippedOutput(safe_filename(str(item.get("name", "?"))), str(item.get("reason", "")))
             for item in report.get("skipped", [])
             if isinstance(item, dict)
@@ -385,6 +443,14 @@ class SandboxRunner:
         result.oom_kills = oom if isinstance(oom, int) else 0
         result.seconds = time.monotonic() - started
         return result
+
+    def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:
+        """The engine may record an OOM kill shortly after the container's exit: wait for it."""
+        end = time.monotonic() + wait
+        while not oom and time.monotonic() < end:
+            time.sleep(0.1)
+            oom = self.engine.is_running(container_id)[1]
+        return oom
 
     @staticmethod
     def _collector_report(raw: bytes) -> dict:
