@@ -21,7 +21,8 @@ from docker.errors import DockerException, ImageNotFound
 from app.sandbox.engine import DockerEngine
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.runner import OWNER_LABEL, owner_token
-from app.sandbox.sbom import SBOM_FOLDER, probe_command, sbom_path
+from app.sandbox.image import HASH_LABEL
+from app.sandbox.sbom import SBOM_FOLDER, SbomError, probe_command, write_sbom
 
 # Writable at run time on purpose: the output folder, /tmp, and the engine's IPC mounts of the
 # run's private IPC namespace: /dev/shm (a size-bounded, noexec tmpfs that multiprocessing needs)
@@ -311,12 +312,23 @@ class SandboxAudit:
                      "the environment reaching the code must be SandboxPolicy.code_environment()")
 
     def _sbom_check(self, report: AuditReport, image) -> None:
-        tags = [t for t in image.tags if t.split(":")[-1] == image.labels.get(
-            "io.codeinterp.source-hash", "")]
-        if not tags:
-            report.sbom = None
+        """The image's SBOM exists (written now if the build did not) and matches the image."""
+        source_hash = (image.labels or {}).get(HASH_LABEL, "")
+        tags = [t for t in image.tags if source_hash and t.endswith(":" + source_hash)]
+        reference = tags[0] if tags else self.policy.image
+        try:
+            path = write_sbom(self.engine.client, reference, self.policy.data_dir / SBOM_FOLDER)
+            document = json.loads(path.read_text())
+        except (SbomError, OSError, ValueError) as exc:
+            report.check("SBOM matches the image", False, str(exc)[:300],
+                         "python -m app image build writes it; see README, Verifying an image")
             return
-        path = sbom_path(self.policy.data_dir / SBOM_FOLDER, tags[0])
-        report.sbom = str(path) if path.is_file() else None
-        report.check("SBOM present", path.is_file(), str(path),
-                     "python -m app image build writes it (also for an existing image)")
+        report.sbom = str(path)
+        listed = {c["purl"] for c in document.get("components", [])
+                  if c.get("purl", "").startswith("pkg:pypi/")}
+        installed = {f"pkg:pypi/{p['name'].lower()}@{p['version']}" for p in report.python_packages}
+        differ = sorted(listed ^ installed)
+        report.check("SBOM matches the image", not differ,
+                     f"{path} ({len(listed)} Python packages)" if not differ
+                     else "differs: " + ", ".join(differ[:10]),
+                     f"the SBOM is stale: delete {path} and run python -m app image build")

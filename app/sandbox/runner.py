@@ -109,15 +109,13 @@ def classify(
 ) -> RunStatus:
     if timed_out:
         return RunStatus.TIMEOUT
-    if container_oom:
-        return RunStatus.OOM
     if sandbox_stopped:
         # The whole sandbox died under the code (gVisor: its kernel hit the process or memory
         # limit); whatever exit status the runner's stream reported is not the code's.
-        return RunStatus.KILLED
+        return RunStatus.OOM if container_oom else RunStatus.KILLED
     if exit_code == 0:
         return RunStatus.OK
-    if oom_kills > 0:
+    if container_oom or oom_kills > 0:
         return RunStatus.OOM
     if exit_code is None or exit_code > 128:
         return RunStatus.KILLED
