@@ -443,12 +443,20 @@ class SandboxRunner:
         return result
 
     def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:
-        """The engine may record an OOM kill shortly after the container's exit: wait for it."""
+        """Whether a sandbox that stopped mid-run was killed for memory.
+
+        The engine may record the OOM kill a moment after the exit, so wait briefly for it. A
+        sandbox killed by SIGKILL (exit 137) that nobody here killed was killed by the kernel's
+        OOM killer: code inside cannot signal gVisor's kernel.
+        """
         end = time.monotonic() + wait
-        while not oom and time.monotonic() < end:
+        while True:
+            state = self.engine.state(container_id)
+            if oom or state.get("OOMKilled") or state.get("ExitCode") == 137:
+                return True
+            if time.monotonic() >= end:
+                return False
             time.sleep(0.1)
-            oom = self.engine.is_running(container_id)[1]
-        return oom
 
     @staticmethod
     def _collector_report(raw: bytes) -> dict:

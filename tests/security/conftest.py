@@ -105,7 +105,12 @@ class Attack:
         return result
 
     def check_no_leftovers(self) -> None:
-        left = self.engine.list_containers(self.runner.policy.ownership_filter())
+        # The engine may still be finishing a forced removal of a sandbox that crashed.
+        deadline = time.monotonic() + 10
+        while (left := self.engine.list_containers(self.runner.policy.ownership_filter())):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert left == [], f"containers left behind: {left}"
 
     def check_host(self, result: RunResult, request, timeout: float, wall: float) -> None:
