@@ -439,6 +439,12 @@ class SandboxRunner:
             result.skipped.append(SkippedOutput(f"(+{more} more)", "skipped for the same reasons"))
         oom = report.get("oom_kills", 0)
         result.oom_kills = oom if isinstance(oom, int) else 0
+        # The keeper keeps a healthy sandbox running; if it stopped meanwhile it died under the
+        # code (gVisor with exhausted processes), and the runner's exit status was not the code's.
+        running, container_oom = self.engine.is_running(container_id)
+        if not running:
+            result.sandbox_stopped = True
+            result.container_oom = self._stopped_by_oom(container_id, container_oom)
         result.seconds = time.monotonic() - started
         return result
 

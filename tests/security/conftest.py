@@ -106,12 +106,13 @@ class Attack:
 
     def check_no_leftovers(self) -> None:
         # The engine may still be finishing a forced removal of a sandbox that crashed.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while (left := self.engine.list_containers(self.runner.policy.ownership_filter())):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert left == [], f"containers left behind: {left}"
+        states = {c[:12]: self.engine.state(c).get("Status") for c in left}
+        assert left == [], f"containers left behind: {states}"
 
     def check_host(self, result: RunResult, request, timeout: float, wall: float) -> None:
         assert result.status is not RunStatus.SANDBOX_ERROR, result.message
