@@ -11,7 +11,9 @@ NORMAL = "import time; time.sleep(0.5); print(sum(range(1000)))"
 
 async def _with_bystander(attack, bomb: str, timeout: float):
     """Run `bomb` and, while it rages, a normal run of another user that must succeed."""
-    bomb_run = asyncio.create_task(attack.run(bomb, timeout=timeout, user_id="attacker"))
+    bomb_run = asyncio.create_task(
+        attack.run(bomb, timeout=timeout, user_id="attacker", alone=False)
+    )
     await asyncio.sleep(1.0)
     bystander = await attack.run(NORMAL, timeout=15, user_id="bystander", alone=False)
     result = await bomb_run
