@@ -50,6 +50,9 @@ class SandboxPolicy:
     max_code_bytes: int = 1024**2
     open_files_limit: int = 1024
     collect_timeout: float = 60.0
+    # A collector that has not said a word by then will not (gVisor with its threads exhausted
+    # hangs an exec instead of refusing it): give up on the outputs rather than wait a minute.
+    collector_start_timeout: float = 15.0
     code_uid: int = 10001
     keeper_uid: int = 10002
     input_mount: str = "/mnt/data"

@@ -418,7 +418,7 @@ class SandboxRunner:
         receiver = OutputReceiver(
             destination, self.policy.max_output_files, self.policy.output_size_bytes
         )
-        reader = FramesReader(stream.frames(time.monotonic() + self.policy.collect_timeout))
+        reader = FramesReader(self._collector_frames(stream))
         too_slow = []
         try:
             receiver.receive(reader)
@@ -447,6 +447,14 @@ class SandboxRunner:
             result.container_oom = self._stopped_by_oom(container_id, container_oom)
         result.seconds = time.monotonic() - started
         return result
+
+    def _collector_frames(self, stream: ExecStream):
+        """The collector's frames: the first within collector_start_timeout, all within collect_timeout."""
+        started = time.monotonic()
+        first = stream.next_chunk(started + self.policy.collector_start_timeout)
+        if first is not None:
+            yield first
+            yield from stream.frames(started + self.policy.collect_timeout)
 
     def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:
         """Whether a sandbox that stopped mid-run was killed for memory.
