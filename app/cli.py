@@ -7,11 +7,11 @@ import sys
 
 from pydantic import ValidationError
 
-from app.commands import bench, bot, chat, cleanup, doctor, files, image, packages, run
+from app.commands import audit, bench, bot, chat, cleanup, doctor, files, image, packages, run
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
 
-COMMANDS = (bot, chat, run, files, cleanup, doctor, image, packages, bench)
+COMMANDS = (bot, chat, run, files, cleanup, doctor, image, packages, bench, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,6 +55,12 @@ ensure_docker() {
     fi
     command -v runsc >/dev/null || apt_install runsc || log "gVisor (runsc) not installed; runc only"
     command -v runsc >/dev/null && register_runsc
+    # A dockerd killed with its machine session leaves pid files that block the next start.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+            rm -f "$pidfile"
+        fi
+    done
     log "starting dockerd (log: /var/log/codeinterp-dockerd.log)"
     nohup dockerd >/var/log/codeinterp-dockerd.log 2>&1 &
     for _ in $(seq 60); do docker_answers && return 0; sleep 1; done

@@ -75,6 +75,15 @@ class ChatCog(commands.Cog):
                 await message.reply(FAILURE_REPLY, allowed_mentions=NO_MENTIONS,
                                     mention_author=False)
 
+    async def _download(self, attachment: discord.Attachment) -> Upload:
+        """The attachment's bytes, unless Discord says it is over the store's limit: a file that
+        would be refused is never pulled into the bot's memory."""
+        limit = self.bot.services.store.max_file_bytes
+        if attachment.size > limit:
+            return Upload(attachment.filename, b"",
+                          refused=f"larger than the {limit / 1024**2:g} MB limit, so it was not stored.")
+        return Upload(attachment.filename, await attachment.read())
+
     async def _answer(self, message: discord.Message, user_id: str) -> None:
         if self.chat.is_busy(user_id):
             await message.reply(
@@ -82,7 +91,7 @@ class ChatCog(commands.Cog):
                 allowed_mentions=NO_MENTIONS, mention_author=False,
             )
             return
-        uploads = [Upload(a.filename, await a.read()) for a in message.attachments]
+        uploads = [await self._download(a) for a in message.attachments]
         channel = message.channel
         slots = self.bot.services.runner.slots
 

@@ -52,6 +52,8 @@ class Upload:
 
     filename: str
     data: bytes
+    refused: str = ""
+    """Why the file was not even downloaded (e.g. over the size limit); then nothing is stored."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,9 @@ class ChatService:
         return answer
 
     async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer):
+        if upload.refused:
+            answer.notices.append(f"{upload.filename}: {upload.refused}")
+            return None
         if self.is_supported is not None and not self.is_supported(upload.filename):
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
             return None

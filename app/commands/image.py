@@ -11,6 +11,7 @@ from docker.errors import DockerException
 
 from app.config import Settings
 from app.sandbox.image import ImageBuildError, ImageBuilder, source_hash
+from app.sandbox.sbom import SBOM_FOLDER
 
 
 def add_parser(sub) -> None:
@@ -47,7 +48,9 @@ def execute_build(args: argparse.Namespace, settings: Settings) -> int:
     except DockerException as exc:
         say(f"error: cannot reach the Docker engine ({str(exc).splitlines()[0][:200]})")
         return 1
-    builder = ImageBuilder(client, settings.sandbox_image, say)
+    builder = ImageBuilder(
+        client, settings.sandbox_image, say, sbom_dir=settings.data_dir / SBOM_FOLDER
+    )
     base = args.base or settings.sandbox_base_image
     try:
         if args.debian_base:

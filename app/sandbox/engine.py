@@ -283,6 +283,13 @@ class DockerEngine:
             return False, False
         return bool(state.get("Running")), bool(state.get("OOMKilled"))
 
+    def state(self, container_id: str) -> dict:
+        """The engine's State of a container ({} when it is gone)."""
+        try:
+            return self.client.api.inspect_container(container_id).get("State") or {}
+        except NotFound:
+            return {}
+
     def kill(self, container_id: str) -> None:
         try:
             self.client.api.kill(container_id)

@@ -24,6 +24,7 @@ import docker
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 
 from app.sandbox.policy import LABEL_PREFIX
+from app.sandbox.sbom import SbomError, write_sbom
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "sandbox-image"
 EXTRA_CA_DIR = "extra-ca"
@@ -154,6 +155,8 @@ class ImageBuilder:
     image: str
     log: Log
     source_dir: Path = SOURCE_DIR
+    sbom_dir: Path | None = None
+    """Where the CycloneDX SBOM of each built image goes (None: no SBOM)."""
 
     def tag_for_hash(self) -> str:
         repo, _ = split_reference(self.image)
@@ -191,6 +194,11 @@ class ImageBuilder:
         if f"{repo}:{tag}" != hashed:
             existing.tag(repo, tag)
             self.log(f"tagged {hashed} as {repo}:{tag}")
+        if self.sbom_dir is not None:
+            try:
+                self.log(f"SBOM (CycloneDX): {write_sbom(self.client, hashed, self.sbom_dir)}")
+            except (SbomError, OSError, ValueError) as exc:
+                self.log(f"warning: no SBOM written: {exc}")
         return hashed
 
     def resolve_base(self, base_image: str, allow_debian_base: bool, mirror: str | None) -> str:

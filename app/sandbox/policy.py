@@ -27,6 +27,10 @@ RUNNER_SCRIPT = "/opt/sandbox/sandbox_runner.py"
 COLLECTOR_SCRIPT = "/opt/sandbox/sandbox_collect.py"
 INSTALL_SCRIPT = "/opt/sandbox/sandbox_install.py"
 IMAGE_MODULES_FILE = "/opt/sandbox/image-modules.json"
+# Under gVisor the engine's pids limit also counts the sandbox kernel's own host threads (its Go
+# runtime and, with the ptrace platform, one stub per guest thread); without room for them an
+# I/O-heavy but harmless run crashes the whole sandbox.
+RUNSC_PIDS_HEADROOM = 128
 
 
 class HostPathError(ValueError):
@@ -50,6 +54,9 @@ class SandboxPolicy:
     max_code_bytes: int = 1024**2
     open_files_limit: int = 1024
     collect_timeout: float = 60.0
+    # A collector that has not said a word by then will not (gVisor with its threads exhausted
+    # hangs an exec instead of refusing it): give up on the outputs rather than wait a minute.
+    collector_start_timeout: float = 15.0
     code_uid: int = 10001
     keeper_uid: int = 10002
     input_mount: str = "/mnt/data"
@@ -171,7 +178,7 @@ class SandboxPolicy:
             "read_only": True,
             "tmpfs": self.tmpfs(),
             "mounts": mounts,
-            "pids_limit": self.pids_limit,
+            "pids_limit": self.engine_pids_limit(),
             "mem_limit": self.memory_bytes,
             "memswap_limit": self.memory_bytes,
             "nano_cpus": int(self.cpus * 1e9),
@@ -289,6 +296,10 @@ class SandboxPolicy:
             "detach": True,
         }
 
+    def engine_pids_limit(self) -> int:
+        """The engine's pids limit: SANDBOX_PIDS_LIMIT, plus gVisor's own threads under runsc."""
+        return self.pids_limit + (RUNSC_PIDS_HEADROOM if self.runtime == "runsc" else 0)
+
     # Processes inside the container
 
     def code_environment(self) -> dict[str, str]:
@@ -320,6 +331,17 @@ class SandboxPolicy:
             "user": f"{self.code_uid}:{self.code_uid}",
             "environment": self.code_environment(),
             "workdir": self.output_mount,
+        }
+
+    def reaper_exec(self) -> dict:
+        """A shell that SIGKILLs every process of the code's uid after a timeout. It starts in
+        milliseconds even while the code saturates the CPU quota, where the Python collector that
+        follows could starve (under gVisor, for as long as the collect timeout)."""
+        return {
+            "cmd": ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || exit 0; done"],
+            "user": f"{self.code_uid}:{self.code_uid}",
+            "environment": {"PATH": "/usr/bin:/bin"},
+            "workdir": "/",
         }
 
     def collector_exec(self) -> dict:

@@ -130,6 +130,10 @@ class WarmPool:
     def ready(self) -> int:
         return len(self._idle)
 
+    def idle_ids(self) -> set[str]:
+        """Containers waiting in the pool (they belong there, not to any run)."""
+        return {warm.container_id for warm in self._idle}
+
     async def start(self) -> None:
         if self._filler is not None or self.size <= 0:
             return

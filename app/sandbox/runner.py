@@ -57,6 +57,10 @@ OWNER_LABEL = "io.codeinterp.owner"
 # Same bytes as READY_MARKER in sandbox-image/runtime/sandbox_runner.py.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
 READY_TIMEOUT = 60.0
+# How often the exec step checks that the container is still alive. Under gVisor an exec stream
+# stays open when the whole sandbox dies (e.g. its memory cgroup killed it), so EOF alone is not
+# enough to notice the end of a run.
+LIVENESS_INTERVAL = 1.0
 IMAGE_BUILD_HINT = "python -m app image build"
 log = structlog.get_logger(__name__)
 
@@ -92,6 +96,7 @@ class ExecOutcome:
     stderr: CappedBuffer
     timed_out: bool
     seconds: float
+    sandbox_died: bool = False
 
 
 @dataclass
@@ -100,14 +105,24 @@ class Collected:
     skipped: list = field(default_factory=list)
     oom_kills: int = 0
     container_oom: bool = False
+    sandbox_stopped: bool = False
     seconds: float = 0.0
 
 
 def classify(
-    *, timed_out: bool, exit_code: int | None, oom_kills: int, container_oom: bool
+    *,
+    timed_out: bool,
+    exit_code: int | None,
+    oom_kills: int,
+    container_oom: bool,
+    sandbox_stopped: bool = False,
 ) -> RunStatus:
     if timed_out:
         return RunStatus.TIMEOUT
+    if sandbox_stopped:
+        # The whole sandbox died under the code (gVisor: its kernel hit the process or memory
+        # limit); whatever exit status the runner's stream reported is not the code's.
+        return RunStatus.OOM if container_oom else RunStatus.KILLED
     if exit_code == 0:
         return RunStatus.OK
     if container_oom or oom_kills > 0:
@@ -117,11 +132,18 @@ def classify(
     return RunStatus.ERROR
 
 
-def _explain(status: RunStatus, exit_code: int | None, timeout: float, memory: int) -> str:
+def _explain(
+    status: RunStatus, exit_code: int | None, timeout: float, memory: int, stopped: bool = False
+) -> str:
     if status is RunStatus.TIMEOUT:
         return f"the code ran longer than the {timeout:g} s limit and was stopped"
     if status is RunStatus.OOM:
         return f"the code ran out of memory (limit {memory // 1024**2} MiB) and was killed"
+    if status is RunStatus.KILLED and stopped:
+        return (
+            "the sandbox was stopped while the code ran (it exhausted the process or memory "
+            "limit); its output files are lost"
+        )
     if status is RunStatus.KILLED:
         if exit_code is not None and exit_code > 128:
             try:
@@ -344,10 +366,17 @@ class SandboxRunner:
                     await self.engine.call(self._await_ready, stream)
                 payload = self._payload(request, self.policy.package_paths(packages))
                 setup_seconds = time.monotonic() - started
-                outcome = await self.engine.call(self._exec_step, stream, payload, timeout)
+                outcome = await self.engine.call(
+                    self._exec_step, stream, payload, timeout, container_id
+                )
                 exit_code = None
-                collecting = self.engine.call(self._collect, container_id, Path(request.output_dir))
-                if outcome.timed_out:
+                # Stop reading the runner before collecting: an unread stream (a flood cut at
+                # the timeout) blocks the engine's I/O for the next exec of this container.
+                stream.close()
+                collecting = self.engine.call(
+                    self._collect, container_id, Path(request.output_dir), outcome.timed_out
+                )
+                if outcome.timed_out or outcome.sandbox_died:
                     collected = await collecting
                 else:
                     # The runner's stream closed, so it has exited: its status is final and can
@@ -363,6 +392,7 @@ class SandboxRunner:
                 exit_code=exit_code,
                 oom_kills=collected.oom_kills,
                 container_oom=collected.container_oom,
+                sandbox_stopped=collected.sandbox_stopped,
             )
             return RunResult(
                 **base,
@@ -377,7 +407,9 @@ class SandboxRunner:
                 collect_seconds=collected.seconds,
                 files=tuple(collected.files),
                 skipped=tuple(collected.skipped),
-                message=_explain(status, exit_code, timeout, self.policy.memory_bytes),
+                message=_explain(
+                    status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
+                ),
             )
         except ImageNotFound:
             return self._infra_error(
@@ -498,28 +530,51 @@ class SandboxRunner:
             detail = errors.text().strip() or "it exited without a word"
             raise RunnerNotReady(f"{detail[-500:]} (is the image current? `{IMAGE_BUILD_HINT}`)")
 
-    def _exec_step(self, stream: ExecStream, payload: bytes, timeout: float) -> ExecOutcome:
-        """The timed step: hand the code over and read until the runner's stream ends."""
+    def _exec_step(
+        self, stream: ExecStream, payload: bytes, timeout: float, container_id: str | None = None
+    ) -> ExecOutcome:
+        """The timed step: hand the code over and read until the runner's stream ends.
+
+        Every LIVENESS_INTERVAL without EOF the container is checked: a sandbox that died ends
+        the step at once instead of at the timeout.
+        """
         stdout = CappedBuffer(self.policy.max_stream_bytes)
         stderr = CappedBuffer(self.policy.max_stream_bytes)
         started = time.monotonic()
         deadline = started + timeout
-        timed_out = False
+        timed_out = died = False
         try:
             stream.send(payload)
-            for kind, chunk in stream.frames(deadline):
+            while True:
+                check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
+                try:
+                    item = stream.next_chunk(check_at)
+                except DeadlineExceeded:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if container_id is not None and not self.engine.is_running(container_id)[0]:
+                        died = True
+                        break
+                    continue
+                if item is None:
+                    break
+                kind, chunk = item
                 (stdout if kind == STDOUT else stderr).add(chunk)
         except DeadlineExceeded:
             timed_out = True
         except OSError:
             pass  # the runner went away while we wrote: its exit status tells why
-        return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started)
+        return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started, died)
 
-    def _collect(self, container_id: str, destination: Path) -> Collected:
+    def _collect(self, container_id: str, destination: Path, reap_first: bool = False) -> Collected:
         started = time.monotonic()
         result = Collected()
+        if reap_first:
+            self._reap_code_processes(container_id)
         running, result.container_oom = self.engine.is_running(container_id)
         if not running:
+            result.sandbox_stopped = True
+            result.container_oom = self._stopped_by_oom(container_id, result.container_oom)
             result.skipped.append(
                 SkippedOutput("(output folder)", "lost: the sandbox stopped before collection")
             )
@@ -529,6 +584,10 @@ class SandboxRunner:
             stream = self.engine.exec_attach(container_id, **self.policy.collector_exec())
         except DockerException as exc:
             # e.g. the code exhausted the process limit, so not even the collector can start
+            running, oom = self.engine.is_running(container_id)
+            if not running:
+                result.sandbox_stopped = True
+                result.container_oom = self._stopped_by_oom(container_id, oom)
             self.engine.kill(container_id)
             reason = getattr(exc, "explanation", None) or str(exc)
             result.skipped.append(
@@ -539,17 +598,18 @@ class SandboxRunner:
         receiver = OutputReceiver(
             destination, self.policy.max_output_files, self.policy.output_size_bytes
         )
-        reader = FramesReader(stream.frames(time.monotonic() + self.policy.collect_timeout))
+        reader = FramesReader(self._collector_frames(stream))
+        too_slow = []
         try:
             receiver.receive(reader)
             reader.drain()
         except DeadlineExceeded:
-            result.skipped.append(SkippedOutput("(output folder)", "collection took too long"))
+            too_slow.append(SkippedOutput("(output folder)", "collection took too long"))
         finally:
             stream.close()
         report = self._collector_report(bytes(reader.stderr))
         result.files = receiver.files
-        result.skipped = [
+        result.skipped = too_slow + [
             SkippedOutput(safe_filename(str(item.get("name", "?"))), str(item.get("reason", "")))
             for item in report.get("skipped", [])
             if isinstance(item, dict)
@@ -559,8 +619,52 @@ class SandboxRunner:
             result.skipped.append(SkippedOutput(f"(+{more} more)", "skipped for the same reasons"))
         oom = report.get("oom_kills", 0)
         result.oom_kills = oom if isinstance(oom, int) else 0
+        # The keeper keeps a healthy sandbox running; if it stopped meanwhile it died under the
+        # code (gVisor with exhausted processes), and the runner's exit status was not the code's.
+        running, container_oom = self.engine.is_running(container_id)
+        if not running:
+            result.sandbox_stopped = True
+            result.container_oom = self._stopped_by_oom(container_id, container_oom)
         result.seconds = time.monotonic() - started
         return result
+
+    def _reap_code_processes(self, container_id: str, wait: float = 5.0) -> None:
+        """After a timeout: stop the code's processes with a shell before the collector starts."""
+        try:
+            stream = self.engine.exec_attach(container_id, **self.policy.reaper_exec())
+        except DockerException:
+            return  # the collector's own reaping, or killing the container, still follows
+        try:
+            for _ in stream.frames(time.monotonic() + wait):
+                pass
+        except DeadlineExceeded:
+            pass
+        finally:
+            stream.close()
+
+    def _collector_frames(self, stream: ExecStream):
+        """The collector's frames: the first within collector_start_timeout, all within collect_timeout."""
+        started = time.monotonic()
+        first = stream.next_chunk(started + self.policy.collector_start_timeout)
+        if first is not None:
+            yield first
+            yield from stream.frames(started + self.policy.collect_timeout)
+
+    def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:
+        """Whether a sandbox that stopped mid-run was killed for memory.
+
+        The engine may record the OOM kill a moment after the exit, so wait briefly for it. A
+        sandbox killed by SIGKILL (exit 137) that nobody here killed was killed by the kernel's
+        OOM killer: code inside cannot signal gVisor's kernel.
+        """
+        end = time.monotonic() + wait
+        while True:
+            state = self.engine.state(container_id)
+            if oom or state.get("OOMKilled") or state.get("ExitCode") == 137:
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.1)
 
     @staticmethod
     def _collector_report(raw: bytes) -> dict:

@@ -92,3 +92,15 @@ async def test_uploads_are_stored_and_refusals_explained(cog, fake_openai):
     assert text.startswith("Got it.")
     assert "tool.exe: this file type is not supported." in text
     assert [f.name for f in await cog.bot.services.store.list("1")] == ["data.csv"]
+
+
+async def test_an_attachment_over_the_limit_is_never_downloaded(cog, fake_openai):
+    fake_openai.add(reply("Here is my answer."))
+    huge = mock_attachment("huge.csv", b"a,b\n")
+    huge.size = cog.bot.services.store.max_file_bytes + 1  # as Discord reports it
+    message = mock_message("summarise this", mentions_bot=True, attachments=[huge])
+    await cog.on_message(message)
+    huge.read.assert_not_awaited()
+    text = sent_text(message.reply)
+    assert "huge.csv: larger than the" in text and "so it was not stored" in text
+    assert await cog.bot.services.store.list("1") == []

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.sandbox.policy import HostPathError, SandboxPolicy
+from app.sandbox.policy import RUNSC_PIDS_HEADROOM, HostPathError, SandboxPolicy
 
 
 @pytest.fixture
@@ -22,7 +22,9 @@ def test_container_is_hardened_by_default(policy, tmp_path):
     assert "no-new-privileges" in args["security_opt"]
     assert args["read_only"] is True
     assert args["init"] is True
-    assert args["pids_limit"] == 64
+    assert args["pids_limit"] == 64 + RUNSC_PIDS_HEADROOM  # gVisor's own threads count too
+    assert SandboxPolicy(image="x", pids_limit=64).container_args(
+        run_id="r", user_id="u", input_dir=None)["pids_limit"] == 64  # runc: exactly the setting
     assert args["mem_limit"] == args["memswap_limit"] == 512 * 1024**2  # no swap
     assert args["nano_cpus"] == 1_500_000_000
     assert args["runtime"] == "runsc"

@@ -43,6 +43,20 @@ def test_classify(timed_out, exit_code, oom_kills, container_oom, expected):
                     container_oom=container_oom) is expected
 
 
+@pytest.mark.parametrize(
+    "exit_code, container_oom, expected",
+    [
+        (128, False, RunStatus.KILLED),  # gVisor: the runner's exec reports 128 when the sandbox dies
+        (0, False, RunStatus.KILLED),
+        (None, True, RunStatus.OOM),
+        (137, True, RunStatus.OOM),
+    ],
+)
+def test_a_sandbox_that_died_is_never_ok_or_error(exit_code, container_oom, expected):
+    assert classify(timed_out=False, exit_code=exit_code, oom_kills=0,
+                    container_oom=container_oom, sandbox_stopped=True) is expected
+
+
 def test_result_json_shape():
     data = RunResult(run_id="r", status=RunStatus.OK, exit_code=0).to_dict()
     for key in ("status", "exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated",

@@ -1,0 +1,175 @@
+"""Privilege: an unprivileged uid with no capabilities, no way up, nothing of the bot's."""
+
+import os
+
+from app.sandbox import RunStatus
+
+LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+
+
+async def test_not_root_no_capabilities_no_new_privileges(attack):
+    code = LIBC + (
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()\n"
+        "              if ':\\t' in l)\n"
+        "caps = [status[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb')\n"
+        "        if k in status]\n"
+        "print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+        "print(sorted(set(caps)))\n"
+        "print(libc.prctl(39, 0, 0, 0, 0))\n"  # PR_GET_NO_NEW_PRIVS
+    )
+    result = await attack.run(code)
+    assert result.stdout.splitlines()[0] in ("10001 10001 10001 []", "10001 10001 10001 [10001]")
+    assert result.stdout.splitlines()[1] in ("['0000000000000000']", "['0']")
+    assert result.stdout.splitlines()[2] == "1"
+
+
+async def test_setuid_setgid_and_setgroups_are_refused(attack):
+    code = LIBC + (
+        "for name, call in (('setuid', lambda: os.setuid(0)), ('setgid', lambda: os.setgid(0)),\n"
+        "                   ('seteuid', lambda: os.seteuid(10002)),\n"
+        "                   ('setgroups', lambda: os.setgroups([0])),\n"
+        "                   ('setresuid', lambda: os.setresuid(0, 0, 0))):\n"
+        "    try:\n"
+        "        call(); print('BECAME', name)\n"
+        "    except OSError:\n"
+        "        print('refused')\n"
+        "print(os.getuid(), os.geteuid())\n"
+    )
+    result = await attack.run(code)
+    assert result.stdout.split() == ["refused"] * 5 + ["10001", "10001"]
+
+
+async def test_no_setuid_or_setgid_programs_and_no_su_sudo(attack):
+    code = (
+        "import os, shutil, stat\n"
+        "found = []\n"
+        "for root, dirs, files in os.walk('/', onerror=lambda e: None):\n"
+        "    if root in ('/proc', '/sys', '/dev'):\n"
+        "        dirs[:] = []; continue\n"
+        "    for name in files:\n"
+        "        try:\n"
+        "            mode = os.lstat(os.path.join(root, name)).st_mode\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):\n"
+        "            found.append(os.path.join(root, name))\n"
+        "print(found)\n"
+        "print([t for t in ('su', 'sudo', 'doas', 'pkexec', 'docker', 'dockerd', 'runc', 'ctr')\n"
+        "       if shutil.which(t)])\n"
+    )
+    result = await attack.run(code, timeout=15)
+    assert result.stdout.splitlines() == ["[]", "[]"], result.stdout
+
+
+async def test_mount_is_refused(attack):
+    code = LIBC + (
+        "attempts = [(b'none', b'/tmp', b'tmpfs', 0), (b'/', b'/', None, 32 | 4096),\n"  # remount
+        "            (b'/mnt/data', b'/tmp', None, 4096), (b'proc', b'/tmp', b'proc', 0)]\n"
+        "for source, target, fstype, flags in attempts:\n"
+        "    print(libc.mount(source, target, fstype, flags, None), end=' ')\n"
+    )
+    result = await attack.run(code)
+    assert result.stdout.split() == ["-1"] * 4
+
+
+async def test_unshare_is_refused_or_harmless(attack, input_dir):
+    (input_dir / "f1.txt").write_text("original")
+    code = LIBC + (
+        "CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x20000, 0x10000000, 0x40000000\n"
+        "ok = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0\n"
+        "print('unshared' if ok else 'refused')\n"
+        "if ok:\n"
+        "    # with a user namespace of our own, try to become root of the files that matter\n"
+        "    for target in (b'/', b'/mnt/data'):\n"
+        "        libc.mount(None, target, None, 32 | 4096, None)\n"  # MS_REMOUNT|MS_BIND, rw
+        "for path in ('/etc/evil', '/mnt/data/f1.txt'):\n"
+        "    try:\n"
+        "        open(path, 'w').write('changed'); print('WROTE')\n"
+        "    except OSError:\n"
+        "        print('refused')\n"
+        "print(libc.unshare(CLONE_NEWNET) == 0 and sorted(n for _, n in __import__('socket').if_nameindex()))\n"
+    )
+    result = await attack.run(code, input_dir=input_dir)
+    lines = result.stdout.splitlines()
+    if attack.runtime == "runc":
+        assert lines[0] == "refused"
+    assert lines[1:3] == ["refused", "refused"]
+    assert lines[3] in ("False", "['lo']")  # a new network namespace has nothing more
+    assert (input_dir / "f1.txt").read_text() == "original"
+
+
+async def test_ptrace_of_other_processes_is_impossible(attack):
+    code = LIBC + (
+        "import subprocess\n"
+        "PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206\n"
+        "pids = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]\n"
+        "others = [p for p in pids if os.stat(f'/proc/{p}').st_uid != os.getuid()]\n"
+        "print('others', len(others) > 0)\n"
+        "for pid in others:\n"
+        "    print(pid, libc.ptrace(PTRACE_ATTACH, pid, 0, 0), libc.ptrace(PTRACE_SEIZE, pid, 0, 0))\n"
+        "    for entry in ('environ', 'mem', 'root/etc/hostname'):\n"
+        "        try:\n"
+        "            open(f'/proc/{pid}/{entry}', 'rb').read(16); print('READ', pid, entry)\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    result = await attack.run(code)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "others True"
+    reads = [line for line in lines if line.startswith("READ")]
+    if attack.runtime == "runc":
+        assert reads == []
+    else:  # gVisor shows other processes' environ (no secrets: see the next tests), nothing more
+        assert all(line.endswith(" environ") for line in reads), reads
+    attaches = [line for line in lines[1:] if not line.startswith("READ")]
+    assert attaches and all(line.split()[1:] == ["-1", "-1"] for line in attaches)
+
+
+async def test_no_docker_socket_or_engine_anywhere(attack):
+    code = (
+        "import os, socket, stat\n"
+        "sockets = []\n"
+        "for root, dirs, files in os.walk('/', onerror=lambda e: None):\n"
+        "    if root in ('/proc', '/sys'):\n"
+        "        dirs[:] = []; continue\n"
+        "    for name in files + dirs:\n"
+        "        try:\n"
+        "            if stat.S_ISSOCK(os.lstat(os.path.join(root, name)).st_mode):\n"
+        "                sockets.append(os.path.join(root, name))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print(sockets)\n"
+        "print([p for p in ('/var/run/docker.sock', '/run/docker.sock', '/run/containerd')\n"
+        "       if os.path.exists(p)])\n"
+        "print('DOCKER_HOST' in os.environ)\n"
+    )
+    result = await attack.run(code, timeout=15)
+    assert result.stdout.splitlines() == ["[]", "[]", "False"], result.stdout
+
+
+async def test_bot_secrets_never_reach_the_run(attack, monkeypatch):
+    secrets = {
+        "DISCORD_TOKEN": "fake-discord-token-9f3a",
+        "OPENAI_API_KEY": "sk-fake-openai-key-9f3a",
+        "MONGODB_URI": "mongodb://admin:fake-pass-9f3a@db/",
+        "AWS_SECRET_ACCESS_KEY": "fake-aws-9f3a",
+        "DOCKER_HOST": "unix:///var/run/docker.sock",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    code = (
+        "import os\n"
+        "seen = []\n"
+        "for pid in ['self'] + [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "    try:\n"
+        "        seen.append(open(f'/proc/{pid}/environ', 'rb').read())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "blob = b'\\n'.join(seen) + repr(dict(os.environ)).encode()\n"
+        "print(b'9f3a' in blob, sorted(os.environ))\n"
+    )
+    result = await attack.run(code)
+    assert result.stdout.startswith("False ["), result.stdout
+    assert not any(name in result.stdout for name in secrets)
+    assert os.environ["DISCORD_TOKEN"] == secrets["DISCORD_TOKEN"]  # they were really set
+    assert result.status is RunStatus.OK
