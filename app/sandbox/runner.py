@@ -622,6 +622,13 @@ class SandboxRunner:
         # The keeper keeps a healthy sandbox running; if it stopped meanwhile it died under the
         # code (gVisor with exhausted processes), and the runner's exit status was not the code's.
         running, container_oom = self.engine.is_running(container_id)
+        if running and not report:
+            # The collector always reports unless the sandbox died under it; gVisor tears a
+            # sandbox down in steps, so give the engine a moment to see the death.
+            settle = time.monotonic() + 3
+            while running and time.monotonic() < settle:
+                time.sleep(0.1)
+                running, container_oom = self.engine.is_running(container_id)
         if not running:
             result.sandbox_stopped = True
             result.container_oom = self._stopped_by_oom(container_id, container_oom)
