@@ -56,7 +56,7 @@ async def test_udp_egress_fails(attack):
 async def test_dns_resolution_fails(attack):
     code = (
         "import socket\n"
-        "for name in ('example.com', 'pypi.org', 'host.docker.internal'):\n"
+        "for name in ('example.com', 'example.org', 'host.docker.internal'):\n"
         "    try:\n"
         "        socket.getaddrinfo(name, 443); print('RESOLVED', name)\n"
         "    except OSError:\n"
