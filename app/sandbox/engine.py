@@ -44,7 +44,7 @@ class ExecStream:
     Reading honours a deadline (the run's timer) without relying on the SDK's blocking reader.
     """
 
-    def __init__(self, exec_id: str, raw: Any) -> None:
+    def __init__(self, exec_id: str | None, raw: Any) -> None:
         self.exec_id = exec_id
         self._raw = raw
         self._sock: socket.socket = getattr(raw, "_sock", raw)
@@ -274,6 +274,25 @@ class DockerEngine:
             self.remove(container.id)
             raise
         return container.id
+
+    def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
+        """Create a container, attach to its main process's stdio (before it can say a word),
+        start it; (id, stream). The stream writes to the main process's stdin (`stdin_open`)."""
+        container = self.client.containers.create(**args)
+        try:
+            raw = self.client.api.attach_socket(
+                container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            stream = ExecStream(None, raw)
+            try:
+                container.start()
+            except BaseException:
+                stream.close()
+                raise
+        except BaseException:
+            self.remove(container.id)
+            raise
+        return container.id, stream
 
     def is_running(self, container_id: str) -> tuple[bool, bool]:
         """(running, oom_killed) for a container; (False, False) when it is gone."""

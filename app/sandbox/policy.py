@@ -138,9 +138,11 @@ class SandboxPolicy:
         common = "rw,noexec,nosuid,nodev"
         return {
             "/tmp": f"{common},size={self.tmp_size_bytes},mode=1777",
+            # Owned by the code; its group is the keeper's, so the output warden (keeper uid) can
+            # read what the code wrote without being able to write there.
             self.output_mount: (
-                f"{common},size={self.output_size_bytes},mode=0700,"
-                f"uid={self.code_uid},gid={self.code_uid}"
+                f"{common},size={self.output_size_bytes},mode=0750,"
+                f"uid={self.code_uid},gid={self.keeper_uid}"
             ),
         }
 
@@ -169,7 +171,10 @@ class SandboxPolicy:
         mounts += self.package_mounts(packages or {})
         args = {
             "image": self.image,
-            "command": ["sleep", "infinity"],
+            # The main process is the output warden, under the keeper's uid (not the code's): it
+            # keeps the sandbox alive between the execs and collects the outputs (warden_command).
+            "command": self.warden_command(),
+            "stdin_open": True,
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
             "labels": self.labels(run_id, user_id),
             "network_mode": "none",
@@ -344,26 +349,36 @@ class SandboxPolicy:
             "workdir": "/",
         }
 
+    def _collector_cmd(self) -> list[str]:
+        return [
+            PYTHON,
+            "-I",
+            COLLECTOR_SCRIPT,
+            "--root",
+            self.output_mount,
+            "--max-files",
+            str(self.max_output_files),
+            "--max-bytes",
+            str(self.output_size_bytes),
+            "--max-depth",
+            str(self.max_output_depth),
+        ]
+
     def collector_exec(self) -> dict:
+        """The one-shot collector, after a timeout or when the warden cannot collect."""
         return {
-            "cmd": [
-                PYTHON,
-                "-I",
-                COLLECTOR_SCRIPT,
-                "--root",
-                self.output_mount,
-                "--max-files",
-                str(self.max_output_files),
-                "--max-bytes",
-                str(self.output_size_bytes),
-                "--max-depth",
-                str(self.max_output_depth),
-            ],
+            "cmd": self._collector_cmd(),
             # Same uid as the code: it can then kill whatever the code left running.
             "user": f"{self.code_uid}:{self.code_uid}",
             "environment": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             "workdir": "/",
         }
+
+    def warden_command(self) -> list[str]:
+        """The sandbox's main process: the output warden, under the keeper's uid, which the code
+        can neither signal nor trace, so its answers (code over, files, report) can be trusted.
+        It waits on stdin (attached by the host) and lives as long as the container."""
+        return self._collector_cmd() + ["--serve", "--code-uid", str(self.code_uid)]
 
     def describe(self) -> dict[str, object]:
         """Human-readable summary of what a run gets (doctor, admin views)."""
@@ -379,7 +394,10 @@ class SandboxPolicy:
             "cpus": self.cpus,
             "pids limit": self.pids_limit,
             "/tmp": f"tmpfs {self.tmp_size_bytes} bytes, noexec",
-            "output": f"tmpfs {self.output_size_bytes} bytes at {self.output_mount}, noexec",
+            "output": (
+                f"tmpfs {self.output_size_bytes} bytes at {self.output_mount}, noexec, "
+                "read by the output warden (keeper uid)"
+            ),
             "input": f"read-only bind at {self.input_mount}",
             "packages": (
                 f"approved auto-installed packages: read-only binds under {self.package_mount}, "

@@ -1,7 +1,8 @@
 """WarmPool: sandbox containers started ahead of time, each serving exactly one run.
 
 A warm container is created and started with the full policy, its runner is exec'd with the heavy
-imports preloaded and has reported ready: it waits on stdin for the code. It was created before the
+imports preloaded and has reported ready: it waits on stdin for the code. Its output warden is
+started too, so the run collects without a `docker exec` (app/sandbox/warden.py). It was created before the
 user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool id>/,
 mounted read-only; when a run takes it, the request's files are placed there from the host side
 (hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
@@ -32,6 +33,7 @@ from docker.errors import DockerException
 
 from app.sandbox.engine import DockerEngine, EngineUnavailable, ExecStream
 from app.sandbox.policy import LABEL_PREFIX, SandboxPolicy
+from app.sandbox.warden import Warden
 
 POOL_LABEL = f"{LABEL_PREFIX}.pool_id"
 MAX_PARALLEL_STARTS = 2
@@ -50,8 +52,18 @@ class WarmContainer:
     pool_id: str
     container_id: str
     stream: ExecStream
+    warden: Warden | None
     input_dir: Path
     ready_at: float = field(default_factory=time.monotonic)
+
+    def is_quiet(self) -> bool:
+        """An idle runner and warden say nothing; a word or a closed stream means trouble."""
+        return self.stream.is_quiet() and (self.warden is None or self.warden.is_quiet())
+
+    def close(self) -> None:
+        self.stream.close()
+        if self.warden is not None:
+            self.warden.close()
 
     def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
         """Place the request's files into the (read-only mounted) input folder, by filename."""
@@ -109,7 +121,7 @@ class WarmPool:
         size: int,
         max_age: float,
         labels: dict[str, str],
-        await_ready: Callable[[ExecStream], None],
+        start_processes: Callable[[str, ExecStream, tuple[str, ...]], tuple[ExecStream, Warden]],
     ) -> None:
         self.policy = policy
         self.engine = engine
@@ -117,7 +129,7 @@ class WarmPool:
         self.max_age = max_age
         self.stats = PoolStats()
         self._labels = labels
-        self._await_ready = await_ready
+        self._start_processes = start_processes
         self._idle: deque[WarmContainer] = deque()
         self._starting: set[asyncio.Task] = set()
         self._removing: set[asyncio.Task] = set()
@@ -146,7 +158,7 @@ class WarmPool:
         while self._idle:
             warm = self._idle.popleft()
             fresh = time.monotonic() - warm.ready_at < self.max_age
-            if fresh and warm.stream.is_quiet():
+            if fresh and warm.is_quiet():
                 self.stats.taken += 1
                 # The replacement starts when this run is over (`replenish`): its imports would
                 # otherwise compete for the CPU with the run being waited for.
@@ -241,16 +253,9 @@ class WarmPool:
             )
             args["labels"].update(self._labels)
             args["labels"][POOL_LABEL] = pool_id
-            container_id = self.engine.create_and_start(args)
-            stream = self.engine.exec_attach(
-                container_id, **self.policy.runner_exec(self.policy.warm_preload)
-            )
-            try:
-                self._await_ready(stream)
-            except BaseException:
-                stream.close()
-                raise
-            return WarmContainer(pool_id, container_id, stream, input_dir)
+            container_id, attached = self.engine.create_attach_start(args)
+            stream, warden = self._start_processes(container_id, attached, self.policy.warm_preload)
+            return WarmContainer(pool_id, container_id, stream, warden, input_dir)
         except BaseException:
             if container_id is not None:
                 self.engine.remove(container_id)
@@ -260,7 +265,7 @@ class WarmPool:
     async def _health_check(self) -> None:
         for warm in list(self._idle):
             too_old = time.monotonic() - warm.ready_at >= self.max_age
-            running = warm.stream.is_quiet() and not too_old
+            running = warm.is_quiet() and not too_old
             if running:
                 try:
                     running, _ = await self.engine.call(self.engine.is_running, warm.container_id)
@@ -275,7 +280,7 @@ class WarmPool:
     # Removal
 
     def _discard(self, warm: WarmContainer) -> None:
-        warm.stream.close()
+        warm.close()
         task = asyncio.get_running_loop().create_task(
             remove_sandbox(self.engine, warm.container_id, warm.input_dir)
         )

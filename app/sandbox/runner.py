@@ -39,6 +39,7 @@ from docker.errors import APIError, DockerException, ImageNotFound
 
 from app.filenames import safe_filename
 from app.sandbox.engine import (
+    STDERR,
     STDOUT,
     DeadlineExceeded,
     DockerEngine,
@@ -52,6 +53,7 @@ from app.sandbox.policy import HostPathError, SandboxPolicy
 from app.sandbox.pool import StagingError, WarmContainer, WarmPool, remove_sandbox
 from app.sandbox.result import RunRequest, RunResult, RunStatus, SkippedOutput
 from app.sandbox.slots import RunSlots
+from app.sandbox.warden import DoneWatch, Warden, WardenGone
 
 OWNER_LABEL = "io.codeinterp.owner"
 # Same bytes as READY_MARKER in sandbox-image/runtime/sandbox_runner.py.
@@ -76,6 +78,7 @@ class CappedBuffer:
         self.cap = cap
         self.data = bytearray()
         self.truncated = False
+        self.received = 0
 
     def add(self, chunk: bytes) -> None:
         room = self.cap - len(self.data)
@@ -83,6 +86,15 @@ class CappedBuffer:
             self.data += chunk[:room]
         if len(chunk) > room:
             self.truncated = True
+        self.received += len(chunk)
+
+    def drop_tail(self, n: int) -> None:
+        """Forget the last `n` bytes received (the runner's done marker is not output)."""
+        if n <= 0:
+            return
+        self.received -= n
+        del self.data[self.received :]
+        self.truncated = self.received > self.cap
 
     def text(self) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -97,6 +109,10 @@ class ExecOutcome:
     timed_out: bool
     seconds: float
     sandbox_died: bool = False
+    collecting: bool = False
+    """The warden confirmed that the code is over and is sending the outputs."""
+    done_status: int | None = None
+    """The code's exit status as the warden read it (None: the runner was gone; ask the engine)."""
 
 
 @dataclass
@@ -210,7 +226,7 @@ class SandboxRunner:
                 size=warm_pool_size,
                 max_age=warm_pool_max_age,
                 labels={OWNER_LABEL: self._owner},
-                await_ready=self._await_ready,
+                start_processes=self._start_processes,
             )
         self._started = False
         self._removals: set[asyncio.Task] = set()
@@ -347,7 +363,8 @@ class SandboxRunner:
             # created before the code was known, so a run that needs them starts cold.
             warm = None if packages else await self._take_warm(request)
             if warm is not None:
-                container_id, stream, staging = warm.container_id, warm.stream, warm.input_dir
+                container_id, staging = warm.container_id, warm.input_dir
+                stream, warden = warm.stream, warm.warden
                 log.info("warm container taken", container=container_id[:12])
             else:
                 args = self.policy.container_args(
@@ -357,36 +374,51 @@ class SandboxRunner:
                     packages=packages,
                 )
                 args["labels"][OWNER_LABEL] = self._owner
-                container_id = await self._create(args)
-                stream = await self.engine.call(
-                    self.engine.exec_attach, container_id, **self.policy.runner_exec()
+                container_id, attached = await self._create(args)
+                stream, warden = await self.engine.call(
+                    self._start_processes, container_id, attached
                 )
             try:
-                if warm is None:
-                    await self.engine.call(self._await_ready, stream)
                 payload = self._payload(request, self.policy.package_paths(packages))
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(
-                    self._exec_step, stream, payload, timeout, container_id
+                    self._exec_step, stream, payload, timeout, container_id, warden
                 )
                 exit_code = None
                 # Stop reading the runner before collecting: an unread stream (a flood cut at
                 # the timeout) blocks the engine's I/O for the next exec of this container.
                 stream.close()
-                collecting = self.engine.call(
-                    self._collect, container_id, Path(request.output_dir), outcome.timed_out
-                )
-                if outcome.timed_out or outcome.sandbox_died:
-                    collected = await collecting
-                else:
-                    # The runner's stream closed, so it has exited: its status is final and can
-                    # be read while the collector works (one round trip less on the reply path).
-                    status, collected = await asyncio.gather(
-                        self.engine.call(self.engine.exec_status, stream.exec_id), collecting
+                if outcome.collecting and warden is not None:
+                    # The warden confirmed that the code is over: it collects, no exec needed.
+                    collecting = self.engine.call(
+                        self._collect_from_warden, warden, container_id, Path(request.output_dir)
                     )
-                    exit_code = status.exit_code
+                    if outcome.done_status is not None:
+                        exit_code, collected = outcome.done_status, await collecting
+                    else:  # the runner had exited already: the engine has its status
+                        status, collected = await asyncio.gather(
+                            self.engine.call(self.engine.exec_status, stream.exec_id), collecting
+                        )
+                        exit_code = status.exit_code
+                else:
+                    if warden is not None:
+                        warden.close()
+                    collecting = self.engine.call(
+                        self._collect, container_id, Path(request.output_dir), outcome.timed_out
+                    )
+                    if outcome.timed_out or outcome.sandbox_died:
+                        collected = await collecting
+                    else:
+                        # The runner's stream closed, so it has exited: its status is final and
+                        # can be read while the collector works (one round trip less).
+                        status, collected = await asyncio.gather(
+                            self.engine.call(self.engine.exec_status, stream.exec_id), collecting
+                        )
+                        exit_code = status.exit_code
             finally:
                 stream.close()
+                if warden is not None:
+                    warden.close()
             status = classify(
                 timed_out=outcome.timed_out,
                 exit_code=exit_code,
@@ -475,20 +507,22 @@ class SandboxRunner:
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
 
-    async def _create(self, args: dict) -> str:
-        """Create and start the container; a cancellation (shutdown) waits for the id to clean up.
+    async def _create(self, args: dict) -> tuple[str, ExecStream]:
+        """Create and start the container, attached to its warden; a cancellation (shutdown)
+        waits for the id to clean up.
 
         The engine call finishes in its thread whatever happens to the awaiting task, so without
         the id the `finally` of the run could not remove a container created a moment later.
         """
-        creating = asyncio.ensure_future(self.engine.call(self.engine.create_and_start, args))
+        creating = asyncio.ensure_future(self.engine.call(self.engine.create_attach_start, args))
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
             try:
-                container_id = await creating
+                container_id, attached = await creating
             except Exception:
                 raise asyncio.CancelledError from None
+            attached.close()
             await asyncio.shield(self.engine.call(self.engine.remove, container_id))
             raise
 
@@ -530,16 +564,46 @@ class SandboxRunner:
             detail = errors.text().strip() or "it exited without a word"
             raise RunnerNotReady(f"{detail[-500:]} (is the image current? `{IMAGE_BUILD_HINT}`)")
 
-    def _exec_step(
-        self, stream: ExecStream, payload: bytes, timeout: float, container_id: str | None = None
-    ) -> ExecOutcome:
-        """The timed step: hand the code over and read until the runner's stream ends.
+    def _start_processes(
+        self, container_id: str, attached: ExecStream, preload: tuple[str, ...] = ()
+    ) -> tuple[ExecStream, Warden]:
+        """Start the runner next to the warden (the main process, `attached`); wait for both."""
+        warden = Warden(attached)
+        try:
+            stream = self.engine.exec_attach(container_id, **self.policy.runner_exec(preload))
+        except BaseException:
+            warden.close()
+            raise
+        try:
+            self._await_ready(stream)
+            try:
+                warden.await_ready(time.monotonic() + READY_TIMEOUT)
+            except WardenGone as exc:
+                raise RunnerNotReady(f"{exc} (is the image current? `{IMAGE_BUILD_HINT}`)") from None
+        except BaseException:
+            stream.close()
+            warden.close()
+            raise
+        return stream, warden
 
-        Every LIVENESS_INTERVAL without EOF the container is checked: a sandbox that died ends
-        the step at once instead of at the timeout.
+    def _exec_step(
+        self,
+        stream: ExecStream,
+        payload: bytes,
+        timeout: float,
+        container_id: str | None = None,
+        warden: Warden | None = None,
+    ) -> ExecOutcome:
+        """The timed step: hand the code over and read until the code is over.
+
+        The code is over when the runner's done markers end both streams and the warden confirms
+        that no process of the code is left, or when the runner's stream ends. Every
+        LIVENESS_INTERVAL without either the container is checked: a sandbox that died ends the
+        step at once instead of at the timeout.
         """
         stdout = CappedBuffer(self.policy.max_stream_bytes)
         stderr = CappedBuffer(self.policy.max_stream_bytes)
+        watch = DoneWatch() if warden is not None else None
         started = time.monotonic()
         deadline = started + timeout
         timed_out = died = False
@@ -560,11 +624,68 @@ class SandboxRunner:
                     break
                 kind, chunk = item
                 (stdout if kind == STDOUT else stderr).add(chunk)
+                if watch is None:
+                    continue
+                watch.add(kind, chunk)
+                if not watch.should_ask():
+                    continue
+                seconds = time.monotonic() - started
+                watch.asked()
+                answer = self._ask_warden(warden)
+                if answer.startswith("collecting"):
+                    stdout.drop_tail(watch.marker_length(STDOUT))
+                    stderr.drop_tail(watch.marker_length(STDERR))
+                    status = answer.partition(" ")[2]
+                    return ExecOutcome(
+                        stdout,
+                        stderr,
+                        False,
+                        seconds,
+                        collecting=True,
+                        done_status=int(status) if status.isdigit() else None,
+                    )
+                if answer != "busy":
+                    watch = None  # the warden cannot collect: the one-shot collector will
         except DeadlineExceeded:
             timed_out = True
         except OSError:
             pass  # the runner went away while we wrote: its exit status tells why
         return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started, died)
+
+    @staticmethod
+    def _ask_warden(warden: Warden) -> str:
+        """`collecting [status]`, `busy` (the code printed the markers itself; read on), or why
+        the warden cannot collect."""
+        try:
+            answer = warden.ask()
+        except WardenGone as exc:
+            log.warning("output warden gone; collecting the one-shot way", error=str(exc))
+            return "gone"
+        if answer == "busy":
+            return answer
+        if not answer.startswith("collecting"):
+            log.info("output warden cannot collect; collecting the one-shot way", answer=answer[:200])
+        return answer
+
+    def _collect_from_warden(
+        self, warden: Warden, container_id: str, destination: Path
+    ) -> Collected:
+        """Receive the outputs the warden is sending (it answered `collecting`)."""
+        started = time.monotonic()
+        deadline = started + self.policy.collect_timeout
+        receiver = OutputReceiver(
+            destination, self.policy.max_output_files, self.policy.output_size_bytes
+        )
+        problems = []
+        try:
+            receiver.receive(FramesReader(warden.tar_frames(deadline)))
+            report = warden.report(deadline)
+        except DeadlineExceeded:
+            problems.append(SkippedOutput("(output folder)", "collection took too long"))
+            report = {}
+        finally:
+            warden.close()
+        return self._collected(container_id, receiver, report, problems, started)
 
     def _collect(self, container_id: str, destination: Path, reap_first: bool = False) -> Collected:
         started = time.monotonic()
@@ -608,8 +729,26 @@ class SandboxRunner:
         finally:
             stream.close()
         report = self._collector_report(bytes(reader.stderr))
+        return self._collected(container_id, receiver, report, too_slow, started, trust=False)
+
+    def _collected(
+        self,
+        container_id: str,
+        receiver: OutputReceiver,
+        report: dict,
+        problems: list[SkippedOutput],
+        started: float,
+        trust: bool = True,
+    ) -> Collected:
+        """A collection's result from what arrived and the collector's report.
+
+        trust: a report proves the sandbox alive (the warden, which runs only once the code is
+        over). The one-shot collector runs after anything, a sandbox dying under it included, so
+        with it the engine is asked as well.
+        """
+        result = Collected()
         result.files = receiver.files
-        result.skipped = too_slow + [
+        result.skipped = problems + [
             SkippedOutput(safe_filename(str(item.get("name", "?"))), str(item.get("reason", "")))
             for item in report.get("skipped", [])
             if isinstance(item, dict)
@@ -619,16 +758,18 @@ class SandboxRunner:
             result.skipped.append(SkippedOutput(f"(+{more} more)", "skipped for the same reasons"))
         oom = report.get("oom_kills", 0)
         result.oom_kills = oom if isinstance(oom, int) else 0
+        if report and trust:
+            result.seconds = time.monotonic() - started
+            return result
         # The keeper keeps a healthy sandbox running; if it stopped meanwhile it died under the
         # code (gVisor with exhausted processes), and the runner's exit status was not the code's.
         running, container_oom = self.engine.is_running(container_id)
-        if running and not report:
-            # The collector always reports unless the sandbox died under it; gVisor tears a
-            # sandbox down in steps, so give the engine a moment to see the death.
-            settle = time.monotonic() + 3
-            while running and time.monotonic() < settle:
-                time.sleep(0.1)
-                running, container_oom = self.engine.is_running(container_id)
+        # The collector always reports unless the sandbox died under it; gVisor tears a sandbox
+        # down in steps, so give the engine a moment to see the death.
+        settle = time.monotonic() + 3
+        while running and not report and time.monotonic() < settle:
+            time.sleep(0.1)
+            running, container_oom = self.engine.is_running(container_id)
         if not running:
             result.sandbox_stopped = True
             result.container_oom = self._stopped_by_oom(container_id, container_oom)

@@ -1,14 +1,20 @@
-"""In-container runner: receives one job on stdin, runs the user's code, reports completion by exiting.
+"""In-container runner: receives one job on stdin, runs the user's code, reports completion.
 
-Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload), writes
-a ready marker to stdout, then blocks on stdin: the host's timer starts when it hands the code over. The job is one
-JSON line: {"code": str, "files": [...], "paths": [...]}; "paths" are read-only package folders of the
-host's package cache (auto-installed approved packages), added after the image's site-packages.
+Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload) and
+exercise them once (lazy imports, caches), then forks the child that will run the code and writes
+a ready marker to stdout. The child blocks on stdin: the host's timer starts when it hands the code
+over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}; "paths" are
+read-only package folders of the host's package cache (auto-installed approved packages), added
+after the image's site-packages.
 
-The code runs in a forked child. When the child ends, this process kills every other process of
-the sandbox user (children the code left behind) before exiting, so nothing the code started can
-write output after its main program ended, and the exec stream closes promptly. The exit status is
-the child's: its exit code, or 128 + signal number when it was killed.
+When the child ends, this process kills every other process of the sandbox user (whatever the code
+left behind), so nothing the code started can write output after its main program ended. Then it
+writes a done marker with the exit status (the child's exit code, or 128 + signal number) to
+stdout and to stderr, and exits with that status. The marker lets the host collect at once instead
+of waiting for this process's exit to travel through the engine; it is only a hint, because the
+code can print the same bytes: the host acts on it only after the output warden (another uid)
+confirmed that no process of the code is left. This process makes itself non-dumpable, so the
+code (same uid) cannot ptrace it or read its memory.
 
 Nothing here is trusted by the host beyond the exit status: a program can forge any output.
 """
@@ -17,19 +23,31 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import ctypes
 import errno
+import io
 import json
 import linecache
 import os
 import shutil
 import signal
 import sys
+import time
 import traceback
 
 CODE_FILENAME = "<code>"
 # Written once, before any user code exists, so the host knows the runner is ready for the code
 # and starts its timer only then. Keep in sync with app/sandbox/runner.py.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
+# Followed by the exit status and a newline, on stdout and on stderr. Same as app/sandbox/runner.py.
+DONE_MARKER = b"\x1e\x1ecodeinterp-done "
+# This process's name once the code is over, then "-" and the exit status. The warden reads it
+# in /proc (the code cannot rename this process), so a done marker the code forged is not believed.
+DONE_NAME = "cidone"
+PR_SET_NAME = 15
+PR_SET_DUMPABLE = 4
+# How long the reaping after the code's end keeps trying (processes in uninterruptible sleep).
+REAP_SECONDS = 2.0
 MPL_CACHE_SOURCE = "/opt/sandbox/mplcache"
 
 
@@ -40,22 +58,52 @@ def main(argv: list[str]) -> int:
     _prepare_matplotlib_cache()
     for name in preload:
         __import__(name)
+    if preload:
+        _exercise()
     import sandbox_files  # noqa: F401 - imported before the timer starts; the child reuses it
-
-    os.write(1, READY_MARKER)
-    line = sys.stdin.buffer.readline()
-    if not line:
-        return 0  # the host went away before handing over any code
-    job = json.loads(line)
 
     sys.stdout.flush()
     sys.stderr.flush()
+    # Forked now, before the code exists: the job then reaches the child without a fork on the
+    # timed path. The child stays dumpable (the code may inspect itself); this process is not.
     pid = os.fork()
     if pid == 0:
-        _run_child(job)  # never returns
+        _run_child()  # never returns
+    _prctl(PR_SET_DUMPABLE, 0)
+    os.write(1, READY_MARKER)
     status = _wait(pid)
     reap_other_processes()
+    _prctl(PR_SET_NAME, f"{DONE_NAME}-{status}".encode())
+    done = DONE_MARKER + b"%d\n" % status
+    os.write(2, done)
+    os.write(1, done)
     return status
+
+
+def _prctl(option: int, value: int | bytes) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _exercise() -> None:
+    """Make the first calls users make once, so their lazy imports and caches are warm."""
+    try:
+        if "pandas" in sys.modules:
+            pandas = sys.modules["pandas"]
+            frame = pandas.read_csv(io.StringIO("a,b,c\n1,2.5,x\n3,4.5,y\n"))
+            str(frame.describe())
+            str(frame.head())
+        if "matplotlib.pyplot" in sys.modules:
+            pyplot = sys.modules["matplotlib.pyplot"]
+            figure = pyplot.figure()
+            pyplot.plot([1, 2], [3, 4])
+            pyplot.title("warm-up")
+            figure.savefig(io.BytesIO(), format="png")
+            pyplot.close("all")
+    except Exception:  # noqa: BLE001 - a warm-up failure must not cost the run
+        pass
 
 
 def _wait(pid: int) -> int:
@@ -68,16 +116,47 @@ def _wait(pid: int) -> int:
         return 128 - code if code < 0 else code
 
 
-def reap_other_processes(max_rounds: int = 1000) -> None:
-    """SIGKILL every process this user may signal (all of the code's), except ourselves."""
-    for _ in range(max_rounds):
+def reap_other_processes(deadline_seconds: float = REAP_SECONDS) -> None:
+    """SIGKILL every process this user may signal (all of the code's) until none is left.
+
+    kill(-1) reaches every process of this uid except this one; processes forked meanwhile, or
+    still dying, are caught by the next round.
+    """
+    me, uid = os.getpid(), os.getuid()
+    end = time.monotonic() + deadline_seconds
+    while True:
         try:
             os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            return  # nothing left to signal
         except OSError as exc:
-            if exc.errno != errno.EPERM:
-                return
+            if exc.errno == errno.ESRCH:
+                return  # nothing left to signal
+        if not processes_of(uid, exclude=me) or time.monotonic() > end:
+            return
+
+
+def processes_of(uid: int, exclude: int = 0) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, name) of the live (non-zombie) processes whose real or effective uid is
+    `uid`. A parent of 0 means started by `docker exec` (its parent is outside the container):
+    the runner. The code's processes always have a parent inside (the runner, or init)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == exclude:
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as fh:
+                fields = dict(
+                    line.split(b":", 1) for line in fh.read().splitlines() if b":" in line
+                )
+            uids = fields[b"Uid"].split()
+            state = fields[b"State"].split()[0]
+            parent = int(fields[b"PPid"])
+            process_name = fields[b"Name"].strip().decode("utf-8", "replace")
+        except (OSError, KeyError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if state in (b"Z", b"X") or str(uid).encode() not in uids[:2]:
+            continue
+        found.append((int(name), parent, process_name))
+    return found
 
 
 def _prepare_matplotlib_cache() -> None:
@@ -92,10 +171,13 @@ def _prepare_matplotlib_cache() -> None:
         pass
 
 
-def _run_child(job: dict) -> None:
+def _run_child() -> None:
     code = 1
     try:
-        code = _execute(job)
+        line = sys.stdin.buffer.readline()
+        if not line:
+            os._exit(0)  # the host went away before handing over any code
+        code = _execute(json.loads(line))
     except BaseException:  # the runner's own failure: say so instead of dying silently
         traceback.print_exc()
         code = 1

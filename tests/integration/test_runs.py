@@ -119,3 +119,26 @@ async def test_empty_and_oversized_code_are_refused_clearly(runner, make_request
     assert empty.status is RunStatus.ERROR and "no code" in empty.message
     huge = await runner.run(make_request("#" * (2 * 1024**2)))
     assert huge.status is RunStatus.ERROR and "over the limit" in huge.message
+
+
+async def test_outputs_only_their_owner_can_read_are_still_collected(runner, make_request):
+    code = (
+        "import os\n"
+        "fd = os.open('private.csv', os.O_WRONLY | os.O_CREAT, 0o600)\n"
+        "os.write(fd, b'a,b\\n1,2\\n'); os.close(fd)\n"
+        "os.mkdir('closed', 0o700)\n"
+        "open('closed/inner.txt', 'w').write('inside')\n"
+        "open('public.txt', 'w').write('x')\n"
+    )
+    result = await runner.run(make_request(code))
+    assert result.status is RunStatus.OK, result.stderr
+    assert sorted(f.name for f in result.files) == ["inner.txt", "private.csv", "public.txt"]
+    private = next(f for f in result.files if f.name == "private.csv")
+    assert private.path.read_bytes() == b"a,b\n1,2\n"
+
+
+async def test_output_that_looks_like_the_runners_marker_is_kept(runner, make_request):
+    code = "import sys\nsys.stdout.write('a\\x1e\\x1ecodeinterp-done 0\\nb\\n')\n"
+    result = await runner.run(make_request(code))
+    assert result.status is RunStatus.OK
+    assert result.stdout == "a\x1e\x1ecodeinterp-done 0\nb\n"

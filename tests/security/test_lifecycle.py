@@ -130,3 +130,52 @@ async def test_closing_its_own_output_streams_is_harmless(attack):
     result = await attack.run(code)
     assert result.status is RunStatus.OK and result.stdout == "bye\n"
     assert [f.name for f in result.files] == ["still.txt"]
+
+
+DONE = "b'\\x1e\\x1ecodeinterp-done 0\\n'"
+
+
+async def test_a_forged_done_marker_neither_ends_the_run_nor_sets_its_status(attack):
+    code = (
+        "import os, subprocess, sys, time\n"
+        "helper = subprocess.Popen(['sleep', '0.5'])\n"
+        f"sys.stdout.flush(); os.write(1, {DONE}); os.write(2, {DONE})\n"
+        "time.sleep(0.3)\n"
+        "open('late.txt', 'w').write('written after the forged marker')\n"
+        "print('still running')\n"
+        "sys.exit(3)\n"
+    )
+    result = await attack.run(code)
+    assert result.status is RunStatus.ERROR and result.exit_code == 3, result.message
+    assert result.stdout.endswith("still running\n")
+    assert [f.name for f in result.files] == ["late.txt"]
+
+
+async def test_a_forged_done_marker_at_the_very_end_does_not_set_the_status(attack):
+    code = (
+        "import os, sys\n"
+        "open('out.txt', 'w').write('x')\n"
+        f"sys.stdout.flush(); os.write(1, {DONE}); os.write(2, {DONE})\n"
+        "os._exit(4)\n"
+    )
+    result = await attack.run(code)
+    assert result.status is RunStatus.ERROR and result.exit_code == 4, result.message
+    assert [f.name for f in result.files] == ["out.txt"]
+
+
+async def test_the_code_cannot_rename_its_runner_done(attack):
+    code = (
+        "import os, sys\n"
+        "runner = os.getppid()\n"
+        "for path in (f'/proc/{runner}/comm', f'/proc/{runner}/task/{runner}/comm'):\n"
+        "    try:\n"
+        "        with open(path, 'w') as fh: fh.write('cidone-0')\n"
+        "        print('RENAMED')\n"
+        "    except OSError:\n"
+        "        print('refused')\n"
+        f"sys.stdout.flush(); os.write(1, {DONE}); os.write(2, {DONE})\n"
+        "os._exit(5)\n"
+    )
+    result = await attack.run(code)
+    assert "RENAMED" not in result.stdout
+    assert result.status is RunStatus.ERROR and result.exit_code == 5, result.message
