@@ -56,6 +56,13 @@ class ExecStream:
     def send(self, data: bytes) -> None:
         self._sock.sendall(data)
 
+    def close_input(self) -> None:
+        """Close the process's stdin (half-close), keep reading its output."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
     def next_chunk(self, deadline: float | None = None) -> tuple[int, bytes] | None:
         """The next (stream, chunk) of output, None at EOF; DeadlineExceeded at `deadline`.
 

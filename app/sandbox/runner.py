@@ -609,6 +609,8 @@ class SandboxRunner:
         timed_out = died = False
         try:
             stream.send(payload)
+            if watch is None:
+                stream.close_input()  # nobody will ask for the status: the runner need not wait
             while True:
                 check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
                 try:
@@ -645,7 +647,10 @@ class SandboxRunner:
                         done_status=int(status) if status.isdigit() else None,
                     )
                 if answer != "busy":
-                    watch = None  # the warden cannot collect: the one-shot collector will
+                    # The warden cannot collect: the one-shot collector will, after the runner's
+                    # exit (it waits for its stdin to close once done).
+                    watch = None
+                    stream.close_input()
         except DeadlineExceeded:
             timed_out = True
         except OSError:

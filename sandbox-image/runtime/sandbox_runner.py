@@ -9,8 +9,9 @@ after the image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
 left behind), so nothing the code started can write output after its main program ended. Then it
-writes a done marker with the exit status (the child's exit code, or 128 + signal number) to
-stdout and to stderr, and exits with that status. The marker lets the host collect at once instead
+names itself done (`cidone-<status>`), writes a done marker with the exit status (the child's exit
+code, or 128 + signal number) to stdout and to stderr, waits for the host to close its stdin, and
+exits with that status. The marker lets the host collect at once instead
 of waiting for this process's exit to travel through the engine; it is only a hint, because the
 code can print the same bytes: the host acts on it only after the output warden (another uid)
 confirmed that no process of the code is left. This process makes itself non-dumpable, so the
@@ -29,6 +30,7 @@ import io
 import json
 import linecache
 import os
+import select
 import shutil
 import signal
 import sys
@@ -48,6 +50,8 @@ PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 # How long the reaping after the code's end keeps trying (processes in uninterruptible sleep).
 REAP_SECONDS = 2.0
+# How long the runner waits, after its done markers, for the host to close its stdin.
+LINGER_SECONDS = 10.0
 MPL_CACHE_SOURCE = "/opt/sandbox/mplcache"
 
 
@@ -77,7 +81,18 @@ def main(argv: list[str]) -> int:
     done = DONE_MARKER + b"%d\n" % status
     os.write(2, done)
     os.write(1, done)
+    _await_host()
     return status
+
+
+def _await_host(seconds: float = LINGER_SECONDS) -> None:
+    """Stay, named done, until the host closes our stdin (the warden has read the status by
+    then), or at most `seconds`: exiting at once would make the warden find no runner and the
+    host ask the engine for the exit status, a slower round trip."""
+    try:
+        select.select([0], [], [], seconds)
+    except (OSError, ValueError):
+        pass
 
 
 def _prctl(option: int, value: int | bytes) -> None:
