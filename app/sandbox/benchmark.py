@@ -334,6 +334,7 @@ class Benchmark:
         for rep in range(self.options.repetitions + 1):
             args = policy.container_args(run_id=f"bench-{rep}", user_id="bench", input_dir=self.input_dir)
             args["labels"][OWNER_LABEL] = owner_token()
+            args.pop("stdin_open", None)  # the bare container runs the snippet, not our warden
             args.update(
                 command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
                 user=f"{policy.code_uid}:{policy.code_uid}",

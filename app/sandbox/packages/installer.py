@@ -36,6 +36,10 @@ log = structlog.get_logger(__name__)
 RUNTIME_MODULES = {"sandbox_files", "sandbox_runner", "sandbox_collect", "sandbox_install"}
 MAX_RESULT_BYTES = 64 * 1024
 MAX_MODULE_LIST_BYTES = 4 * 1024**2
+# The image id behind SANDBOX_IMAGE is looked up at most this often: an inspect on every run would
+# sit on the reply's path. A rebuild is noticed within this time; until then an import the new
+# image lacks is still caught by the after-run fallback.
+IMAGE_ID_TTL = 60.0
 
 
 def image_key(image_id: str) -> str:
@@ -86,6 +90,7 @@ class PackageInstaller:
         self._install_slots = asyncio.Semaphore(max_concurrent_installs)
         self._owner_label = owner_label
         self._modules: dict[str, set[str] | None] = {}
+        self._image_id_seen: tuple[str, float] | None = None
 
     # Before the run
 
@@ -163,10 +168,15 @@ class PackageInstaller:
     # Installing
 
     async def _image_id(self) -> str | None:
+        if self._image_id_seen and time.monotonic() - self._image_id_seen[1] < IMAGE_ID_TTL:
+            return self._image_id_seen[0]
         try:
-            return await self.engine.call(self.engine.image_id, self.policy.image)
+            image_id = await self.engine.call(self.engine.image_id, self.policy.image)
         except (ImageNotFound, EngineUnavailable, DockerException):
+            self._image_id_seen = None
             return None  # the run itself reports a missing image or engine, with the fix
+        self._image_id_seen = (image_id, time.monotonic())
+        return image_id
 
     async def _identify_image(self, plan: PackagePlan) -> None:
         image_id = await self._image_id()
