@@ -78,6 +78,7 @@ def effective_policy(inspect: dict) -> dict:
     return {
         "runtime": host.get("Runtime"),
         "user": config.get("User"),
+        "cmd": config.get("Cmd") or [],
         "network_mode": host.get("NetworkMode"),
         "privileged": host.get("Privileged"),
         "cap_add": host.get("CapAdd") or [],
@@ -214,6 +215,13 @@ class SandboxAudit:
         report.check("runtime", (eff["runtime"] or "runc") == expected_runtime,
                      f"{eff['runtime']}", f"register {expected_runtime} with the engine or set "
                      "SANDBOX_RUNTIME (README, gVisor)")
+        main_uid = str(eff["user"] or "").split(":")[0]
+        report.check("main process is the output warden, not the code's uid",
+                     main_uid not in ("", "0", "root", str(p.code_uid))
+                     and eff["cmd"] == p.warden_command(),
+                     f"user {eff['user'] or '(image default)'}, command {' '.join(eff['cmd'])[:120]}",
+                     "the code could signal or impersonate its collector: keep SandboxPolicy's "
+                     "user and command (an engine default or plugin changed them)")
         report.check("no network", eff["network_mode"] == "none", f"network_mode={eff['network_mode']}",
                      "the engine did not apply network_mode=none: check daemon.json and any "
                      "authorization plugin")

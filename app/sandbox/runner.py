@@ -5,13 +5,17 @@ Lifecycle of a run (see README, "How a run works"):
 0. packages (not timed, outside a run slot): approved packages the code imports but the image
    lacks are installed by a separate install container (app/sandbox/packages) and mounted
    read-only into the run; a run that still dies on one of them is run once more.
-1. setup (not timed): create and start the container from the policy with the idle keeper as its
-   main process, then start the in-container runner with `docker exec`; it waits on stdin.
-2. exec (timed): the code is handed over on stdin and the timer runs until the runner's stream
-   ends, which happens only after every process of the code is gone. On expiry the run is
-   `timeout` and keeps the output read so far.
-3. collect (not timed): the trusted collector kills whatever is left, then streams the output
-   folder's regular files out, capped; stdout/stderr were capped while they were read.
+1. setup (not timed): create the container from the policy, attach to its main process (the
+   output warden, app/sandbox/warden.py, another uid than the code's) and start it, then start
+   the in-container runner with `docker exec`; both say ready, the runner waits on stdin.
+2. exec (timed): the code is handed over on stdin and the timer runs until the code is over: the
+   runner's done markers end both streams and the warden confirms that no process of the code is
+   left (or, failing that, the runner's stream ends). On expiry the run is `timeout` and keeps
+   the output read so far.
+3. collect (not timed): the warden streams the output folder's regular files out, capped. After a
+   timeout, or when the warden cannot (files made private, runner killed), the one-shot collector
+   (`docker exec` as the code's uid) kills whatever is left and does the same. stdout/stderr were
+   capped while they were read.
 4. the container is removed, always; leftovers of dead owners are reaped at start-up.
 
 A started runner (`await runner.start()`, as the bot does) keeps a warm pool (app/sandbox/pool.py)
@@ -64,6 +68,9 @@ READY_TIMEOUT = 60.0
 # enough to notice the end of a run.
 LIVENESS_INTERVAL = 1.0
 IMAGE_BUILD_HINT = "python -m app image build"
+# Below this, a warm gVisor sandbox (its kernel, the preloaded runner, the warden) leaves the code
+# little memory: the runner warns at start.
+SMALL_GVISOR_MEMORY = 512 * 1024**2
 log = structlog.get_logger(__name__)
 
 
@@ -267,6 +274,13 @@ class SandboxRunner:
         self._started = True
         await self.reap_leftovers()
         if self.pool is not None:
+            if self.policy.runtime == "runsc" and self.policy.memory_bytes < SMALL_GVISOR_MEMORY:
+                log.warning(
+                    "SANDBOX_MEMORY is small for warm gVisor sandboxes: about 170 MiB is in use "
+                    "before the code starts; runs may end as oom",
+                    memory_mib=self.policy.memory_bytes >> 20,
+                    advised_mib=SMALL_GVISOR_MEMORY >> 20,
+                )
             await self.pool.start()
 
     async def close(self) -> None:

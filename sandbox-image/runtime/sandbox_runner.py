@@ -76,12 +76,13 @@ def main(argv: list[str]) -> int:
     _prctl(PR_SET_DUMPABLE, 0)
     os.write(1, READY_MARKER)
     status = _wait(pid)
-    reap_other_processes()
+    alone = reap_other_processes()
     _prctl(PR_SET_NAME, f"{DONE_NAME}-{status}".encode())
     done = DONE_MARKER + b"%d\n" % status
     os.write(2, done)
     os.write(1, done)
-    _await_host()
+    if alone:  # else the warden will say busy: exit, so the host collects the one-shot way
+        _await_host()
     return status
 
 
@@ -131,11 +132,11 @@ def _wait(pid: int) -> int:
         return 128 - code if code < 0 else code
 
 
-def reap_other_processes(deadline_seconds: float = REAP_SECONDS) -> None:
+def reap_other_processes(deadline_seconds: float = REAP_SECONDS) -> bool:
     """SIGKILL every process this user may signal (all of the code's) until none is left.
 
     kill(-1) reaches every process of this uid except this one; processes forked meanwhile, or
-    still dying, are caught by the next round.
+    still dying, are caught by the next round. False when some outlived `deadline_seconds`.
     """
     me, uid = os.getpid(), os.getuid()
     end = time.monotonic() + deadline_seconds
@@ -144,9 +145,11 @@ def reap_other_processes(deadline_seconds: float = REAP_SECONDS) -> None:
             os.kill(-1, signal.SIGKILL)
         except OSError as exc:
             if exc.errno == errno.ESRCH:
-                return  # nothing left to signal
-        if not processes_of(uid, exclude=me) or time.monotonic() > end:
-            return
+                return True  # nothing left to signal
+        if not processes_of(uid, exclude=me):
+            return True
+        if time.monotonic() > end:
+            return False
 
 
 def processes_of(uid: int, exclude: int = 0) -> list[tuple[int, int, str]]:

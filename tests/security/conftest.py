@@ -32,7 +32,10 @@ OVERHEAD_BUDGET = 30.0
 # The bot process may never hold more than this, however much the code prints or writes.
 HOST_RSS_LIMIT = 600 * 1024**2
 
-MEMORY = "256m"
+# Small, so memory attacks hit the limit fast, yet above a warm gVisor sandbox's baseline (about
+# 170 MiB: gVisor's own kernel, the runner with pandas and matplotlib loaded, the warden), so
+# attacks that are not about memory (spinning forks, say) are not ended by it instead.
+MEMORY = "384m"
 OUTPUT_SIZE = 8 * 1024**2
 STREAM_CAP = 64 * 1024
 

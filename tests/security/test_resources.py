@@ -48,7 +48,7 @@ async def test_thread_bomb_is_contained_and_other_runs_complete(attack):
 async def test_memory_bomb_is_reported_as_oom(attack):
     result = await attack.run("x = bytearray(2 * 1024**3)\nprint('survived')", timeout=15)
     assert result.status is RunStatus.OOM, (result.status, result.message)
-    assert "out of memory" in result.message and "256 MiB" in result.message
+    assert "out of memory" in result.message and "384 MiB" in result.message
     assert "survived" not in result.stdout
 
 

@@ -9,7 +9,11 @@ POLICY = SandboxPolicy(image="img:1", memory_bytes=2**30, pids_limit=128)
 
 def good_inspect() -> dict:
     return {
-        "Config": {"User": "10002:10002", "Env": ["PATH=/usr/bin", "LANG=C.UTF-8"]},
+        "Config": {
+            "User": "10002:10002",
+            "Cmd": POLICY.warden_command(),
+            "Env": ["PATH=/usr/bin", "LANG=C.UTF-8"],
+        },
         "HostConfig": {
             "Runtime": "runc", "NetworkMode": "none", "Privileged": False, "CapAdd": None,
             "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "ReadonlyRootfs": True,
@@ -28,6 +32,15 @@ def failures(inspect: dict) -> dict[str, str]:
 
 def test_a_hardened_container_passes_every_engine_check():
     assert failures(good_inspect()) == {}
+
+
+def test_a_main_process_under_the_codes_uid_fails():
+    bad = good_inspect()
+    bad["Config"]["User"] = "10001:10001"
+    assert list(failures(bad)) == ["main process is the output warden, not the code's uid"]
+    other = good_inspect()
+    other["Config"]["Cmd"] = ["sleep", "infinity"]
+    assert list(failures(other)) == ["main process is the output warden, not the code's uid"]
 
 
 def test_a_docker_socket_mount_and_privileges_fail_with_the_fix_named():
