@@ -103,8 +103,10 @@ def print_report(report: dict) -> None:
         print("\np50 ratios: against host Python (a), against bare docker (b), warm speed-up")
         for r in report["ratios"]:
             speedup = f"  warm {r['speedup_vs_cold']}x faster than cold" if r.get("speedup_vs_cold") else ""
-            print(f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} x{r['vs_host']} host, "
-                  f"x{r['vs_docker']} docker{speedup}")
+            host = "n/a" if r["vs_host"] is None else f"x{r['vs_host']}"
+            docker = "n/a" if r["vs_docker"] is None else f"x{r['vs_docker']}"
+            print(f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} {host} host, "
+                  f"{docker} docker{speedup}")
     if report.get("throughput"):
         t = report["throughput"]
         print(f"\nthroughput ({t['runtime']}, {t['snippet']}, {t['users']} users): {t['runs']} runs in "
