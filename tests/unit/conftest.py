@@ -2,6 +2,7 @@ import pytest
 
 from app.config import Settings
 from app.sandbox import create_runner
+from tests.fakes.exec_socket import socket_pair
 from tests.fakes.file_store import memory_store
 
 
@@ -15,3 +16,10 @@ def runner(tmp_path):
 def chat_and_store(make_chat, runner, tmp_path):
     store = memory_store(tmp_path)
     return make_chat(runner, tmp_path, store=store), store
+
+
+@pytest.fixture
+def pair():
+    """(ours, engine's) ends of a socket: an ExecStream reads the first, the test writes frames."""
+    with socket_pair() as ends:
+        yield ends

@@ -1,25 +1,12 @@
 """ExecStream: docker's multiplexed frames over a socket, read with a deadline."""
 
-import socket
-import struct
 import threading
 import time
 
 import pytest
 
 from app.sandbox.engine import STDERR, STDOUT, DeadlineExceeded, ExecStream, FramesReader
-
-
-def frame(kind, data):
-    return struct.pack(">BxxxL", kind, len(data)) + data
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
+from tests.fakes.exec_socket import frame
 
 
 def test_frames_are_demultiplexed_even_when_split_across_reads(pair):

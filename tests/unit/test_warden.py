@@ -1,8 +1,6 @@
 """The host side of the output warden: done markers, its line protocol, the tar that overtakes."""
 
 import io
-import socket
-import struct
 import tarfile
 import time
 
@@ -12,20 +10,9 @@ from app.sandbox.engine import STDERR, STDOUT, ExecStream, FramesReader
 from app.sandbox.outputs import OutputReceiver
 from app.sandbox.runner import CappedBuffer
 from app.sandbox.warden import DONE_MARKER, DoneWatch, Warden, WardenGone
+from tests.fakes.exec_socket import frame
 
 MARK = DONE_MARKER + b"0\n"
-
-
-def frame(kind, data):
-    return struct.pack(">BxxxL", kind, len(data)) + data
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
 
 
 def test_markers_count_only_when_both_streams_end_with_one():
