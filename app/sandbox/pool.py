@@ -1,9 +1,9 @@
 """WarmPool: sandbox containers started ahead of time, each serving exactly one run.
 
 A warm container is created and started with the full policy, its runner is exec'd with the heavy
-imports preloaded and has reported ready: it waits on stdin for the code. Its output warden is
-started too, so the run collects without a `docker exec` (app/sandbox/warden.py). It was created before the
-user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool id>/,
+imports preloaded and has reported ready: it waits on stdin for the code. Its output warden (the
+main process, app/sandbox/warden.py) is attached and ready too. It was created before the user was
+known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool id>/,
 mounted read-only; when a run takes it, the request's files are placed there from the host side
 (hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
 are visible inside under runc and under runsc (gVisor revalidates bind mounts, its default).
@@ -52,18 +52,17 @@ class WarmContainer:
     pool_id: str
     container_id: str
     stream: ExecStream
-    warden: Warden | None
+    warden: Warden
     input_dir: Path
     ready_at: float = field(default_factory=time.monotonic)
 
     def is_quiet(self) -> bool:
         """An idle runner and warden say nothing; a word or a closed stream means trouble."""
-        return self.stream.is_quiet() and (self.warden is None or self.warden.is_quiet())
+        return self.stream.is_quiet() and self.warden.is_quiet()
 
     def close(self) -> None:
         self.stream.close()
-        if self.warden is not None:
-            self.warden.close()
+        self.warden.close()
 
     def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
         """Place the request's files into the (read-only mounted) input folder, by filename."""

@@ -402,7 +402,7 @@ class SandboxRunner:
                 # Stop reading the runner before collecting: an unread stream (a flood cut at
                 # the timeout) blocks the engine's I/O for the next exec of this container.
                 stream.close()
-                if outcome.collecting and warden is not None:
+                if outcome.collecting:
                     # The warden confirmed that the code is over: it collects, no exec needed.
                     collecting = self.engine.call(
                         self._collect_from_warden, warden, container_id, Path(request.output_dir)
@@ -415,8 +415,6 @@ class SandboxRunner:
                         )
                         exit_code = status.exit_code
                 else:
-                    if warden is not None:
-                        warden.close()
                     collecting = self.engine.call(
                         self._collect, container_id, Path(request.output_dir), outcome.timed_out
                     )
@@ -431,8 +429,7 @@ class SandboxRunner:
                         exit_code = status.exit_code
             finally:
                 stream.close()
-                if warden is not None:
-                    warden.close()
+                warden.close()
             status = classify(
                 timed_out=outcome.timed_out,
                 exit_code=exit_code,
@@ -605,8 +602,8 @@ class SandboxRunner:
         stream: ExecStream,
         payload: bytes,
         timeout: float,
-        container_id: str | None = None,
-        warden: Warden | None = None,
+        container_id: str,
+        warden: Warden,
     ) -> ExecOutcome:
         """The timed step: hand the code over and read until the code is over.
 
@@ -617,14 +614,12 @@ class SandboxRunner:
         """
         stdout = CappedBuffer(self.policy.max_stream_bytes)
         stderr = CappedBuffer(self.policy.max_stream_bytes)
-        watch = DoneWatch() if warden is not None else None
+        watch: DoneWatch | None = DoneWatch()
         started = time.monotonic()
         deadline = started + timeout
         timed_out = died = False
         try:
             stream.send(payload)
-            if watch is None:
-                stream.close_input()  # nobody will ask for the status: the runner need not wait
             while True:
                 check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
                 try:
@@ -632,7 +627,7 @@ class SandboxRunner:
                 except DeadlineExceeded:
                     if time.monotonic() >= deadline:
                         raise
-                    if container_id is not None and not self.engine.is_running(container_id)[0]:
+                    if not self.engine.is_running(container_id)[0]:
                         died = True
                         break
                     continue
@@ -780,7 +775,7 @@ class SandboxRunner:
         if report and trust:
             result.seconds = time.monotonic() - started
             return result
-        # The keeper keeps a healthy sandbox running; if it stopped meanwhile it died under the
+        # The warden keeps a healthy sandbox running; if it stopped meanwhile it died under the
         # code (gVisor with exhausted processes), and the runner's exit status was not the code's.
         running, container_oom = self.engine.is_running(container_id)
         # The collector always reports unless the sandbox died under it; gVisor tears a sandbox

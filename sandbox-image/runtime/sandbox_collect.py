@@ -13,10 +13,10 @@ Two ways to start it:
   host's attach). For each `collect` line it checks that the code is over (`code_over`) and
   answers one line on stderr: `busy` (ask again later), `fallback <reason>` (it cannot read
   everything; the host then uses the one-shot way), or `collecting [exit status]`, followed by
-  the tar on stdout and the report line on stderr. Running from the
-  start, it spares the host a `docker exec` and a Python start-up on the reply's path. It cannot
-  kill anything: when processes are left, the host does the killing. It keeps the sandbox alive
-  until the host removes it (stdin stays open when the host detaches).
+  the tar on stdout and the report line on stderr. Running from the start, it spares the host a
+  `docker exec` and a Python start-up on the reply's path. It cannot kill anything: when
+  processes are left, the host does the killing. It keeps the sandbox alive until the host
+  removes it (stdin stays open when the host detaches).
 
 The host re-checks everything it receives: this program runs from the read-only image, but the
 folder it reads was written by untrusted code.

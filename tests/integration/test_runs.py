@@ -6,6 +6,7 @@ Attacks on the sandbox (limits, network, privileges, escapes) live in tests/secu
 import asyncio
 
 from app.sandbox import InputFile, RunStatus
+from app.sandbox.policy import RUNNER_SCRIPT
 
 
 async def test_hello_world(runner, make_request):
@@ -142,3 +143,30 @@ async def test_output_that_looks_like_the_runners_marker_is_kept(runner, make_re
     result = await runner.run(make_request(code))
     assert result.status is RunStatus.OK
     assert result.stdout == "a\x1e\x1ecodeinterp-done 0\nb\n"
+
+
+async def test_a_finished_run_is_collected_by_the_warden_without_an_exec(
+    runner, make_request, monkeypatch
+):
+    """The reply's path after the code: no collector or reaper exec, no engine status call."""
+    engine = runner.engine
+    later_execs, status_calls = [], []
+    exec_attach, exec_status = engine.exec_attach, engine.exec_status
+
+    def counting_attach(container_id, **kwargs):
+        if kwargs["cmd"][2] != RUNNER_SCRIPT:  # the runner itself (cold, or a pool refill) is fine
+            later_execs.append(kwargs["cmd"])
+        return exec_attach(container_id, **kwargs)
+
+    def counting_status(*args, **kwargs):
+        status_calls.append(args)
+        return exec_status(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "exec_attach", counting_attach)
+    monkeypatch.setattr(engine, "exec_status", counting_status)
+    code = "open('result.txt', 'w').write('42')\nprint('done')\nraise SystemExit(3)\n"
+    result = await runner.run(make_request(code))
+    assert result.status is RunStatus.ERROR and result.exit_code == 3
+    assert result.stdout == "done\n"
+    assert [f.name for f in result.files] == ["result.txt"]
+    assert later_execs == [] and status_calls == []
