@@ -36,6 +36,40 @@ def parse_size(value: object) -> int:
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 
+_DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def normalize_distribution(name: str) -> str:
+    """PEP 503 name: lower case, runs of -, _ and . become one -."""
+    return re.sub(r"[-_.]+", "-", name).lower().strip()
+
+
+def parse_distribution_names(text: str) -> tuple[str, ...]:
+    """`name, name, ...` -> normalized distribution names; ValueError naming a bad one."""
+    names = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if not _DISTRIBUTION.fullmatch(item):
+            raise ValueError(f"not a distribution name: {item!r}")
+        names.append(normalize_distribution(item))
+    return tuple(names)
+
+
+def parse_import_names(text: str) -> dict[str, str]:
+    """`import=distribution, ...` -> {import: distribution}; ValueError naming a bad pair."""
+    mapping = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        module, sep, dist = (s.strip() for s in item.partition("="))
+        if not sep or not module.isidentifier() or not _DISTRIBUTION.fullmatch(dist):
+            raise ValueError(
+                f"expected import=distribution pairs like cv2=opencv-python-headless, got {item!r}"
+            )
+        mapping[module] = normalize_distribution(dist)
+    return mapping
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -154,18 +188,23 @@ class Settings(BaseSettings):
     @field_validator("package_approved")
     @classmethod
     def _approved_names(cls, value: str) -> str:
-        from app.sandbox.packages.catalog import parse_names  # app.sandbox imports this module
-
-        parse_names(value)
+        parse_distribution_names(value)
         return value
 
     @field_validator("package_import_names")
     @classmethod
     def _import_names(cls, value: str) -> str:
-        from app.sandbox.packages.catalog import parse_mapping
-
-        parse_mapping(value)
+        parse_import_names(value)
         return value
+
+    @property
+    def approved_packages(self) -> tuple[str, ...]:
+        """PACKAGE_APPROVED, normalized; empty means the built-in list."""
+        return parse_distribution_names(self.package_approved)
+
+    @property
+    def package_import_mapping(self) -> dict[str, str]:
+        return parse_import_names(self.package_import_names)
 
     @field_validator("host_data_dir")
     @classmethod

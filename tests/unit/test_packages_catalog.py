@@ -9,18 +9,44 @@ from app.sandbox.packages.catalog import DEFAULT_APPROVED, PackageCatalog, norma
 
 def test_default_list_is_large_and_covers_the_usual_packages():
     assert len(DEFAULT_APPROVED) >= 60
-    for dist in ("statsmodels", "plotly", "bokeh", "altair", "xgboost", "lightgbm", "nltk",
-                 "wordcloud", "networkx", "sympy", "toolz", "rich", "tqdm", "openpyxl",
-                 "xlsxwriter", "pydicom", "nibabel", "astropy", "geopandas"):
+    for dist in (
+        "statsmodels",
+        "plotly",
+        "bokeh",
+        "altair",
+        "xgboost",
+        "lightgbm",
+        "nltk",
+        "wordcloud",
+        "networkx",
+        "sympy",
+        "toolz",
+        "rich",
+        "tqdm",
+        "openpyxl",
+        "xlsxwriter",
+        "pydicom",
+        "nibabel",
+        "astropy",
+        "geopandas",
+    ):
         assert dist in DEFAULT_APPROVED
     assert all(name == normalize(name) for name in DEFAULT_APPROVED)
 
 
 @pytest.mark.parametrize(
     "module, dist",
-    [("yaml", "pyyaml"), ("cv2", "opencv-python-headless"), ("sklearn", "scikit-learn"),
-     ("PIL", "pillow"), ("bs4", "beautifulsoup4"), ("skimage", "scikit-image"),
-     ("docx", "python-docx"), ("more_itertools", "more-itertools"), ("toolz", "toolz")],
+    [
+        ("yaml", "pyyaml"),
+        ("cv2", "opencv-python-headless"),
+        ("sklearn", "scikit-learn"),
+        ("PIL", "pillow"),
+        ("bs4", "beautifulsoup4"),
+        ("skimage", "scikit-image"),
+        ("docx", "python-docx"),
+        ("more_itertools", "more-itertools"),
+        ("toolz", "toolz"),
+    ],
 )
 def test_import_names_map_to_approved_distributions(module, dist):
     catalog = PackageCatalog()
@@ -29,9 +55,12 @@ def test_import_names_map_to_approved_distributions(module, dist):
 
 
 def test_settings_replace_the_list_and_add_mappings():
-    settings = Settings(_env_file=None, package_approved="toolz, My_Package",
-                        package_import_names="mypkg=My_Package")
-    catalog = PackageCatalog.from_settings(settings.package_approved, settings.package_import_names)
+    settings = Settings(
+        _env_file=None,
+        package_approved="toolz, My_Package",
+        package_import_names="mypkg=My_Package",
+    )
+    catalog = PackageCatalog.build(settings.approved_packages, settings.package_import_mapping)
     assert set(catalog.approved) == {"toolz", "my-package"}
     assert catalog.is_approved("mypkg") and catalog.is_approved("toolz")
     assert not catalog.is_approved("plotly")
@@ -39,17 +68,19 @@ def test_settings_replace_the_list_and_add_mappings():
 
 
 def test_empty_setting_means_the_built_in_list():
-    catalog = PackageCatalog.from_settings("", "")
+    catalog = PackageCatalog.build((), {})
     assert catalog.approved == DEFAULT_APPROVED
 
 
 @pytest.mark.parametrize(
     "env, variable",
-    [({"PACKAGE_APPROVED": "toolz, not a name"}, "PACKAGE_APPROVED"),
-     ({"PACKAGE_IMPORT_NAMES": "cv2"}, "PACKAGE_IMPORT_NAMES"),
-     ({"PACKAGE_CA_BUNDLE": "/nonexistent/ca.pem"}, "PACKAGE_CA_BUNDLE"),
-     ({"PACKAGE_INSTALL_TIMEOUT": "0"}, "PACKAGE_INSTALL_TIMEOUT"),
-     ({"PACKAGE_CACHE_DAYS": "-1"}, "PACKAGE_CACHE_DAYS")],
+    [
+        ({"PACKAGE_APPROVED": "toolz, not a name"}, "PACKAGE_APPROVED"),
+        ({"PACKAGE_IMPORT_NAMES": "cv2"}, "PACKAGE_IMPORT_NAMES"),
+        ({"PACKAGE_CA_BUNDLE": "/nonexistent/ca.pem"}, "PACKAGE_CA_BUNDLE"),
+        ({"PACKAGE_INSTALL_TIMEOUT": "0"}, "PACKAGE_INSTALL_TIMEOUT"),
+        ({"PACKAGE_CACHE_DAYS": "-1"}, "PACKAGE_CACHE_DAYS"),
+    ],
 )
 def test_invalid_package_settings_name_the_variable(monkeypatch, env, variable):
     for key, value in env.items():

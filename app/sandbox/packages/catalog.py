@@ -1,7 +1,8 @@
 """What may be installed: the approved distributions, their import names, and what each is for.
 
 The admin can replace the approved list (PACKAGE_APPROVED) and add import-name mappings
-(PACKAGE_IMPORT_NAMES); the defaults below are the usual data-science extras a model reaches for.
+(PACKAGE_IMPORT_NAMES), both parsed by the settings and handed to `PackageCatalog.build`; the
+defaults below are the usual data-science extras a model reaches for.
 The "need" of each package lets a refusal name approved alternatives instead of just saying no.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 # Needs, in the order a refusal lists them.
@@ -29,31 +31,96 @@ OTHER = "other needs"
 # nothing (nothing is installed) and keeps the refusal hints complete. Installs take wheels only,
 # so a package published only as source (e.g. langdetect) cannot be on this list.
 DEFAULT_APPROVED: dict[str, str] = {
-    "plotly": PLOTTING, "bokeh": PLOTTING, "altair": PLOTTING, "plotnine": PLOTTING,
-    "wordcloud": PLOTTING, "missingno": PLOTTING, "squarify": PLOTTING, "mplfinance": PLOTTING,
-    "matplotlib-venn": PLOTTING, "adjusttext": PLOTTING, "pygal": PLOTTING,
-    "xgboost": ML, "lightgbm": ML, "catboost": ML, "imbalanced-learn": ML, "umap-learn": ML,
-    "hdbscan": ML, "optuna": ML, "shap": ML, "mlxtend": ML, "category-encoders": ML,
+    "plotly": PLOTTING,
+    "bokeh": PLOTTING,
+    "altair": PLOTTING,
+    "plotnine": PLOTTING,
+    "wordcloud": PLOTTING,
+    "missingno": PLOTTING,
+    "squarify": PLOTTING,
+    "mplfinance": PLOTTING,
+    "matplotlib-venn": PLOTTING,
+    "adjusttext": PLOTTING,
+    "pygal": PLOTTING,
+    "xgboost": ML,
+    "lightgbm": ML,
+    "catboost": ML,
+    "imbalanced-learn": ML,
+    "umap-learn": ML,
+    "hdbscan": ML,
+    "optuna": ML,
+    "shap": ML,
+    "mlxtend": ML,
+    "category-encoders": ML,
     "scikit-learn": ML,
-    "statsmodels": STATS, "pingouin": STATS, "lifelines": STATS, "pmdarima": STATS,
-    "arch": STATS, "scikit-posthocs": STATS, "linearmodels": STATS, "factor-analyzer": STATS,
-    "nltk": TEXT, "textblob": TEXT, "gensim": TEXT, "rapidfuzz": TEXT,
-    "unidecode": TEXT, "emoji": TEXT, "ftfy": TEXT, "jellyfish": TEXT, "regex": TEXT,
+    "statsmodels": STATS,
+    "pingouin": STATS,
+    "lifelines": STATS,
+    "pmdarima": STATS,
+    "arch": STATS,
+    "scikit-posthocs": STATS,
+    "linearmodels": STATS,
+    "factor-analyzer": STATS,
+    "nltk": TEXT,
+    "textblob": TEXT,
+    "gensim": TEXT,
+    "rapidfuzz": TEXT,
+    "unidecode": TEXT,
+    "emoji": TEXT,
+    "ftfy": TEXT,
+    "jellyfish": TEXT,
+    "regex": TEXT,
     "markdown": TEXT,
-    "sympy": MATH, "mpmath": MATH, "networkx": MATH, "python-igraph": MATH, "pulp": MATH,
-    "cvxpy": MATH, "ortools": MATH,
-    "openpyxl": OFFICE, "xlsxwriter": OFFICE, "python-docx": OFFICE, "python-pptx": OFFICE,
-    "pypdf": OFFICE, "pdfplumber": OFFICE, "reportlab": OFFICE, "pyxlsb": OFFICE,
-    "polars": DATA, "duckdb": DATA, "pyjanitor": DATA, "xmltodict": DATA,
-    "beautifulsoup4": DATA, "html5lib": DATA, "jsonschema": DATA, "chardet": DATA,
-    "tabulate": DATA, "pyyaml": DATA, "pyarrow": DATA,
-    "opencv-python-headless": IMAGES, "scikit-image": IMAGES, "imageio": IMAGES,
-    "pywavelets": IMAGES, "librosa": IMAGES, "qrcode": IMAGES, "pillow": IMAGES,
-    "pydicom": SCIENCE, "nibabel": SCIENCE, "astropy": SCIENCE, "biopython": SCIENCE,
-    "pint": SCIENCE, "uncertainties": SCIENCE,
-    "geopandas": GEO, "shapely": GEO, "pyproj": GEO, "folium": GEO,
-    "toolz": TOOLS, "more-itertools": TOOLS, "tqdm": TOOLS, "rich": TOOLS,
-    "sortedcontainers": TOOLS, "faker": TOOLS, "humanize": TOOLS,
+    "sympy": MATH,
+    "mpmath": MATH,
+    "networkx": MATH,
+    "python-igraph": MATH,
+    "pulp": MATH,
+    "cvxpy": MATH,
+    "ortools": MATH,
+    "openpyxl": OFFICE,
+    "xlsxwriter": OFFICE,
+    "python-docx": OFFICE,
+    "python-pptx": OFFICE,
+    "pypdf": OFFICE,
+    "pdfplumber": OFFICE,
+    "reportlab": OFFICE,
+    "pyxlsb": OFFICE,
+    "polars": DATA,
+    "duckdb": DATA,
+    "pyjanitor": DATA,
+    "xmltodict": DATA,
+    "beautifulsoup4": DATA,
+    "html5lib": DATA,
+    "jsonschema": DATA,
+    "chardet": DATA,
+    "tabulate": DATA,
+    "pyyaml": DATA,
+    "pyarrow": DATA,
+    "opencv-python-headless": IMAGES,
+    "scikit-image": IMAGES,
+    "imageio": IMAGES,
+    "pywavelets": IMAGES,
+    "librosa": IMAGES,
+    "qrcode": IMAGES,
+    "pillow": IMAGES,
+    "pydicom": SCIENCE,
+    "nibabel": SCIENCE,
+    "astropy": SCIENCE,
+    "biopython": SCIENCE,
+    "pint": SCIENCE,
+    "uncertainties": SCIENCE,
+    "geopandas": GEO,
+    "shapely": GEO,
+    "pyproj": GEO,
+    "folium": GEO,
+    "toolz": TOOLS,
+    "more-itertools": TOOLS,
+    "tqdm": TOOLS,
+    "rich": TOOLS,
+    "sortedcontainers": TOOLS,
+    "faker": TOOLS,
+    "humanize": TOOLS,
 }
 
 # Import names that differ from their distribution's name (after normalization).
@@ -84,50 +151,51 @@ DEFAULT_IMPORT_NAMES: dict[str, str] = {
 # point at what is available. "network" marks packages useless without network access.
 NETWORK = "network access"
 KNOWN_NEEDS: dict[str, str] = {
-    "torch": ML, "tensorflow": ML, "keras": ML, "jax": ML, "transformers": TEXT,
-    "spacy": TEXT, "sentence_transformers": TEXT, "langdetect": TEXT, "prophet": STATS, "fbprophet": STATS,
-    "sktime": STATS, "seaborn_image": PLOTTING, "pygwalker": PLOTTING, "dash": PLOTTING,
-    "streamlit": PLOTTING, "gradio": PLOTTING, "docx2txt": OFFICE, "fitz": OFFICE,
-    "pymupdf": OFFICE, "PyPDF2": OFFICE, "tabula": OFFICE, "camelot": OFFICE,
-    "rasterio": GEO, "fiona": GEO, "cartopy": GEO, "basemap": GEO, "mpl_toolkits.basemap": GEO,
-    "requests": NETWORK, "httpx": NETWORK, "urllib3": NETWORK, "aiohttp": NETWORK,
-    "selenium": NETWORK, "scrapy": NETWORK, "yfinance": NETWORK, "openai": NETWORK,
-    "tweepy": NETWORK, "boto3": NETWORK, "wikipedia": NETWORK, "pandas_datareader": NETWORK,
+    "torch": ML,
+    "tensorflow": ML,
+    "keras": ML,
+    "jax": ML,
+    "transformers": TEXT,
+    "spacy": TEXT,
+    "sentence_transformers": TEXT,
+    "langdetect": TEXT,
+    "prophet": STATS,
+    "fbprophet": STATS,
+    "sktime": STATS,
+    "seaborn_image": PLOTTING,
+    "pygwalker": PLOTTING,
+    "dash": PLOTTING,
+    "streamlit": PLOTTING,
+    "gradio": PLOTTING,
+    "docx2txt": OFFICE,
+    "fitz": OFFICE,
+    "pymupdf": OFFICE,
+    "PyPDF2": OFFICE,
+    "tabula": OFFICE,
+    "camelot": OFFICE,
+    "rasterio": GEO,
+    "fiona": GEO,
+    "cartopy": GEO,
+    "basemap": GEO,
+    "mpl_toolkits.basemap": GEO,
+    "requests": NETWORK,
+    "httpx": NETWORK,
+    "urllib3": NETWORK,
+    "aiohttp": NETWORK,
+    "selenium": NETWORK,
+    "scrapy": NETWORK,
+    "yfinance": NETWORK,
+    "openai": NETWORK,
+    "tweepy": NETWORK,
+    "boto3": NETWORK,
+    "wikipedia": NETWORK,
+    "pandas_datareader": NETWORK,
 }
 
 
 def normalize(name: str) -> str:
     """PEP 503 name: lower case, runs of -, _ and . become one -."""
     return re.sub(r"[-_.]+", "-", name).lower().strip()
-
-
-def parse_mapping(text: str) -> dict[str, str]:
-    """`import=distribution, ...` -> {import: distribution}; raises ValueError naming a bad pair."""
-    mapping = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        module, sep, dist = (s.strip() for s in item.partition("="))
-        if not sep or not module.isidentifier() or not _valid_dist(dist):
-            raise ValueError(f"expected import=distribution pairs like cv2=opencv-python-headless, got {item!r}")
-        mapping[module] = normalize(dist)
-    return mapping
-
-
-def parse_names(text: str) -> list[str]:
-    """`name, name, ...` -> normalized distribution names; raises ValueError naming a bad one."""
-    names = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        if not _valid_dist(item):
-            raise ValueError(f"not a distribution name: {item!r}")
-        names.append(normalize(item))
-    return names
-
-
-def _valid_dist(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name))
 
 
 @dataclass(frozen=True)
@@ -138,14 +206,17 @@ class PackageCatalog:
     """import name -> normalized distribution"""
 
     @classmethod
-    def from_settings(cls, approved: str, import_names: str) -> PackageCatalog:
-        names = parse_names(approved)
+    def build(
+        cls, approved: Sequence[str] = (), import_names: Mapping[str, str] | None = None
+    ) -> PackageCatalog:
+        """The admin's list (normalized names; empty: the built-in one) and extra mappings."""
         chosen = (
-            {name: DEFAULT_APPROVED.get(name, OTHER) for name in names}
-            if names
+            {normalize(name): DEFAULT_APPROVED.get(normalize(name), OTHER) for name in approved}
+            if approved
             else dict(DEFAULT_APPROVED)
         )
-        return cls(chosen, {**DEFAULT_IMPORT_NAMES, **parse_mapping(import_names)})
+        extra = {module: normalize(dist) for module, dist in (import_names or {}).items()}
+        return cls(chosen, {**DEFAULT_IMPORT_NAMES, **extra})
 
     def distribution(self, module: str) -> str:
         """The distribution that provides a top-level import name (approved or not)."""
