@@ -1,5 +1,10 @@
 """The cleanup pass: expired files, metadata without a file, files without metadata, leftovers.
 
+It sweeps every folder of DATA_DIR (app/layout.py): users/ and incoming/ against the metadata;
+runs/, staging/ and tmp/, whose entries belong to one run or command, by age; the warm pool's
+folders, leftover containers and the package cache through the sandbox (any object with the
+`SandboxLeftovers` methods: the runner).
+
 `CleanupService.run_once()` does one pass and returns what it removed (or would remove, with
 dry_run). `CleanupService.run_periodically(minutes)` is what the bot starts as a background task
 (every CLEANUP_INTERVAL_MINUTES); `python -m app cleanup` runs one pass by hand. A pass is
@@ -17,17 +22,31 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
 from app.files.repository import RepositoryUnavailable
-from app.files.store import INCOMING_DIR, USERS_DIR, FileStore, StorageUnavailable
+from app.files.store import FileStore, StorageUnavailable
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_GRACE_SECONDS = 3600.0
 """Orphans younger than this are left alone: longer than any upload or run takes."""
-STAGING_DIR = "staging"
+
+
+class SandboxLeftovers(Protocol):
+    """What the cleanup pass asks of the sandbox side (implemented by SandboxRunner)."""
+
+    async def reap_leftovers(self) -> int: ...
+
+    async def count_leftovers(self) -> int: ...
+
+    async def remove_orphaned_staging(self) -> None: ...
+
+    async def remove_stale_packages(self, max_age_days: float) -> int | None:
+        """How many cache entries were removed; None when there is no package cache."""
+        ...
 
 
 @dataclass
@@ -38,7 +57,7 @@ class CleanupReport:
     orphan_files: int = 0
     """Files on disk removed because no metadata names them (partial uploads included)."""
     staging: int = 0
-    """Leftover run staging folders removed."""
+    """Leftover folders of runs and commands removed (runs/, staging/, tmp/)."""
     containers: int = 0
     packages: int = 0
     """Cached packages (and caches of old images) removed from the auto-install cache."""
@@ -62,14 +81,14 @@ class CleanupService:
     def __init__(
         self,
         store: FileStore,
-        runner=None,
+        sandbox: SandboxLeftovers | None = None,
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         wall_clock=time.time,
         package_cache_days: float = 7,
     ) -> None:
         self.store = store
-        self.runner = runner
+        self.sandbox = sandbox
         self.package_cache_days = package_cache_days
         self.grace_seconds = grace_seconds
         self.wall_clock = wall_clock
@@ -87,9 +106,11 @@ class CleanupService:
                 "file metadata is kept in memory (MONGODB_URI is not set): stored files were "
                 "not checked, since every file would look like an orphan"
             )
-        report.staging = await asyncio.to_thread(self._old_staging, dry_run)
-        if self.runner is not None:
+        report.staging = await asyncio.to_thread(self._old_work_folders, dry_run)
+        if self.sandbox is not None:
             report.containers = await self._containers(dry_run)
+            if not dry_run:
+                await self.sandbox.remove_orphaned_staging()
             await self._packages(report, dry_run)
         log.info("cleanup pass finished", dry_run=dry_run, **report.counts())
         return report
@@ -108,14 +129,12 @@ class CleanupService:
     # Passes
 
     async def _packages(self, report: CleanupReport, dry_run: bool) -> None:
-        installer = getattr(self.runner, "packages", None)
-        if installer is None:
-            return
+        assert self.sandbox is not None
         if dry_run:
             report.notes.append("the package cache is not checked in a dry run")
             return
-        removed = await installer.cleanup(self.package_cache_days)
-        report.packages = len(removed.removed_entries) + len(removed.removed_images)
+        removed = await self.sandbox.remove_stale_packages(self.package_cache_days)
+        report.packages = removed or 0
 
     async def _files_pass(self, report: CleanupReport, dry_run: bool) -> None:
         store = self.store
@@ -141,14 +160,14 @@ class CleanupService:
 
     def _orphans(self, known: set[Path], dry_run: bool) -> int:
         removed = 0
-        users = self.store.data_dir / USERS_DIR
-        candidates = []
+        users = self.store.layout.users
+        candidates: list[Path] = []
         with contextlib.suppress(FileNotFoundError):
             for user_dir in users.iterdir():
                 if user_dir.is_dir() and not user_dir.is_symlink():
                     candidates.extend(user_dir.iterdir())
         with contextlib.suppress(FileNotFoundError):
-            candidates.extend((self.store.data_dir / INCOMING_DIR).iterdir())
+            candidates.extend(self.store.layout.incoming.iterdir())
         for path in candidates:
             if path in known or not self._old_enough(path):
                 continue
@@ -157,21 +176,23 @@ class CleanupService:
                 _remove_path(path)
         return removed
 
-    def _old_staging(self, dry_run: bool) -> int:
+    def _old_work_folders(self, dry_run: bool) -> int:
+        """Entries of runs/, staging/ and tmp/ older than any run: a crashed process's."""
         removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for path in (self.store.data_dir / STAGING_DIR).iterdir():
-                if self._old_enough(path):
-                    removed += 1
-                    if not dry_run:
-                        _remove_path(path)
+        for folder in self.store.layout.sweepable():
+            with contextlib.suppress(FileNotFoundError):
+                for path in folder.iterdir():
+                    if self._old_enough(path):
+                        removed += 1
+                        if not dry_run:
+                            _remove_path(path)
         return removed
 
     async def _containers(self, dry_run: bool) -> int:
+        assert self.sandbox is not None
         if dry_run:
-            count_leftovers = getattr(self.runner, "count_leftovers", None)
-            return await count_leftovers() if count_leftovers else 0
-        return await self.runner.reap_leftovers()
+            return await self.sandbox.count_leftovers()
+        return await self.sandbox.reap_leftovers()
 
     def _old_enough(self, path: Path) -> bool:
         try:

@@ -9,7 +9,7 @@ file_id unique, expires_at for the cleanup pass.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING
@@ -21,13 +21,14 @@ COLLECTION = "files"
 SERVER_SELECTION_TIMEOUT_MS = 5000
 
 
-def connect(
-    uri: str, database: str, timeout_ms: int | None = None
-) -> "MongoFileRepository":
+def connect(uri: str, database: str, timeout_ms: int | None = None) -> MongoFileRepository:
     """A repository on a new client; nothing is contacted until the first call."""
     timeout_ms = timeout_ms or SERVER_SELECTION_TIMEOUT_MS
-    client = AsyncIOMotorClient(
-        uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=True,
+    client: AsyncIOMotorClient = AsyncIOMotorClient(
+        uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        tz_aware=True,
         uuidRepresentation="standard",
     )
     return MongoFileRepository(client[database], client=client)
@@ -43,8 +44,9 @@ class MongoFileRepository(FileRepository):
 
     async def ensure_ready(self) -> None:
         async with _translated("set up the files collection"):
-            await self._files.create_index([("user_id", ASCENDING), ("uploaded_at", DESCENDING)],
-                                           name="user_uploaded")
+            await self._files.create_index(
+                [("user_id", ASCENDING), ("uploaded_at", DESCENDING)], name="user_uploaded"
+            )
             await self._files.create_index("file_id", unique=True, name="file_id_unique")
             await self._files.create_index("expires_at", name="expires_at")
 
@@ -110,7 +112,7 @@ def _utc(value: datetime | None) -> datetime | None:
     # BSON dates are UTC; a client without tz_aware returns naive datetimes.
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _from_document(document: dict) -> StoredFile:
@@ -124,6 +126,6 @@ def _from_document(document: dict) -> StoredFile:
         sha256=document["sha256"],
         path=document["path"],
         source=document["source"],
-        uploaded_at=_utc(document["uploaded_at"]),
+        uploaded_at=_utc(document["uploaded_at"]) or datetime.now(UTC),
         expires_at=_utc(document.get("expires_at")),
     )

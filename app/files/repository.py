@@ -41,7 +41,8 @@ class RepositoryUnavailable(Exception):
 
 
 class FileRepository(abc.ABC):
-    """Metadata of stored files. Every method raises RepositoryUnavailable when the store is down."""
+    """Metadata of stored files. Every method raises RepositoryUnavailable when the store is
+    down."""
 
     description: str = ""
     """A short phrase for users: where metadata is kept ("MongoDB", "memory (not kept)")."""

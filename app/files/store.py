@@ -1,14 +1,16 @@
 """FileStore: a user's files on disk under DATA_DIR/users/<user_id>/, metadata in a repository.
 
-Saving streams the bytes to DATA_DIR/incoming/ with a size cap, then moves the finished file into
-the user's folder under a generated name and records its metadata; if anything fails on the way
-the file is removed again, so there is never a partial file, a file without metadata written by a
-finished save, or metadata without its file. Per-user limits are enforced under a per-user lock.
+Folder names are app/layout.py's. Saving streams the bytes to DATA_DIR/incoming/ with a size
+cap, then moves the finished file into the user's folder under a generated name and records its
+metadata; if anything fails on the way the file is removed again, so there is never a partial
+file, a file without metadata written by a finished save, or metadata without its file. Per-user
+limits are enforced under a per-user lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import os
@@ -16,8 +18,7 @@ import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -25,16 +26,15 @@ import structlog
 from app.filenames import safe_filename
 from app.files.repository import FileRepository, RepositoryUnavailable, StoredFile
 from app.files.types import HEAD_BYTES, detect_type
-from app.sandbox.result import InputFile, RunResult
+from app.layout import USERS, DataLayout
+from app.sizes import human_size
 
 log = structlog.get_logger(__name__)
 
-USERS_DIR = "users"
-INCOMING_DIR = "incoming"
 CHUNK_SIZE = 1024 * 1024
 SOURCES = ("upload", "generated")
 # The sandbox runs as another uid and reads the user's folder through a read-only bind mount;
-# DATA_DIR itself is what keeps other local accounts out (see README, "User files").
+# DATA_DIR itself is what keeps other local accounts out (see docs/files.md).
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -66,7 +66,7 @@ class StorageUnavailable(FileStoreError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class FileStore:
@@ -80,7 +80,8 @@ class FileStore:
         expiration_hours: float = 48,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.data_dir = Path(data_dir).resolve()
+        self.layout = DataLayout(Path(data_dir).resolve())
+        self.data_dir = self.layout.root
         self.repository = repository
         self.max_file_bytes = max_file_bytes
         self.max_files_per_user = max_files_per_user
@@ -90,31 +91,20 @@ class FileStore:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._last_stamp: dict[str, datetime] = {}
 
-    @classmethod
-    def from_settings(cls, settings, repository: FileRepository, **overrides) -> "FileStore":
-        options = {
-            "max_file_bytes": settings.max_file_size_mb * 1024**2,
-            "max_files_per_user": settings.max_files_per_user,
-            "expiration_hours": settings.file_expiration_hours,
-        }
-        options.update(overrides)
-        data_dir = options.pop("data_dir", settings.data_dir)
-        return cls(data_dir, repository, **options)
-
     # Paths
 
     def user_dir(self, user_id: str) -> Path:
-        return self.data_dir / USERS_DIR / _checked_user(user_id)
+        return self.layout.users / _checked_user(user_id)
 
     def absolute_path(self, stored: StoredFile) -> Path:
         path = (self.data_dir / stored.path).resolve()
-        if not path.is_relative_to(self.data_dir / USERS_DIR):
+        if not path.is_relative_to(self.layout.users):
             raise FileStoreError("the stored path of this file is outside the data folder")
         return path
 
     @property
     def incoming_dir(self) -> Path:
-        return self.data_dir / INCOMING_DIR
+        return self.layout.incoming
 
     # Saving
 
@@ -132,7 +122,7 @@ class FileStore:
             if size == 0:
                 raise FileEmpty(f"{name} is empty: there is nothing to store")
             file_type = detect_type(name, head)
-            relative = f"{USERS_DIR}/{user_id}/{file_id}{file_type.extension}"
+            relative = f"{USERS}/{user_id}/{file_id}{file_type.extension}"
             async with self._user_lock(user_id):
                 now = self._stamp(user_id)
                 stored = StoredFile(
@@ -164,12 +154,19 @@ class FileStore:
         except RepositoryUnavailable as exc:
             raise StorageUnavailable(f"{name} was not stored: {exc}") from None
         except OSError as exc:
-            raise StorageUnavailable(f"{name} was not stored: the disk refused it ({exc.strerror})")\
-                from None
+            raise StorageUnavailable(
+                f"{name} was not stored: the disk refused it ({exc.strerror})"
+            ) from None
         finally:
             _unlink(partial)
-        log.info("file stored", user_id=user_id, file_id=file_id, type=stored.type,
-                 size=size, source=source)
+        log.info(
+            "file stored",
+            user_id=user_id,
+            file_id=file_id,
+            type=stored.type,
+            size=size,
+            source=source,
+        )
         return stored
 
     async def _receive(self, data, partial: Path, name: str) -> tuple[int, str, bytes]:
@@ -188,7 +185,7 @@ class FileStore:
                 size += len(chunk)
                 if size > self.max_file_bytes:
                     raise FileTooLarge(
-                        f"{name} is larger than the {_human_size(self.max_file_bytes)} limit"
+                        f"{name} is larger than the {human_size(self.max_file_bytes)} limit"
                     )
                 if len(head) < HEAD_BYTES:
                     head += chunk[: HEAD_BYTES - len(head)]
@@ -202,10 +199,13 @@ class FileStore:
         """Remove the user's oldest files beyond the limit, never the one just saved."""
         files = await self.repository.list_user(user_id)  # newest first
         others = [f for f in files if f.file_id != keep]
-        for victim in others[max(self.max_files_per_user - 1, 0):]:
+        for victim in others[max(self.max_files_per_user - 1, 0) :]:
             await self.remove(victim)
-            log.info("oldest file removed for the per-user limit", user_id=user_id,
-                     file_id=victim.file_id)
+            log.info(
+                "oldest file removed for the per-user limit",
+                user_id=user_id,
+                file_id=victim.file_id,
+            )
 
     # Reading
 
@@ -253,38 +253,16 @@ class FileStore:
 
     # Runs
 
-    async def run_inputs(self, user_id: str) -> tuple[Path, tuple[InputFile, ...]]:
-        """The folder to mount read-only and the manifest of the user's unexpired files."""
+    async def readable_files(self, user_id: str) -> tuple[Path, builtins.list[StoredFile]]:
+        """The user's folder, readable by the sandbox's uid, and the unexpired files in it."""
         folder = self.user_dir(user_id)
         await asyncio.to_thread(_make_readable_dir, folder)
-        files = []
+        present = []
         for stored in await self.list(user_id):
             path = self.absolute_path(stored)
-            if path.parent != folder or not path.is_file():
-                continue  # gone from disk: cleanup removes the metadata
-            files.append(
-                InputFile(file_id=stored.file_id, name=stored.name, filename=path.name,
-                          size=stored.size, type=stored.type, category=stored.category)
-            )
-        return folder, tuple(files)
-
-    async def store_outputs(self, user_id: str, result: RunResult) -> RunResult:
-        """Store a run's output files for the user (source "generated") and set their file_id.
-
-        A file that cannot be stored (empty, too large) keeps file_id None and stays where it is.
-        StorageUnavailable is raised as for any save.
-        """
-        stored_files = []
-        for output in result.files:
-            try:
-                with open(output.path, "rb") as fh:
-                    stored = await self.save(user_id, output.name, fh, source="generated")
-            except (FileEmpty, FileTooLarge) as exc:
-                log.info("output not stored", name=output.name, reason=str(exc))
-                stored_files.append(output)
-                continue
-            stored_files.append(replace(output, file_id=stored.file_id))
-        return replace(result, files=tuple(stored_files))
+            if path.parent == folder and path.is_file():
+                present.append(stored)  # else gone from disk: cleanup removes the metadata
+        return folder, present
 
     # Internals
 
@@ -297,7 +275,7 @@ class FileStore:
 
     def _stamp(self, user_id: str) -> datetime:
         """Now, at MongoDB's millisecond precision, strictly after this user's previous save."""
-        now = self.clock().astimezone(timezone.utc)
+        now = self.clock().astimezone(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         last = self._last_stamp.get(user_id)
         if last is not None and now <= last:
@@ -332,12 +310,6 @@ async def _chunks(data) -> AsyncIterator[bytes]:
             yield bytes(chunk)
     else:
         raise TypeError("data must be bytes, a binary file object or an async iterator of bytes")
-
-
-def _human_size(size: int) -> str:
-    if size >= 1024**2:
-        return f"{size / 1024**2:g} MB"
-    return f"{size} bytes"
 
 
 def _make_readable_dir(folder: Path) -> None:

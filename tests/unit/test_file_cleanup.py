@@ -26,8 +26,9 @@ async def setup(tmp_path):
     repo = mongo.MongoFileRepository(AsyncMongoMockClient(tz_aware=True)["test"])
     await repo.ensure_ready()
     clock = Clock()
-    store = FileStore(tmp_path / "data", repo, clock=clock, max_files_per_user=10,
-                      expiration_hours=48)
+    store = FileStore(
+        tmp_path / "data", repo, clock=clock, max_files_per_user=10, expiration_hours=48
+    )
     wall = WallClock()
     service = CleanupService(store, grace_seconds=HOUR, wall_clock=wall)
     return store, clock, wall, service
@@ -112,8 +113,14 @@ async def test_two_passes_at_once_are_safe_and_a_second_pass_finds_nothing(setup
     assert list(store.data_dir.joinpath("users").rglob("*.*")) == []
     assert await store.repository.all_files() == []
     again = await service.run_once()
-    assert again.counts() == {"expired": 0, "missing_files": 0, "orphan_files": 0,
-                              "staging": 0, "containers": 0, "packages": 0}
+    assert again.counts() == {
+        "expired": 0,
+        "missing_files": 0,
+        "orphan_files": 0,
+        "staging": 0,
+        "containers": 0,
+        "packages": 0,
+    }
 
 
 async def test_in_memory_metadata_never_deletes_stored_files(tmp_path):
@@ -160,26 +167,37 @@ async def test_run_periodically_keeps_going_after_a_failed_pass(setup):
 async def test_cleanup_pass_prunes_the_package_cache_through_the_runner(tmp_path):
     from types import SimpleNamespace
 
+    from app.layout import DataLayout
+    from app.sandbox import (
+        PackageCache,
+        PackageCatalog,
+        PackageInstaller,
+        SandboxPolicy,
+        SandboxRunner,
+    )
     from app.sandbox.packages.cache import CleanupReport as PackageReport
 
     calls = []
 
-    class Installer:
-        async def cleanup(self, days):
-            calls.append(days)
+    class Installer(PackageInstaller):
+        async def cleanup(self, max_age_days):
+            calls.append(max_age_days)
             return PackageReport(removed_entries=["a", "b"], removed_images=["old"])
 
-    class Runner:
-        packages = Installer()
-
+    class Runner(SandboxRunner):
         async def reap_leftovers(self):
             return 0
 
         async def count_leftovers(self):
             return 0
 
-    store = SimpleNamespace(repository=SimpleNamespace(persistent=False), data_dir=tmp_path)
-    service = CleanupService(store, Runner(), package_cache_days=3)
+    policy = SandboxPolicy(image="img")
+    installer = Installer(policy, None, PackageCache(tmp_path / "packages"), PackageCatalog())
+    runner = Runner(policy, None, max_timeout=10, packages=installer)
+    store = SimpleNamespace(
+        repository=SimpleNamespace(persistent=False), layout=DataLayout(tmp_path)
+    )
+    service = CleanupService(store, runner, package_cache_days=3)
     report = await service.run_once()
     assert calls == [3] and report.packages == 3
     dry = await service.run_once(dry_run=True)

@@ -3,11 +3,12 @@
 import asyncio
 import hashlib
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from app.chat.run_files import run_inputs, store_outputs
 from app.files import (
     FileEmpty,
     FileStore,
@@ -23,7 +24,7 @@ from app.sandbox.result import OutputFile, RunResult, RunStatus
 
 class Clock:
     def __init__(self):
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
     def __call__(self):
         return self.now
@@ -70,7 +71,11 @@ def files_on_disk(store, user="u1"):
 async def test_save_bytes_writes_the_file_and_its_metadata(store, clock):
     stored = await store.save("u1", "sales.csv", b"a,b\n1,2\n")
     assert (stored.name, stored.type, stored.category, stored.source) == (
-        "sales.csv", "csv", "tabular", "upload")
+        "sales.csv",
+        "csv",
+        "tabular",
+        "upload",
+    )
     assert stored.size == 8 and stored.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert stored.path == f"users/u1/{stored.file_id}.csv"
     assert store.absolute_path(stored).read_bytes() == b"a,b\n1,2\n"
@@ -93,8 +98,19 @@ async def test_save_accepts_file_objects_and_async_chunks(store):
 
 @pytest.mark.parametrize(
     "hostile",
-    ["../../etc/passwd", "..", "/etc/shadow", "..\\..\\win.ini", "\uff0e\uff0e\uff0fsecret",
-     "a/../../b.csv", "\u202eexe.csv", "zero\u200bwidth.csv", "x" * 1000 + ".csv", "", "\x00"],
+    [
+        "../../etc/passwd",
+        "..",
+        "/etc/shadow",
+        "..\\..\\win.ini",
+        "\uff0e\uff0e\uff0fsecret",
+        "a/../../b.csv",
+        "\u202eexe.csv",
+        "zero\u200bwidth.csv",
+        "x" * 1000 + ".csv",
+        "",
+        "\x00",
+    ],
 )
 async def test_hostile_names_stay_inside_the_users_folder(store, hostile):
     stored = await store.save("u1", hostile, b"data")
@@ -120,7 +136,7 @@ async def test_oversized_upload_is_refused_and_leaves_nothing(store):
         while True:
             yield b"x" * 300
 
-    with pytest.raises(FileTooLarge, match="1024 bytes|MB limit"):
+    with pytest.raises(FileTooLarge, match="1.0 KB limit|MB limit"):
         await store.save("u1", "big.bin", endless())
     with pytest.raises(FileTooLarge):
         await store.save("u1", "big.bin", b"x" * 1025)
@@ -172,16 +188,15 @@ async def test_limit_removes_the_oldest_file_disk_and_metadata(store, clock):
     assert len(files_on_disk(store)) == 3
 
 
-async def test_ten_concurrent_uploads_never_exceed_the_limit_nor_remove_a_newer_file(
-    store, clock
-):
+async def test_ten_concurrent_uploads_never_exceed_the_limit_nor_remove_a_newer_file(store, clock):
     async def slow_chunks(i):
         for _ in range(3):
             await asyncio.sleep(0.001 * (i % 4))
             yield bytes([i])
 
-    results = await asyncio.gather(*(store.save("u1", f"f{i}.bin", slow_chunks(i))
-                                     for i in range(10)))
+    results = await asyncio.gather(
+        *(store.save("u1", f"f{i}.bin", slow_chunks(i)) for i in range(10))
+    )
     listed = await store.list("u1")
     assert len(listed) == 3 and len(files_on_disk(store)) == 3
     # The survivors are the three saved last, by the store's own ordering.
@@ -199,12 +214,15 @@ async def test_generated_outputs_are_stored_and_count_toward_the_limit(store, tm
         (out / name).write_bytes(data)
         files.append(OutputFile(name=name, size=len(data), path=out / name))
     result = RunResult(run_id="r1", status=RunStatus.OK, files=tuple(files))
-    stored_result = await store.store_outputs("u1", result)
+    stored_result = await store_outputs(store, "u1", result)
     ids = [f.file_id for f in stored_result.files]
     assert ids[0] and ids[1] and ids[2] is None  # the empty file is not stored
     listed = await store.list("u1")
     assert [(f.name, f.source, f.type) for f in listed] == [
-        ("r.txt", "generated", "text"), ("p1.png", "generated", "png"), ("in.csv", "upload", "csv")]
+        ("r.txt", "generated", "text"),
+        ("p1.png", "generated", "png"),
+        ("in.csv", "upload", "csv"),
+    ]
     await store.save("u1", "another.txt", b"x")
     assert upload.file_id not in {f.file_id for f in await store.list("u1")}
 
@@ -212,10 +230,11 @@ async def test_generated_outputs_are_stored_and_count_toward_the_limit(store, tm
 async def test_run_inputs_lists_the_users_files_for_the_runner(store):
     a = await store.save("u1", "sales.csv", b"a\n1\n")
     await store.save("u2", "secret.csv", b"s\n1\n")
-    folder, files = await store.run_inputs("u1")
+    folder, files = await run_inputs(store, "u1")
     assert folder == store.user_dir("u1")
     assert [(f.file_id, f.name, f.filename, f.type, f.category) for f in files] == [
-        (a.file_id, "sales.csv", f"{a.file_id}.csv", "csv", "tabular")]
+        (a.file_id, "sales.csv", f"{a.file_id}.csv", "csv", "tabular")
+    ]
     assert sorted(p.name for p in folder.iterdir()) == [f"{a.file_id}.csv"]
 
 

@@ -1,0 +1,86 @@
+"""DataLayout: the one owner of DATA_DIR's folders. Every module asks it for paths.
+
+    users/<user_id>/   stored files (FileStore; metadata paths are relative to DATA_DIR)
+    incoming/          uploads being received (FileStore), moved into users/ when complete
+    runs/<id>/         a run's collected outputs before they are stored for the user
+    staging/<id>/      throw-away work of one command (`run`, `chat` without MongoDB)
+    pool/<pool id>/    a warm container's input folder (the warm pool)
+    packages/          the auto-install package cache, one folder per image
+    sbom/              the CycloneDX SBOM of each built image
+    tmp/<id>/          work folders of admin tools (bench, audit, doctor)
+
+Nothing here imports from app: the sandbox, the file store and the CLI all take their folders
+from one object. `sweepable()` names the folders whose old entries are crash leftovers, so the
+cleanup pass can remove them without knowing who made them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+USERS = "users"
+INCOMING = "incoming"
+RUNS = "runs"
+STAGING = "staging"
+POOL = "pool"
+PACKAGES = "packages"
+SBOM = "sbom"
+TMP = "tmp"
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    @property
+    def users(self) -> Path:
+        return self.root / USERS
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / INCOMING
+
+    @property
+    def runs(self) -> Path:
+        return self.root / RUNS
+
+    @property
+    def staging(self) -> Path:
+        return self.root / STAGING
+
+    @property
+    def pool(self) -> Path:
+        return self.root / POOL
+
+    @property
+    def packages(self) -> Path:
+        return self.root / PACKAGES
+
+    @property
+    def sbom(self) -> Path:
+        return self.root / SBOM
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / TMP
+
+    def new_run_dir(self) -> Path:
+        """A fresh (not yet created) folder for one run's outputs."""
+        return self.runs / uuid.uuid4().hex
+
+    def new_staging_dir(self, prefix: str = "") -> Path:
+        """A fresh (not yet created) staging folder for one command's throw-away work."""
+        return self.staging / f"{prefix}{uuid.uuid4().hex}"
+
+    def new_tmp_dir(self, prefix: str) -> Path:
+        """A fresh, created work folder of an admin tool (swept by cleanup if left behind)."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp)).resolve()
+
+    def sweepable(self) -> tuple[Path, ...]:
+        """Folders whose entries belong to a single run or command: once older than any run,
+        an entry there is a leftover of a crashed process."""
+        return (self.runs, self.staging, self.tmp)
