@@ -1,28 +1,24 @@
-"""DockerEngine: the one class that talks to the Docker engine.
+"""What the run path needs of a container engine: the `Engine` protocol and the exec stream.
 
-The docker SDK blocks, so async callers go through `call()`, which runs SDK work on this engine's
-own thread pool (a run holds a thread for its whole exec step; sharing asyncio's default pool
-would let long runs starve everything else). The event loop never blocks on Docker.
+The docker SDK is touched only by app/sandbox/docker_engine.py (DockerEngine, the production
+implementation); tests/fakes/engine.py implements the same protocol without Docker, so the
+runner, the pool and the collectors can be driven in milliseconds. An ExecStream is docker's
+multiplexed frame protocol over a socket, which both implementations speak.
+
+Engine calls block, so async callers go through `call()`, which runs them on the engine's own
+thread pool. The event loop never blocks on the engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
-import os
 import select
 import socket
 import struct
-import tarfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import docker
-import requests
-from docker.errors import DockerException, ImageNotFound, NotFound
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -32,6 +28,14 @@ STDERR = 2
 
 class EngineUnavailable(RuntimeError):
     """The Docker engine cannot be reached; the message says where it was looked for."""
+
+
+class EngineError(RuntimeError):
+    """The engine refused or failed a request; str() is its explanation, one line."""
+
+
+class ImageMissing(EngineError):
+    """The image a container was to be created from does not exist."""
 
 
 class DeadlineExceeded(Exception):
@@ -176,183 +180,41 @@ class ExecStatus:
     exit_code: int | None
 
 
-class DockerEngine:
-    def __init__(
-        self,
-        client_factory: Callable[[], docker.DockerClient] | None = None,
-        max_workers: int = 16,
-    ) -> None:
-        self._client_factory = client_factory or (lambda: docker.from_env(timeout=120))
-        self._client: docker.DockerClient | None = None
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+class Engine(Protocol):
+    """The engine operations of the run path. Every method but `call` and `close` blocks.
 
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            try:
-                self._client = self._client_factory()
-            except DockerException as exc:
-                raise EngineUnavailable(self._unreachable(exc)) from None
-        return self._client
+    Failures raise EngineUnavailable (the engine cannot be reached), ImageMissing or EngineError;
+    a container that is gone is not an error for `remove`, `kill`, `is_running` and `state`.
+    """
 
-    def _unreachable(self, exc: Exception) -> str:
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return (
-            f"sandbox unavailable: cannot reach the Docker engine at {where} ({reason}). "
-            "Is dockerd running and is its socket readable by this user?"
-        )
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+    def close(self) -> None: ...
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._client is not None:
-            self._client.close()
+    def ping(self) -> None: ...
 
-    # Engine
+    def image_id(self, reference: str) -> str: ...
 
-    def ping(self) -> None:
-        try:
-            self.client.ping()
-        except (DockerException, OSError) as exc:
-            raise EngineUnavailable(self._unreachable(exc)) from None
+    def read_image_file(self, args: dict, path: str, max_bytes: int) -> bytes | None: ...
 
-    def info(self) -> dict:
-        return self.client.info()
+    def run_to_completion(self, args: dict, timeout: float) -> int | None: ...
 
-    def image_labels(self, reference: str) -> dict[str, str] | None:
-        """The labels of a local image, None when it does not exist."""
-        try:
-            image = self.client.images.get(reference)
-        except ImageNotFound:
-            return None
-        return image.labels or {}
+    def create_attach_start(self, args: dict) -> tuple[str, ExecStream]: ...
 
-    def image_id(self, reference: str) -> str:
-        """The content id (sha256:...) of a local image; ImageNotFound when it does not exist."""
-        return self.client.images.get(reference).id
+    def exec_attach(
+        self, container_id: str, *, cmd: list[str], user: str, environment: dict, workdir: str
+    ) -> ExecStream: ...
 
-    def read_image_file(self, args: dict, path: str, max_bytes: int) -> bytes | None:
-        """A regular file of an image, read through a container that is created, never started.
+    def exec_status(self, exec_id: str, wait: float = 2.0) -> ExecStatus: ...
 
-        None when the file does not exist, is not a regular file or is larger than `max_bytes`.
-        """
-        container_id = self.client.containers.create(**args).id
-        try:
-            try:
-                chunks, stat = self.client.api.get_archive(container_id, path)
-            except NotFound:
-                return None
-            if stat.get("size", 0) > max_bytes:
-                return None
-            data = b"".join(chunks)
-        finally:
-            self.remove(container_id)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.next()
-            if member is None or not member.isfile() or member.size > max_bytes:
-                return None
-            extracted = tar.extractfile(member)
-            return extracted.read() if extracted else None
+    def is_running(self, container_id: str) -> tuple[bool, bool]: ...
 
-    def run_to_completion(self, args: dict, timeout: float) -> int | None:
-        """Create, start and wait for a container, then remove it. Its exit code, or None when
-        `timeout` ran out (removal kills it)."""
-        container = self.client.containers.create(**args)
-        try:
-            container.start()
-            try:
-                return int(self.client.api.wait(container.id, timeout=timeout)["StatusCode"])
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                return None
-        finally:
-            self.remove(container.id)
+    def state(self, container_id: str) -> dict: ...
 
-    # Containers
+    def kill(self, container_id: str) -> None: ...
 
-    def create_and_start(self, args: dict) -> str:
-        container = self.client.containers.create(**args)
-        try:
-            container.start()
-        except BaseException:
-            self.remove(container.id)
-            raise
-        return container.id
+    def remove(self, container_id: str) -> None: ...
 
-    def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
-        """Create a container, attach to its main process's stdio (before it can say a word),
-        start it; (id, stream). The stream writes to the main process's stdin (`stdin_open`)."""
-        container = self.client.containers.create(**args)
-        try:
-            raw = self.client.api.attach_socket(
-                container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
-            stream = ExecStream(None, raw)
-            try:
-                container.start()
-            except BaseException:
-                stream.close()
-                raise
-        except BaseException:
-            self.remove(container.id)
-            raise
-        return container.id, stream
-
-    def is_running(self, container_id: str) -> tuple[bool, bool]:
-        """(running, oom_killed) for a container; (False, False) when it is gone."""
-        try:
-            state = self.client.api.inspect_container(container_id)["State"]
-        except NotFound:
-            return False, False
-        return bool(state.get("Running")), bool(state.get("OOMKilled"))
-
-    def state(self, container_id: str) -> dict:
-        """The engine's State of a container ({} when it is gone)."""
-        try:
-            return self.client.api.inspect_container(container_id).get("State") or {}
-        except NotFound:
-            return {}
-
-    def kill(self, container_id: str) -> None:
-        try:
-            self.client.api.kill(container_id)
-        except (NotFound, DockerException):
-            pass
-
-    def remove(self, container_id: str) -> None:
-        try:
-            self.client.api.remove_container(container_id, force=True, v=True)
-        except NotFound:
-            pass
-
-    def list_containers(self, filters: dict) -> list[str]:
-        return [c["Id"] for c in self.client.api.containers(all=True, filters=filters)]
-
-    # Exec
-
-    def exec_attach(self, container_id: str, *, cmd, user, environment, workdir) -> ExecStream:
-        exec_id = self.client.api.exec_create(
-            container_id,
-            cmd,
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            user=user,
-            environment=environment,
-            workdir=workdir,
-        )["Id"]
-        raw = self.client.api.exec_start(exec_id, socket=True)
-        return ExecStream(exec_id, raw)
-
-    def exec_status(self, exec_id: str, wait: float = 2.0) -> ExecStatus:
-        """Exit status of an exec; waits briefly for the engine to notice the process ended."""
-        end = time.monotonic() + wait
-        while True:
-            info = self.client.api.exec_inspect(exec_id)
-            if not info.get("Running") or time.monotonic() >= end:
-                return ExecStatus(bool(info.get("Running")), info.get("ExitCode"))
-            time.sleep(0.01)
-
+    def containers(self, filters: dict) -> list[dict]:
+        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch)."""
+        ...
