@@ -9,6 +9,7 @@ fresh with O_EXCL|O_NOFOLLOW inside the destination folder.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class OutputReceiver:
     total: int = 0
     _taken: set[str] = field(default_factory=set)
 
-    def receive(self, stream: BinaryIO) -> None:
+    def receive(self, stream: BinaryIO | io.RawIOBase) -> None:
         """Read a whole tar stream, writing acceptable members to `destination`."""
         self._taken = set(os.listdir(self.destination)) if self.destination.is_dir() else set()
         try:
@@ -64,6 +65,9 @@ class OutputReceiver:
         self._taken.add(name)
         path = self.destination / name
         source = tar.extractfile(member)
+        if source is None:  # not a regular member after all
+            self.skipped.append(SkippedOutput(shown, "not a regular file"))
+            return
         written = 0
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

@@ -1,7 +1,10 @@
 """SandboxPolicy: every setting of a sandbox container, in one place.
 
 The runner never builds docker arguments itself: it asks the policy. Security reviews and
-`python -m app doctor` read the same object, so what is documented is what is applied.
+`python -m app doctor` read the same object, so what is documented is what is applied. The
+arguments are plain values in the engine API's own vocabulary (no docker SDK types), so the
+policy can be read, compared and tested without Docker. The composition root (app/wiring.py)
+builds the one policy of a process from its settings.
 """
 
 from __future__ import annotations
@@ -11,16 +14,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from docker.types import LogConfig, Mount, Ulimit
-
-from app.config import Settings
-
 LABEL_PREFIX = "io.codeinterp"
 MANAGED_LABEL = f"{LABEL_PREFIX}.managed"
 INSTANCE_LABEL = f"{LABEL_PREFIX}.instance"
 RUN_LABEL = f"{LABEL_PREFIX}.run_id"
 USER_LABEL = f"{LABEL_PREFIX}.user_id"
 ROLE_LABEL = f"{LABEL_PREFIX}.role"
+OWNER_LABEL = f"{LABEL_PREFIX}.owner"
+POOL_LABEL = f"{LABEL_PREFIX}.pool_id"
 
 PYTHON = "/opt/venv/bin/python"
 RUNNER_SCRIPT = "/opt/sandbox/sandbox_runner.py"
@@ -33,8 +34,16 @@ IMAGE_MODULES_FILE = "/opt/sandbox/image-modules.json"
 RUNSC_PIDS_HEADROOM = 128
 
 
+NO_LOGS = {"Type": "none", "Config": {}}
+
+
 class HostPathError(ValueError):
     """A path that cannot be mounted because it is outside DATA_DIR."""
+
+
+def bind_mount(target: str, source: str, *, read_only: bool) -> dict:
+    """A bind mount in the engine API's form (what docker.types.Mount builds)."""
+    return {"Target": target, "Source": source, "Type": "bind", "ReadOnly": read_only}
 
 
 @dataclass(frozen=True)
@@ -75,42 +84,24 @@ class SandboxPolicy:
     package_proxy: str = ""
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
     warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SandboxPolicy:
-        return cls(
-            image=settings.sandbox_image,
-            instance=settings.sandbox_instance,
-            runtime=settings.sandbox_runtime,
-            memory_bytes=settings.sandbox_memory,
-            cpus=settings.sandbox_cpus,
-            pids_limit=settings.sandbox_pids_limit,
-            tmp_size_bytes=settings.sandbox_tmp_size,
-            output_size_bytes=settings.sandbox_output_size,
-            max_stream_bytes=settings.sandbox_max_output_bytes,
-            max_output_files=settings.sandbox_max_output_files,
-            max_code_bytes=settings.sandbox_max_code_bytes,
-            data_dir=settings.data_dir,
-            host_data_dir=settings.host_data_dir,
-            install_timeout=settings.package_install_timeout,
-            package_index_url=settings.sandbox_pip_index_url,
-            package_extra_index_url=settings.sandbox_pip_extra_index_url,
-            package_proxy=settings.package_proxy,
-        )
+    owner: str = ""
+    """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
+    labelled on each, so the leftovers of a dead process can be told from live runs."""
 
     # Labels
 
-    def labels(self, run_id: str, user_id: str) -> dict[str, str]:
-        return {
+    def labels(self, run_id: str, user_id: str, **extra: str) -> dict[str, str]:
+        """Every label of a container of this instance; `extra` adds role or pool labels."""
+        labels = {
             MANAGED_LABEL: "true",
             INSTANCE_LABEL: self.instance,
             RUN_LABEL: run_id,
             USER_LABEL: str(user_id),
         }
-
-    def warm_staging_root(self) -> Path:
-        """Where warm containers' input folders live (bot's view): DATA_DIR/pool/<pool id>/."""
-        return self.data_dir / "pool"
+        if self.owner:
+            labels[OWNER_LABEL] = self.owner
+        labels.update(extra)
+        return labels
 
     def ownership_filter(self) -> dict[str, list[str]]:
         """Engine filter matching every container this instance created."""
@@ -153,22 +144,18 @@ class SandboxPolicy:
         user_id: str,
         input_dir: Path | None,
         packages: dict[str, Path] | None = None,
+        pool_id: str = "",
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
         `packages`: distribution -> its package-cache entry, each mounted read-only.
+        `pool_id`: set for a warm container, created before its run and user are known.
         """
         mounts = []
         if input_dir is not None:
-            mounts.append(
-                Mount(
-                    target=self.input_mount,
-                    source=self.host_path(input_dir),
-                    type="bind",
-                    read_only=True,
-                )
-            )
+            mounts.append(bind_mount(self.input_mount, self.host_path(input_dir), read_only=True))
         mounts += self.package_mounts(packages or {})
+        labels = self.labels(run_id, user_id, **({POOL_LABEL: pool_id} if pool_id else {}))
         args = {
             "image": self.image,
             # The main process is the output warden, under the keeper's uid (not the code's): it
@@ -176,7 +163,7 @@ class SandboxPolicy:
             "command": self.warden_command(),
             "stdin_open": True,
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
-            "labels": self.labels(run_id, user_id),
+            "labels": labels,
             "network_mode": "none",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
@@ -188,15 +175,12 @@ class SandboxPolicy:
             "memswap_limit": self.memory_bytes,
             "nano_cpus": int(self.cpus * 1e9),
             "shm_size": self.shm_size_bytes,
-            "ulimits": [
-                Ulimit(name="nofile", soft=self.open_files_limit, hard=self.open_files_limit),
-                Ulimit(name="core", soft=0, hard=0),
-            ],
+            "ulimits": self.ulimits(),
             "init": True,
             "environment": {},
             "hostname": "sandbox",
             "working_dir": self.output_mount,
-            "log_config": LogConfig(type=LogConfig.types.NONE),
+            "log_config": NO_LOGS,
             "ipc_mode": "private",
             "detach": True,
         }
@@ -206,14 +190,15 @@ class SandboxPolicy:
 
     # Package installs
 
-    def package_mounts(self, packages: dict[str, Path]) -> list[Mount]:
+    def ulimits(self) -> list[dict]:
         return [
-            Mount(
-                target=f"{self.package_mount}/{dist}",
-                source=self.host_path(entry),
-                type="bind",
-                read_only=True,
-            )
+            {"Name": "nofile", "Soft": self.open_files_limit, "Hard": self.open_files_limit},
+            {"Name": "core", "Soft": 0, "Hard": 0},
+        ]
+
+    def package_mounts(self, packages: dict[str, Path]) -> list[dict]:
+        return [
+            bind_mount(f"{self.package_mount}/{dist}", self.host_path(entry), read_only=True)
             for dist, entry in sorted(packages.items())
         ]
 
@@ -257,8 +242,7 @@ class SandboxPolicy:
         running only the image's own install script. It mounts no user files and runs no user
         code; its one writable mount is a fresh work folder of the package cache. It always uses
         the engine's default runtime: gVisor is registered with --network=none here."""
-        labels = self.labels(run_id, user_id)
-        labels[ROLE_LABEL] = "install"
+        labels = self.labels(run_id, user_id, **{ROLE_LABEL: "install"})
         return {
             "image": self.image,
             "command": [PYTHON, "-I", INSTALL_SCRIPT, "--work", "/work", distribution],
@@ -269,35 +253,28 @@ class SandboxPolicy:
             "security_opt": ["no-new-privileges"],
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={64 * 1024**2},mode=1777"},
-            "mounts": [
-                Mount(target="/work", source=self.host_path(work_dir), type="bind", read_only=False)
-            ],
+            "mounts": [bind_mount("/work", self.host_path(work_dir), read_only=False)],
             "pids_limit": self.install_pids_limit,
             "mem_limit": self.install_memory_bytes,
             "memswap_limit": self.install_memory_bytes,
             "nano_cpus": int(self.install_cpus * 1e9),
-            "ulimits": [
-                Ulimit(name="nofile", soft=self.open_files_limit, hard=self.open_files_limit),
-                Ulimit(name="core", soft=0, hard=0),
-            ],
+            "ulimits": self.ulimits(),
             "init": True,
             "environment": self.install_environment(),
             "hostname": "installer",
             "working_dir": "/work",
-            "log_config": LogConfig(type=LogConfig.types.NONE),
+            "log_config": NO_LOGS,
             "detach": True,
         }
 
     def probe_container_args(self, image: str) -> dict:
         """A container that is created to read a file of the image and never started."""
-        labels = self.labels("probe", "")
-        labels[ROLE_LABEL] = "probe"
         return {
             "image": image,
             "command": ["true"],
-            "labels": labels,
+            "labels": self.labels("probe", "", **{ROLE_LABEL: "probe"}),
             "network_mode": "none",
-            "log_config": LogConfig(type=LogConfig.types.NONE),
+            "log_config": NO_LOGS,
             "detach": True,
         }
 
@@ -343,7 +320,11 @@ class SandboxPolicy:
         milliseconds even while the code saturates the CPU quota, where the Python collector that
         follows could starve (under gVisor, for as long as the collect timeout)."""
         return {
-            "cmd": ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || exit 0; done"],
+            "cmd": [
+                "/bin/sh",
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || exit 0; done",
+            ],
             "user": f"{self.code_uid}:{self.code_uid}",
             "environment": {"PATH": "/usr/bin:/bin"},
             "workdir": "/",

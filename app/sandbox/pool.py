@@ -1,10 +1,11 @@
 """WarmPool: sandbox containers started ahead of time, each serving exactly one run.
 
-A warm container is created and started with the full policy, its runner is exec'd with the heavy
-imports preloaded and has reported ready: it waits on stdin for the code. Its output warden (the
-main process, app/sandbox/warden.py) is attached and ready too. It was created before the user was
-known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool id>/,
-mounted read-only; when a run takes it, the request's files are placed there from the host side
+A warm container is started by the same ContainerStarter as a cold one (app/sandbox/starter.py),
+with the full policy and its runner's heavy imports preloaded: it waits on stdin for the code. Its
+output warden (the main process, app/sandbox/warden.py) is attached and ready too. It was created
+before the user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool
+id>/ (the staging root the pool is given), mounted read-only; when a run takes it, the request's
+files are placed there from the host side
 (hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
 are visible inside under runc and under runsc (gVisor revalidates bind mounts, its default).
 
@@ -24,18 +25,18 @@ import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from docker.errors import DockerException
 
-from app.sandbox.engine import DockerEngine, EngineUnavailable, ExecStream
-from app.sandbox.policy import LABEL_PREFIX, SandboxPolicy
-from app.sandbox.warden import Warden
+from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.policy import POOL_LABEL, SandboxPolicy
+from app.sandbox.starter import ContainerStarter, Sandbox
 
-POOL_LABEL = f"{LABEL_PREFIX}.pool_id"
+__all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
+
 MAX_PARALLEL_STARTS = 2
 HEALTH_INTERVAL = 10.0
 # A staging folder younger than this may belong to a container still being created elsewhere.
@@ -48,21 +49,13 @@ class StagingError(ValueError):
 
 
 @dataclass
-class WarmContainer:
-    pool_id: str
-    container_id: str
-    stream: ExecStream
-    warden: Warden
-    input_dir: Path
-    ready_at: float = field(default_factory=time.monotonic)
+class WarmContainer(Sandbox):
+    pool_id: str = ""
 
-    def is_quiet(self) -> bool:
-        """An idle runner and warden say nothing; a word or a closed stream means trouble."""
-        return self.stream.is_quiet() and self.warden.is_quiet()
-
-    def close(self) -> None:
-        self.stream.close()
-        self.warden.close()
+    @property
+    def input_dir(self) -> Path:
+        assert self.staging is not None, "a warm container always has its staging folder"
+        return self.staging
 
     def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
         """Place the request's files into the (read-only mounted) input folder, by filename."""
@@ -85,6 +78,13 @@ class WarmContainer:
                 _copy_no_follow(source, target)
 
 
+def _top_level_files(folder: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
 def _copy_no_follow(source: Path, target: Path) -> None:
     fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
@@ -92,11 +92,11 @@ def _copy_no_follow(source: Path, target: Path) -> None:
     os.chmod(target, 0o644)
 
 
-async def remove_sandbox(engine: DockerEngine, container_id: str, staging: Path | None) -> None:
+async def remove_sandbox(engine: Engine, container_id: str, staging: Path | None) -> None:
     """Remove a run's container and, for a warm one, its staging folder; never raises."""
     try:
         await engine.call(engine.remove, container_id)
-    except (EngineUnavailable, DockerException) as exc:
+    except (EngineUnavailable, EngineError) as exc:
         log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
     if staging is not None:
         await asyncio.to_thread(shutil.rmtree, staging, True)
@@ -115,20 +115,19 @@ class WarmPool:
     def __init__(
         self,
         policy: SandboxPolicy,
-        engine: DockerEngine,
+        engine: Engine,
         *,
         size: int,
         max_age: float,
-        labels: dict[str, str],
-        start_processes: Callable[[str, ExecStream, tuple[str, ...]], tuple[ExecStream, Warden]],
+        staging_root: Path,
     ) -> None:
         self.policy = policy
         self.engine = engine
         self.size = size
         self.max_age = max_age
+        self.staging_root = staging_root
         self.stats = PoolStats()
-        self._labels = labels
-        self._start_processes = start_processes
+        self.starter = ContainerStarter(policy, engine)
         self._idle: deque[WarmContainer] = deque()
         self._starting: set[asyncio.Task] = set()
         self._removing: set[asyncio.Task] = set()
@@ -165,7 +164,27 @@ class WarmPool:
             self._discard(warm)
         self.stats.missed += 1
         self._poke()
+        log.info("no warm container ready; starting a cold one")
         return None
+
+    async def take_with_files(self, source_dir: Path, filenames: list[str]) -> WarmContainer | None:
+        """`take()`, with the run's files staged into the container's input folder; None (the
+        run starts cold) when none is ready or the files cannot be placed."""
+        warm = self.take()
+        if warm is None:
+            return None
+        if not filenames:  # no manifest: the code sees the folder's files, as in a cold run
+            filenames = await asyncio.to_thread(_top_level_files, source_dir)
+        try:
+            await asyncio.to_thread(warm.stage, source_dir, filenames)
+        except (OSError, StagingError) as exc:
+            log.warning("warm container could not take the files", error=str(exc)[:200])
+            self.dispose(warm)
+            return None
+        except BaseException:  # cancelled while staging: the container must not be lost
+            self.dispose(warm)
+            raise
+        return warm
 
     async def wait_ready(self, count: int | None = None, timeout: float = 120.0) -> bool:
         """Wait until `count` (default: size) containers are ready; False on timeout."""
@@ -206,8 +225,10 @@ class WarmPool:
 
     async def _fill_loop(self) -> None:
         last_health = time.monotonic()
+        wake = self._wake
+        assert wake is not None, "started by start()"
         while not self._closed:
-            self._wake.clear()
+            wake.clear()
             if time.monotonic() - last_health >= HEALTH_INTERVAL:
                 await self._health_check()
                 last_health = time.monotonic()
@@ -221,14 +242,14 @@ class WarmPool:
                 task.add_done_callback(self._starting.discard)
                 task.add_done_callback(lambda _t: self._poke())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=HEALTH_INTERVAL)
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(wake.wait(), timeout=HEALTH_INTERVAL)
+            except TimeoutError:
                 pass
 
     async def _start_one(self) -> None:
         try:
             warm = await self.engine.call(self._start_blocking)
-        except Exception as exc:  # noqa: BLE001 - any failed start is counted and retried later
+        except Exception as exc:
             self._failures += 1
             self.stats.failed_starts += 1
             log.warning("warm container failed to start", error=str(exc)[:300])
@@ -242,24 +263,20 @@ class WarmPool:
 
     def _start_blocking(self) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]
-        input_dir = self.policy.warm_staging_root() / pool_id
+        input_dir = self.staging_root / pool_id
         input_dir.mkdir(parents=True, mode=0o755)
         os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
-        container_id = None
         try:
             args = self.policy.container_args(
-                run_id=f"warm-{pool_id}", user_id="", input_dir=input_dir
+                run_id=f"warm-{pool_id}", user_id="", input_dir=input_dir, pool_id=pool_id
             )
-            args["labels"].update(self._labels)
-            args["labels"][POOL_LABEL] = pool_id
-            container_id, attached = self.engine.create_attach_start(args)
-            stream, warden = self._start_processes(container_id, attached, self.policy.warm_preload)
-            return WarmContainer(pool_id, container_id, stream, warden, input_dir)
+            started = self.starter.start_blocking(args, self.policy.warm_preload)
         except BaseException:
-            if container_id is not None:
-                self.engine.remove(container_id)
             shutil.rmtree(input_dir, ignore_errors=True)
             raise
+        return WarmContainer(
+            started.container_id, started.stream, started.warden, input_dir, pool_id=pool_id
+        )
 
     async def _health_check(self) -> None:
         for warm in list(self._idle):
@@ -268,7 +285,7 @@ class WarmPool:
             if running:
                 try:
                     running, _ = await self.engine.call(self.engine.is_running, warm.container_id)
-                except (EngineUnavailable, DockerException):
+                except (EngineUnavailable, EngineError):
                     running = False
             if not running and warm in self._idle:
                 self._idle.remove(warm)
@@ -281,24 +298,26 @@ class WarmPool:
     def _discard(self, warm: WarmContainer) -> None:
         warm.close()
         task = asyncio.get_running_loop().create_task(
-            remove_sandbox(self.engine, warm.container_id, warm.input_dir)
+            remove_sandbox(self.engine, warm.container_id, warm.staging)
         )
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)
 
+    async def remove_orphaned_staging(self) -> None:
+        """The cleanup pass's sweep of this pool's folder (also done when the pool starts)."""
+        await asyncio.to_thread(self._remove_orphaned_staging)
+
     def _remove_orphaned_staging(self) -> None:
         """Delete staging folders whose container no longer exists (a crashed process's)."""
-        root = self.policy.warm_staging_root()
+        root = self.staging_root
         if not root.is_dir():
             return
         try:
             alive = {
                 (info.get("Labels") or {}).get(POOL_LABEL)
-                for info in self.engine.client.api.containers(
-                    all=True, filters={"label": [POOL_LABEL]}
-                )
+                for info in self.engine.containers({"label": [POOL_LABEL]})
             }
-        except (EngineUnavailable, DockerException) as exc:
+        except (EngineUnavailable, EngineError) as exc:
             log.warning("staging cleanup skipped", error=str(exc)[:200])
             return
         now = time.time()

@@ -30,25 +30,18 @@ class InputFile:
     size: int
     type: str = ""
     category: str = ""
-    """Type and category names from app.files.types; the sandbox loader picks its reader by them."""
+    """Type and category names of the host's type table (app/files/types.py), set by whoever
+    builds the request (the chat converts stored files); the sandbox loader picks its reader by
+    them and falls back to the extension when they are empty."""
 
     def manifest_entry(self) -> dict:
-        type_name, category = self.type, self.category
-        if not type_name or not category:
-            # The type table is the single source of names the sandbox loader understands.
-            # (Imported here: app.files imports this module.)
-            from app.files.types import file_type_for
-
-            known = file_type_for(self.name) or file_type_for(self.filename)
-            if known is not None and (not type_name or type_name == known.type):
-                type_name, category = known.type, category or known.category
         return {
             "id": self.file_id,
             "name": self.name,
             "filename": self.filename,
             "size": self.size,
-            "type": type_name,
-            "category": category,
+            "type": self.type,
+            "category": self.category,
         }
 
 
@@ -117,7 +110,11 @@ class RunResult:
         data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
         data["installed_packages"] = list(self.installed_packages)
         for key in (
-            "queue_seconds", "setup_seconds", "exec_seconds", "collect_seconds", "install_seconds"
+            "queue_seconds",
+            "setup_seconds",
+            "exec_seconds",
+            "collect_seconds",
+            "install_seconds",
         ):
             data[key] = round(data[key], 4)
         return data

@@ -15,17 +15,15 @@ the reply's path.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import deque
 from collections.abc import Iterator
 
 from app.sandbox.engine import STDOUT, DeadlineExceeded, ExecStream
+from app.sandbox.markers import DONE_MARKER, DONE_PATTERN, DONE_TAIL
 
-# Same bytes as DONE_MARKER in sandbox-image/runtime/sandbox_runner.py, then the exit status.
-DONE_MARKER = b"\x1e\x1ecodeinterp-done "
-DONE_PATTERN = re.compile(re.escape(DONE_MARKER) + rb"(\d{1,3})\n\Z")
-DONE_TAIL = len(DONE_MARKER) + 4
+__all__ = ["DONE_MARKER", "DoneWatch", "Warden", "WardenGone"]
+
 ANSWER_TIMEOUT = 5.0
 MAX_LINE = 65536
 

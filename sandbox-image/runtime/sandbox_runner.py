@@ -38,10 +38,12 @@ import time
 import traceback
 
 CODE_FILENAME = "<code>"
+# The markers and the done name are app/sandbox/markers.py's, which the host reads
+# (tests/unit/test_markers.py fails when the two differ).
 # Written once, before any user code exists, so the host knows the runner is ready for the code
-# and starts its timer only then. Keep in sync with app/sandbox/runner.py.
+# and starts its timer only then.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
-# Followed by the exit status and a newline, on stdout and on stderr. Same as app/sandbox/runner.py.
+# Followed by the exit status and a newline, on stdout and on stderr.
 DONE_MARKER = b"\x1e\x1ecodeinterp-done "
 # This process's name once the code is over, then "-" and the exit status. The warden reads it
 # in /proc (the code cannot rename this process), so a done marker the code forged is not believed.

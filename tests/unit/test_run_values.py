@@ -1,7 +1,9 @@
 import pytest
 
+from app.sandbox.execution import CappedBuffer
+from app.sandbox.leftovers import owner_is_dead, owner_token
 from app.sandbox.result import RunResult, RunStatus
-from app.sandbox.runner import CappedBuffer, classify, owner_is_dead, owner_token
+from app.sandbox.status import classify
 
 
 def test_capped_buffer_keeps_the_head_and_flags_the_rest():
@@ -39,28 +41,57 @@ def test_invalid_utf8_is_replaced_not_fatal():
     ],
 )
 def test_classify(timed_out, exit_code, oom_kills, container_oom, expected):
-    assert classify(timed_out=timed_out, exit_code=exit_code, oom_kills=oom_kills,
-                    container_oom=container_oom) is expected
+    assert (
+        classify(
+            timed_out=timed_out,
+            exit_code=exit_code,
+            oom_kills=oom_kills,
+            container_oom=container_oom,
+        )
+        is expected
+    )
 
 
 @pytest.mark.parametrize(
     "exit_code, container_oom, expected",
     [
-        (128, False, RunStatus.KILLED),  # gVisor: the runner's exec reports 128 when the sandbox dies
+        (
+            128,
+            False,
+            RunStatus.KILLED,
+        ),  # gVisor: the runner's exec reports 128 when the sandbox dies
         (0, False, RunStatus.KILLED),
         (None, True, RunStatus.OOM),
         (137, True, RunStatus.OOM),
     ],
 )
 def test_a_sandbox_that_died_is_never_ok_or_error(exit_code, container_oom, expected):
-    assert classify(timed_out=False, exit_code=exit_code, oom_kills=0,
-                    container_oom=container_oom, sandbox_stopped=True) is expected
+    assert (
+        classify(
+            timed_out=False,
+            exit_code=exit_code,
+            oom_kills=0,
+            container_oom=container_oom,
+            sandbox_stopped=True,
+        )
+        is expected
+    )
 
 
 def test_result_json_shape():
     data = RunResult(run_id="r", status=RunStatus.OK, exit_code=0).to_dict()
-    for key in ("status", "exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
-                "exec_seconds", "setup_seconds", "files", "skipped"):
+    for key in (
+        "status",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
+        "exec_seconds",
+        "setup_seconds",
+        "files",
+        "skipped",
+    ):
         assert key in data
     assert data["status"] == "ok"
 
@@ -73,8 +104,13 @@ def test_owner_liveness():
 
 
 def test_result_dict_reports_installs_apart_from_exec():
-    result = RunResult(run_id="r", status=RunStatus.OK, exec_seconds=0.5, install_seconds=3.21234,
-                       installed_packages=("toolz==1.2.0",))
+    result = RunResult(
+        run_id="r",
+        status=RunStatus.OK,
+        exec_seconds=0.5,
+        install_seconds=3.21234,
+        installed_packages=("toolz==1.2.0",),
+    )
     data = result.to_dict()
     assert data["install_seconds"] == 3.2123 and data["exec_seconds"] == 0.5
     assert data["installed_packages"] == ["toolz==1.2.0"]

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from app.sandbox.engine import STDERR, STDOUT, ExecStream, FramesReader
+from app.sandbox.execution import CappedBuffer
 from app.sandbox.outputs import OutputReceiver
-from app.sandbox.runner import CappedBuffer
 from app.sandbox.warden import DONE_MARKER, DoneWatch, Warden, WardenGone
 from tests.fakes.exec_socket import frame
 

@@ -132,13 +132,19 @@ class PackageCache:
             os.chown(folder, owner_uid, owner_uid)
         return folder
 
-    def commit(self, image_key: str, dist: str, work: Path, version: str, packages: list[str]) -> None:
+    def commit(
+        self, image_key: str, dist: str, work: Path, version: str, packages: list[str]
+    ) -> None:
         """Publish a finished install: one rename, so runs see all of it or nothing."""
         entry_source = work / "entry"
         entry_source.mkdir(mode=0o755)
         os.rename(work / SITE, entry_source / SITE)
-        meta = {"distribution": dist, "version": version, "packages": packages,
-                "installed_at": time.time()}
+        meta = {
+            "distribution": dist,
+            "version": version,
+            "packages": packages,
+            "installed_at": time.time(),
+        }
         (entry_source / META).write_text(json.dumps(meta))
         os.chmod(entry_source / META, 0o644)
         os.chmod(entry_source, 0o755)
@@ -157,11 +163,13 @@ class PackageCache:
     # Listing and cleanup
 
     def entries(self) -> list[CacheEntry]:
-        found = []
+        found: list[CacheEntry] = []
         if not self.root.is_dir():
             return found
         for image in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            for entry in sorted(p for p in image.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for entry in sorted(
+                p for p in image.iterdir() if p.is_dir() and not p.name.startswith(".")
+            ):
                 try:
                     meta = json.loads((entry / META).read_text())
                     last_used = entry.stat().st_mtime
@@ -180,7 +188,9 @@ class PackageCache:
                 )
         return found
 
-    def cleanup(self, current_key: str | None, max_age_days: float, now: float | None = None) -> CleanupReport:
+    def cleanup(
+        self, current_key: str | None, max_age_days: float, now: float | None = None
+    ) -> CleanupReport:
         """Remove entries unused for `max_age_days`, other images' caches, crashed installs.
 
         With `current_key` None (the image is unknown: engine down or image missing) no image's

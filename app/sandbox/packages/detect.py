@@ -23,14 +23,17 @@ def imports_in(code: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and _is_dynamic_import(node.func):
-            if node.args and isinstance(node.args[0], ast.Constant):
-                name = node.args[0].value
-                if isinstance(name, str) and name and not name.startswith("."):
-                    found.add(name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and _is_dynamic_import(node.func)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            name = node.args[0].value
+            if isinstance(name, str) and name and not name.startswith("."):
+                found.add(name.split(".")[0])
     return {name for name in found if name.isidentifier()}
 
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from docker.errors import DockerException, ImageNotFound
 
-from app.sandbox.engine import DockerEngine, EngineUnavailable
+from app.sandbox.engine import Engine, EngineError, EngineUnavailable
 from app.sandbox.packages.cache import CleanupReport, PackageCache
 from app.sandbox.packages.catalog import PackageCatalog
 from app.sandbox.packages.detect import imports_in, missing_module
@@ -74,13 +73,12 @@ class PackageInstaller:
     def __init__(
         self,
         policy: SandboxPolicy,
-        engine: DockerEngine,
+        engine: Engine,
         cache: PackageCache,
         catalog: PackageCatalog,
         *,
         ca_bundle: Path | None = None,
         max_concurrent_installs: int = 2,
-        owner_label: tuple[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.engine = engine
@@ -88,7 +86,6 @@ class PackageInstaller:
         self.catalog = catalog
         self.ca_bundle = ca_bundle
         self._install_slots = asyncio.Semaphore(max_concurrent_installs)
-        self._owner_label = owner_label
         self._modules: dict[str, set[str] | None] = {}
         self._image_id_seen: tuple[str, float] | None = None
 
@@ -121,8 +118,10 @@ class PackageInstaller:
             return False
         # Imports detection cannot see may need other cached packages too: the one retry gets
         # every package already in the cache, so it does not die on the next such import.
-        for cached in self.cache.distributions(plan.image_key):
-            plan.mounts.setdefault(cached, self.cache.entry_dir(plan.image_key, cached))
+        key = plan.image_key
+        assert key is not None  # set by _missing_approved
+        for cached in self.cache.distributions(key):
+            plan.mounts.setdefault(cached, self.cache.entry_dir(key, cached))
         return True
 
     async def install_for_next_run(
@@ -172,7 +171,7 @@ class PackageInstaller:
             return self._image_id_seen[0]
         try:
             image_id = await self.engine.call(self.engine.image_id, self.policy.image)
-        except (ImageNotFound, EngineUnavailable, DockerException):
+        except (EngineUnavailable, EngineError):
             self._image_id_seen = None
             return None  # the run itself reports a missing image or engine, with the fix
         self._image_id_seen = (image_id, time.monotonic())
@@ -196,15 +195,16 @@ class PackageInstaller:
 
     def _read_image_modules(self, key: str, image_id: str) -> set[str] | None:
         args = self.policy.probe_container_args(image_id)
-        self._label_owner(args)
         try:
             raw = self.engine.read_image_file(args, IMAGE_MODULES_FILE, MAX_MODULE_LIST_BYTES)
             modules = json.loads(raw or b"null")["modules"] if raw else None
-        except (DockerException, ValueError, KeyError, TypeError) as exc:
+        except (EngineUnavailable, EngineError, ValueError, KeyError, TypeError) as exc:
             log.warning("image module list unreadable", error=str(exc)[:200])
             return None
         if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-            log.warning("image has no module list; package detection uses the runtime fallback only")
+            log.warning(
+                "image has no module list; package detection uses the runtime fallback only"
+            )
             return None
         self.cache.store_image_modules(key, modules)
         return set(modules)
@@ -247,8 +247,8 @@ class PackageInstaller:
     async def _install(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
         try:
             return await self.engine.call(self._install_blocking, key, dist, run_id, user_id)
-        except (EngineUnavailable, DockerException, HostPathError, OSError) as exc:
-            reason = str(getattr(exc, "explanation", None) or exc)
+        except (EngineUnavailable, EngineError, HostPathError, OSError) as exc:
+            reason = str(exc)
             log.exception("package install step failed")
             return InstallOutcome(reason=f"the install step could not run: {reason[:300]}")
 
@@ -261,7 +261,6 @@ class PackageInstaller:
             args = self.policy.install_container_args(
                 run_id=run_id, user_id=str(user_id), work_dir=work, distribution=dist
             )
-            self._label_owner(args)
             exit_code = self.engine.run_to_completion(args, self.policy.install_timeout)
             if exit_code is None:
                 return InstallOutcome(
@@ -290,10 +289,6 @@ class PackageInstaller:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
-
-    def _label_owner(self, args: dict) -> None:
-        if self._owner_label:
-            args["labels"][self._owner_label[0]] = self._owner_label[1]
 
     # Maintenance
 

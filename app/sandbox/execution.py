@@ -1,0 +1,151 @@
+"""The timed step of a run: hand the code over and read until the code is over.
+
+The code is over when the runner's done markers end both of its streams and the output warden
+(another uid) confirms that no process of the code is left, or when the runner's stream ends.
+Every LIVENESS_INTERVAL without either, the container is checked: a sandbox that died ends the
+step at once instead of at the timeout. Output is kept up to a cap while it is read, so a flood
+costs the host no memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from app.sandbox.engine import STDERR, STDOUT, DeadlineExceeded, Engine, ExecStream
+from app.sandbox.warden import DoneWatch, Warden, WardenGone
+
+# How often the exec step checks that the container is still alive. Under gVisor an exec stream
+# stays open when the whole sandbox dies (e.g. its memory cgroup killed it), so EOF alone is not
+# enough to notice the end of a run.
+LIVENESS_INTERVAL = 1.0
+log = structlog.get_logger(__name__)
+
+
+class CappedBuffer:
+    """Keeps the first `cap` bytes of a stream and remembers whether more arrived."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.truncated = False
+        self.received = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+        self.received += len(chunk)
+
+    def drop_tail(self, n: int) -> None:
+        """Forget the last `n` bytes received (the runner's done marker is not output)."""
+        if n <= 0:
+            return
+        self.received -= n
+        del self.data[self.received :]
+        self.truncated = self.received > self.cap
+
+    def text(self) -> str:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # A cut in the middle of a character drops the partial character instead of mangling it.
+        return decoder.decode(bytes(self.data), final=not self.truncated)
+
+
+@dataclass
+class ExecOutcome:
+    stdout: CappedBuffer
+    stderr: CappedBuffer
+    timed_out: bool
+    seconds: float
+    sandbox_died: bool = False
+    collecting: bool = False
+    """The warden confirmed that the code is over and is sending the outputs."""
+    done_status: int | None = None
+    """The code's exit status as the warden read it (None: the runner was gone; ask the engine)."""
+
+
+def timed_exec(
+    engine: Engine,
+    container_id: str,
+    stream: ExecStream,
+    warden: Warden,
+    payload: bytes,
+    timeout: float,
+    max_stream_bytes: int,
+) -> ExecOutcome:
+    """Blocking: send the job, read both streams until the code is over or `timeout` passes."""
+    stdout = CappedBuffer(max_stream_bytes)
+    stderr = CappedBuffer(max_stream_bytes)
+    watch: DoneWatch | None = DoneWatch()
+    started = time.monotonic()
+    deadline = started + timeout
+    timed_out = died = False
+    try:
+        stream.send(payload)
+        while True:
+            check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
+            try:
+                item = stream.next_chunk(check_at)
+            except DeadlineExceeded:
+                if time.monotonic() >= deadline:
+                    raise
+                if not engine.is_running(container_id)[0]:
+                    died = True
+                    break
+                continue
+            if item is None:
+                break
+            kind, chunk = item
+            (stdout if kind == STDOUT else stderr).add(chunk)
+            if watch is None:
+                continue
+            watch.add(kind, chunk)
+            if not watch.should_ask():
+                continue
+            seconds = time.monotonic() - started
+            watch.asked()
+            answer = ask_warden(warden)
+            if answer.startswith("collecting"):
+                stdout.drop_tail(watch.marker_length(STDOUT))
+                stderr.drop_tail(watch.marker_length(STDERR))
+                status = answer.partition(" ")[2]
+                return ExecOutcome(
+                    stdout,
+                    stderr,
+                    False,
+                    seconds,
+                    collecting=True,
+                    done_status=int(status) if status.isdigit() else None,
+                )
+            if answer != "busy":
+                # The warden cannot collect: the one-shot collector will, after the runner's
+                # exit (it waits for its stdin to close once done). The markers are not output.
+                stdout.drop_tail(watch.marker_length(STDOUT))
+                stderr.drop_tail(watch.marker_length(STDERR))
+                watch = None
+                stream.close_input()
+    except DeadlineExceeded:
+        timed_out = True
+    except OSError:
+        pass  # the runner went away while we wrote: its exit status tells why
+    return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started, died)
+
+
+def ask_warden(warden: Warden) -> str:
+    """`collecting [status]`, `busy` (the code printed the markers itself; read on), or why
+    the warden cannot collect."""
+    try:
+        answer = warden.ask()
+    except WardenGone as exc:
+        log.warning("output warden gone; collecting the one-shot way", error=str(exc))
+        return "gone"
+    if answer == "busy":
+        return answer
+    if not answer.startswith("collecting"):
+        log.info("output warden cannot collect; collecting the one-shot way", answer=answer[:200])
+    return answer

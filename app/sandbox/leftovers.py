@@ -1,0 +1,86 @@
+"""Leftover containers: which of this instance's containers no live run owns, and their removal.
+
+Every container carries its creator's owner token (host, pid and process start time, so a reused
+pid is not mistaken for the creator). A container is a leftover when its owner process is known to
+be gone, when it has no owner, or when it is older than any run can be. Containers of another host
+or container are judged by age only: their owner's liveness cannot be seen from here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import structlog
+
+from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.policy import OWNER_LABEL, SandboxPolicy
+
+log = structlog.get_logger(__name__)
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_token() -> str:
+    """This process's token, labelled on every container it creates."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
+
+
+def owner_is_dead(token: str) -> bool:
+    """True when the process that created a container is known to be gone."""
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another host or container: its liveness cannot be seen from here
+    return _process_start(int(pid_text)) != start
+
+
+class LeftoverReaper:
+    def __init__(self, policy: SandboxPolicy, engine: Engine, max_age: float) -> None:
+        self.policy = policy
+        self.engine = engine
+        self.max_age = max_age
+        """Past this age a container is a leftover whoever made it: no run lives that long."""
+
+    async def reap(self) -> int:
+        """Remove the leftovers now; 0 (logged) when the engine cannot be asked."""
+        try:
+            return await self.engine.call(self._reap_blocking)
+        except (EngineUnavailable, EngineError) as exc:
+            log.warning("leftover reaping skipped", error=str(exc)[:200])
+            return 0
+
+    async def count(self) -> int:
+        """How many containers `reap` would remove now (for dry runs)."""
+        try:
+            return len(await self.engine.call(self.leftover_ids))
+        except (EngineUnavailable, EngineError) as exc:
+            log.warning("leftover count skipped", error=str(exc)[:200])
+            return 0
+
+    def leftover_ids(self) -> list[str]:
+        now = time.time()
+        found = []
+        for info in self.engine.containers(self.policy.ownership_filter()):
+            owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
+            too_old = now - info.get("Created", now) > self.max_age
+            if too_old or not owner or owner_is_dead(owner):
+                found.append(info["Id"])
+        return found
+
+    def _reap_blocking(self) -> int:
+        removed = 0
+        for container_id in self.leftover_ids():
+            self.engine.remove(container_id)
+            removed += 1
+        if removed:
+            log.info("reaped leftover sandbox containers", count=removed)
+        return removed

@@ -1,0 +1,18 @@
+"""The bytes the in-container runner writes to tell the host where it is in a run.
+
+The runner (sandbox-image/runtime/sandbox_runner.py) cannot import this package: it runs in the
+image. tests/unit/test_markers.py reads its constants and fails when the two sides differ.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Written once, before any user code exists: setup is over and the timer may start.
+READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
+# Written last on stdout and on stderr when the code is over, followed by its exit status.
+DONE_MARKER = b"\x1e\x1ecodeinterp-done "
+DONE_PATTERN = re.compile(re.escape(DONE_MARKER) + rb"(\d{1,3})\n\Z")
+DONE_TAIL = len(DONE_MARKER) + 4
+# The runner's process name once the code is over, then "-" and the status (read by the warden).
+DONE_NAME = "cidone"

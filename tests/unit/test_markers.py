@@ -1,0 +1,17 @@
+"""The host and the in-container runtime speak the same markers (one source: app/sandbox/markers)."""
+
+import sandbox_collect
+import sandbox_runner
+
+from app.sandbox import markers
+
+
+def test_the_runner_writes_the_markers_the_host_reads():
+    assert sandbox_runner.READY_MARKER == markers.READY_MARKER
+    assert sandbox_runner.DONE_MARKER == markers.DONE_MARKER
+    assert markers.DONE_PATTERN.search(sandbox_runner.DONE_MARKER + b"137\n")
+
+
+def test_the_warden_reads_the_done_name_the_runner_takes():
+    assert sandbox_runner.DONE_NAME == markers.DONE_NAME
+    assert sandbox_collect.DONE_NAME == markers.DONE_NAME
