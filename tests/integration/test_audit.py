@@ -5,17 +5,25 @@ import os
 import subprocess
 import sys
 
-import docker
-
-from app.sandbox.sbom import write_sbom
+from app.ops.sbom import write_sbom
 
 
 def audit(settings, tmp_path, *args, **env):
-    environment = {**os.environ, "DATA_DIR": str(settings.data_dir),
-                   "SANDBOX_INSTANCE": settings.sandbox_instance,
-                   "SANDBOX_MEMORY": str(settings.sandbox_memory), **env}
-    return subprocess.run([sys.executable, "-m", "app", "audit", *args], env=environment,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    environment = {
+        **os.environ,
+        "DATA_DIR": str(settings.data_dir),
+        "SANDBOX_INSTANCE": settings.sandbox_instance,
+        "SANDBOX_MEMORY": str(settings.sandbox_memory),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", "audit", *args],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_audit_reports_the_engines_view_and_passes(settings, engine, tmp_path):
@@ -24,29 +32,39 @@ def test_audit_reports_the_engines_view_and_passes(settings, engine, tmp_path):
     failed = [c for c in report["checks"] if not c["ok"]]
     assert proc.returncode == 0 and report["ok"], failed
     policy = report["effective_policy"]
-    assert (policy["network_mode"], policy["readonly_rootfs"], policy["cap_drop"]) == ("none", True, ["ALL"])
+    assert (policy["network_mode"], policy["readonly_rootfs"], policy["cap_drop"]) == (
+        "none",
+        True,
+        ["ALL"],
+    )
     assert policy["memory"] == policy["memory_swap"] == settings.sandbox_memory
     assert policy["mounts"][0]["target"] == "/mnt/data" and policy["mounts"][0]["read_only"]
     names = {check["name"] for check in report["checks"]}
-    assert {"no setuid/setgid files", "writable at run time: only the output folder and /tmp",
-            "no sudo, su or container tools", "no secrets in the image history"} <= names
+    assert {
+        "no setuid/setgid files",
+        "writable at run time: only the output folder and /tmp",
+        "no sudo, su or container tools",
+        "no secrets in the image history",
+    } <= names
     versions = {p["name"].lower(): p["version"] for p in report["python_packages"]}
     assert versions["pandas"] and versions["numpy"]
-    assert engine.list_containers({"label": [f"io.codeinterp.instance={settings.sandbox_instance}"]}) == []
+    assert (
+        engine.list_containers({"label": [f"io.codeinterp.instance={settings.sandbox_instance}"]})
+        == []
+    )
 
 
 def test_audit_text_names_the_fix_and_fails_for_a_missing_image(settings, engine, tmp_path):
     proc = audit(settings, tmp_path, SANDBOX_IMAGE="codeinterp-missing:nope")
     assert proc.returncode == 1
-    assert "FAIL  image present" in proc.stdout and "fix: build it: python -m app image build" in proc.stdout
+    assert (
+        "FAIL  image present" in proc.stdout
+        and "fix: build it: python -m app image build" in proc.stdout
+    )
 
 
 def test_sbom_lists_what_is_installed_in_the_image(settings, engine, tmp_path):
-    client = docker.from_env()
-    try:
-        path = write_sbom(client, settings.sandbox_image, tmp_path / "sbom")
-    finally:
-        client.close()
+    path = write_sbom(engine, settings.sandbox_image, tmp_path / "sbom")
     doc = json.loads(path.read_text())
     assert doc["bomFormat"] == "CycloneDX"
     purls = [c["purl"] for c in doc["components"]]

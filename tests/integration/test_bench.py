@@ -7,11 +7,34 @@ import sys
 
 
 def test_bench_json_has_the_documented_shape(settings, tmp_path):
-    env = {**os.environ, "DATA_DIR": str(settings.data_dir), "SANDBOX_INSTANCE": settings.sandbox_instance}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(settings.data_dir),
+        "SANDBOX_INSTANCE": settings.sandbox_instance,
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "bench", "--json", "--repetitions", "1", "--users", "2",
-         "--throughput-runs", "2", "--soak-runs", "3", "--runtime", "runc"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "bench",
+            "--json",
+            "--repetitions",
+            "1",
+            "--users",
+            "2",
+            "--throughput-runs",
+            "2",
+            "--soak-runs",
+            "3",
+            "--runtime",
+            "runc",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
@@ -36,7 +59,10 @@ def test_bench_json_has_the_documented_shape(settings, tmp_path):
 def test_bench_rejects_bad_repetitions_without_a_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "app", "bench", "--repetitions", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "must be at least 1" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,6 +1,6 @@
 import tarfile
 
-from app.sandbox.image import apt_mirror, build_context, ca_files, source_hash, split_reference
+from app.ops.image import apt_mirror, build_context, ca_files, source_hash, split_reference
 
 
 def make_source(root):
@@ -28,7 +28,11 @@ def test_context_carries_ca_files_under_extra_ca(tmp_path):
     other.write_text("GIVEN")
     with tarfile.open(fileobj=build_context(src, ca_files(src, [other]))) as tar:
         names = tar.getnames()
-        contents = {n: tar.extractfile(n).read() for n in names if n.startswith("extra-ca/") and n != "extra-ca"}
+        contents = {
+            n: tar.extractfile(n).read()
+            for n in names
+            if n.startswith("extra-ca/") and n != "extra-ca"
+        }
     assert "Dockerfile" in names and "runtime/r.py" in names
     assert sorted(contents.values()) == [b"GIVEN", b"LOCAL"]
 
@@ -62,3 +66,21 @@ def test_mirror_from_one_line_sources(tmp_path):
 
 def test_no_mirror_found(tmp_path):
     assert apt_mirror([str(tmp_path / "missing")], str(tmp_path / "none")) is None
+
+
+def test_the_images_users_are_the_policys():
+    import re
+
+    from app.ops.image import SOURCE_DIR
+    from app.sandbox.policy import SandboxPolicy
+
+    dockerfile = (SOURCE_DIR / "Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+_UID)=(\d+)$", dockerfile, flags=re.M))
+    policy = SandboxPolicy(image="x")
+    assert args == {
+        "CODE_UID": str(policy.code_uid),
+        "KEEPER_UID": str(policy.keeper_uid),
+        "INSTALL_UID": str(policy.install_uid),
+    }
+    after_args = dockerfile.split(f"ARG INSTALL_UID={policy.install_uid}", 1)[1]
+    assert not re.search(r"\b1000[1-3]\b", after_args)  # the ARGs are the one place

@@ -1,0 +1,449 @@
+"""The sandbox benchmark behind `python -m app bench`: how far each run path is from the floor.
+
+Paths, for each snippet and runtime, on the same image and policy:
+- host:   the snippet in a fresh host Python process (floor for the code, imports included);
+- docker: a bare docker SDK create/start/wait/remove of the snippet (floor for a container);
+- cold:   our runner without a warm pool (create, start, runner, collect; removal after reply);
+- warm:   our runner taking a ready container from the pool.
+Also a `code_floor` (the snippet alone in a forked host process with the imports done: what a
+warm run cannot beat), throughput with N concurrent users, and a soak that counts leaked
+containers and the growth of this process's memory. Figures are measured, never asserted; the
+project's targets live outside the product (`--targets FILE`, docs/performance-targets.json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.config import Settings
+from app.layout import DataLayout
+from app.ops.bench_figures import (
+    HOST_RUNTIME,
+    SNIPPET_NAMES,
+    Figure,
+    figures,
+    judge,
+    machine_description,
+    percentile,
+    ratios,
+    rss_mb,
+)
+from app.sandbox import InputFile, RunRequest, RunStatus, SandboxRunner
+from app.sandbox.docker_engine import DockerEngine
+from app.sandbox.leftovers import owner_token
+from app.sandbox.policy import PYTHON
+from app.wiring import Components, sandbox_policy
+
+CSV_NAME = "bench.csv"
+CSV_ROWS = 10_000
+SNIPPETS = {
+    "print": "print(1)\n",
+    "pandas": (
+        "import os\n"
+        "import pandas as pd\n"
+        f"df = pd.read_csv(os.path.join(os.environ['INPUT_DIR'], '{CSV_NAME}'))\n"
+        "print(df.describe())\n"
+    ),
+    "plot": (
+        "import os\n"
+        "import matplotlib\n"
+        "matplotlib.use('Agg')\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot(range(100), [i * i for i in range(100)])\n"
+        "plt.savefig(os.path.join(os.environ['OUTPUT_DIR'], 'plot.png'))\n"
+    ),
+}
+PATHS = ("host", "docker", "cold", "warm")
+assert tuple(SNIPPETS) == SNIPPET_NAMES
+# Preloads the snippets' imports once, then times each snippet in a forked child: a warm run's
+# floor.
+CODE_FLOOR_SCRIPT = """
+import json, os, sys, time
+import numpy, pandas, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot
+snippets, repetitions = json.loads(sys.argv[1]), int(sys.argv[2])
+out = {}
+for name, code in snippets.items():
+    samples = []
+    for _ in range(repetitions + 1):
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            try:
+                exec(compile(code, "<code>", "exec"), {"__name__": "__main__"})
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        samples.append((time.perf_counter() - started) * 1000)
+    out[name] = samples[1:]
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class BenchOptions:
+    repetitions: int = 20
+    users: int = 4
+    throughput_runs: int = 40
+    soak_runs: int = 500
+    runtimes: tuple[str, ...] = ()
+    """Runtimes to measure; empty = runc, and runsc when the engine has it."""
+    pool_size: int = 1
+    progress: Callable[[str], None] = lambda _line: None
+    targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    """figure name -> {"max": limit} or {"min": limit}: judged and printed, never enforced."""
+
+
+class Benchmark:
+    def __init__(self, settings: Settings, engine: DockerEngine, options: BenchOptions) -> None:
+        # A private instance label scopes the leak count to the benchmark's own containers.
+        self.settings = settings.model_copy(
+            update={"sandbox_instance": f"bench-{uuid.uuid4().hex[:8]}"}
+        )
+        self.engine = engine
+        self.options = options
+        self.layout = DataLayout(self.settings.data_dir)
+        self.work = self.layout.new_tmp_dir("bench-")
+        self.input_dir = self.work / "input"
+        self.input_dir.mkdir()
+        self.input_dir.chmod(0o755)
+        self.csv_size = self._write_csv()
+        self.input_files = (
+            InputFile(
+                file_id="bench", name=CSV_NAME, filename=CSV_NAME, size=self.csv_size, type="csv"
+            ),
+        )
+
+    def _write_csv(self) -> int:
+        lines = ["id,price,quantity,category"]
+        lines += [
+            f"{i},{(i * 37) % 1000 / 10:.1f},{i % 17},{'abcde'[i % 5]}" for i in range(CSV_ROWS)
+        ]
+        path = self.input_dir / CSV_NAME
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o644)
+        return path.stat().st_size
+
+    async def run(self) -> dict:
+        try:
+            return await self._run()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    async def _run(self) -> dict:
+        opts = self.options
+        available = set(self.engine.info().get("Runtimes") or {})
+        runtimes = [r for r in (opts.runtimes or ("runc", "runsc")) if r in available]
+        report: dict = {
+            "machine": machine_description(self.engine),
+            "image": self.settings.sandbox_image,
+            "repetitions": opts.repetitions,
+            "results": [],
+            "code_floor": [],
+            "notes": [],
+        }
+        missing = [r for r in (opts.runtimes or ("runc", "runsc")) if r not in available]
+        for name in missing:
+            report["notes"].append(
+                f"runtime {name} is not registered with the engine: not measured"
+            )
+        measured: list[Figure] = []
+        host_ok = await self._host_has_libraries()
+        if not host_ok:
+            report["notes"].append(
+                "host Python lacks pandas/matplotlib: host figures only for print "
+                "(pip install pandas matplotlib to measure them)"
+            )
+        for snippet in SNIPPETS:
+            if snippet == "print" or host_ok:
+                opts.progress(f"host / {snippet}")
+                measured.append(await self._measure_host(snippet))
+        if host_ok:
+            report["code_floor"] = await self._code_floor()
+        for runtime in runtimes:
+            for snippet in SNIPPETS:
+                opts.progress(f"{runtime} / docker / {snippet}")
+                measured.append(await self._measure_docker(runtime, snippet))
+            for path in ("cold", "warm"):
+                runner = self._runner(runtime, pool_size=opts.pool_size if path == "warm" else 0)
+                await runner.start()
+                try:
+                    for snippet in SNIPPETS:
+                        opts.progress(f"{runtime} / {path} / {snippet}")
+                        measured.append(await self._measure_runner(runner, runtime, path, snippet))
+                finally:
+                    await runner.close()
+        report["results"] = [f.to_dict() for f in measured]
+        report["ratios"] = ratios(report["results"])
+        if runtimes:
+            opts.progress(f"throughput ({runtimes[0]}, {opts.users} users)")
+            report["throughput"] = await self._throughput(runtimes[0])
+            opts.progress(f"soak ({runtimes[0]}, {opts.soak_runs} runs)")
+            report["soak"] = await self._soak(runtimes[0])
+        report["figures"] = figures(report)
+        report["targets"] = judge(report["figures"], opts.targets)
+        return report
+
+    def _runner(
+        self, runtime: str, *, pool_size: int, concurrent: int | None = None
+    ) -> SandboxRunner:
+        update = {"sandbox_runtime": runtime, "sandbox_warm_pool_size": pool_size}
+        if concurrent is not None:
+            update["sandbox_max_concurrent_runs"] = concurrent
+        return Components(self.settings.model_copy(update=update), engine=self.engine).runner
+
+    def _request(self, snippet: str, user: str = "bench") -> RunRequest:
+        return RunRequest(
+            code=SNIPPETS[snippet],
+            user_id=user,
+            output_dir=self.work / "out" / uuid.uuid4().hex,
+            input_dir=self.input_dir,
+            files=self.input_files,
+        )
+
+    # host
+
+    async def _host_has_libraries(self) -> bool:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import pandas, matplotlib",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await proc.wait() == 0
+
+    def _host_env(self, out: Path) -> dict:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "INPUT_DIR": str(self.input_dir),
+            "OUTPUT_DIR": str(out),
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(self.work / "mplconfig"),
+            "HOME": str(self.work),
+        }
+
+    async def _measure_host(self, snippet: str) -> Figure:
+        figure = Figure(HOST_RUNTIME, "host", snippet)
+        out = self.work / "host-out"
+        out.mkdir(exist_ok=True)
+        for rep in range(self.options.repetitions + 1):  # the first one warms caches
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-c",
+                SNIPPETS[snippet],
+                env=self._host_env(out),
+                cwd=out,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            code = await proc.wait()
+            elapsed = (time.perf_counter() - started) * 1000
+            if code != 0:
+                figure.errors += 1
+            elif rep:
+                figure.samples.append(elapsed)
+        return figure
+
+    async def _code_floor(self) -> list[dict]:
+        out = self.work / "host-out"
+        out.mkdir(exist_ok=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-c",
+            CODE_FLOOR_SCRIPT,
+            json.dumps(SNIPPETS),
+            str(self.options.repetitions),
+            env=self._host_env(out),
+            cwd=out,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        stdout, _ = await proc.communicate()
+        try:
+            samples = json.loads(stdout)
+        except ValueError:
+            return []
+        return [
+            {
+                "snippet": name,
+                "p50_ms": round(percentile(values, 50) or 0.0, 2),
+                "p95_ms": round(percentile(values, 95) or 0.0, 2),
+                "n": len(values),
+            }
+            for name, values in samples.items()
+            if values
+        ]
+
+    # bare docker
+
+    async def _measure_docker(self, runtime: str, snippet: str) -> Figure:
+        figure = Figure(runtime, "docker", snippet)
+        policy = sandbox_policy(
+            self.settings.model_copy(update={"sandbox_runtime": runtime}), owner=owner_token()
+        )
+        for rep in range(self.options.repetitions + 1):
+            args = policy.container_args(
+                run_id=f"bench-{rep}", user_id="bench", input_dir=self.input_dir
+            )
+            args.pop("stdin_open", None)  # the bare container runs the snippet, not our warden
+            args.update(
+                command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
+                user=f"{policy.code_uid}:{policy.code_uid}",
+                environment=policy.code_environment(),
+            )
+            try:
+                elapsed, code = await self.engine.call(self._docker_once, args)
+            except Exception:
+                figure.errors += 1
+                continue
+            if code != 0:
+                figure.errors += 1
+            elif rep:
+                figure.samples.append(elapsed)
+        return figure
+
+    def _docker_once(self, args: dict) -> tuple[float, int]:
+        """What a bare docker-py create/start/wait/remove costs (the peers' cold path)."""
+        started = time.perf_counter()
+        code = self.engine.run_to_completion(args, timeout=120)
+        return (time.perf_counter() - started) * 1000, -1 if code is None else code
+
+    # our runner
+
+    async def _measure_runner(
+        self, runner: SandboxRunner, runtime: str, path: str, snippet: str
+    ) -> Figure:
+        figure = Figure(runtime, path, snippet)
+        for rep in range(self.options.repetitions + 1):
+            if runner.pool is not None:
+                await runner.pool.wait_ready(1, timeout=300)
+            await runner.wait_removals()  # the previous run's removal must not overlap this one
+            taken_before = runner.pool.stats.taken if runner.pool else 0
+            request = self._request(snippet)
+            started = time.perf_counter()
+            result = await runner.run(request)
+            elapsed = (time.perf_counter() - started) * 1000
+            shutil.rmtree(request.output_dir, ignore_errors=True)
+            collected = snippet != "plot" or any(f.name == "plot.png" for f in result.files)
+            if result.status is not RunStatus.OK or not collected:
+                figure.errors += 1
+                continue
+            if runner.pool is not None and runner.pool.stats.taken == taken_before:
+                figure.cold_fallbacks += 1
+                continue  # served cold: not a warm figure
+            if rep:
+                figure.samples.append(elapsed)
+                for phase in ("setup", "exec", "collect"):
+                    seconds = getattr(result, f"{phase}_seconds")
+                    figure.phases.setdefault(phase, []).append(seconds * 1000)
+        return figure
+
+    # load
+
+    async def _throughput(self, runtime: str) -> dict:
+        opts = self.options
+        runner = self._runner(runtime, pool_size=opts.users, concurrent=opts.users)
+        await runner.start()
+        latencies: list[float] = []
+        errors = 0
+        remaining = opts.throughput_runs
+        pool = runner.pool
+        assert pool is not None, "the throughput test always has a warm pool"
+        try:
+            await pool.wait_ready(timeout=300)
+
+            async def user(n: int) -> None:
+                nonlocal remaining, errors
+                while remaining > 0:
+                    remaining -= 1
+                    request = self._request("pandas", user=f"user-{n}")
+                    started = time.perf_counter()
+                    result = await runner.run(request)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    shutil.rmtree(request.output_dir, ignore_errors=True)
+                    errors += result.status is not RunStatus.OK
+
+            started = time.perf_counter()
+            await asyncio.gather(*(user(n) for n in range(opts.users)))
+            seconds = time.perf_counter() - started
+            stats = pool.stats
+        finally:
+            await runner.close()
+        return {
+            "runtime": runtime,
+            "snippet": "pandas",
+            "users": opts.users,
+            "runs": len(latencies),
+            "seconds": round(seconds, 2),
+            "runs_per_second": round(len(latencies) / seconds, 2) if seconds else None,
+            "p50_ms": round(percentile(latencies, 50) or 0, 1),
+            "p95_ms": round(percentile(latencies, 95) or 0, 1),
+            "warm": stats.taken,
+            "cold_fallbacks": stats.missed,
+            "errors": errors,
+        }
+
+    async def _soak(self, runtime: str) -> dict:
+        opts = self.options
+        concurrent = max(1, min(opts.users, 2))
+        runner = self._runner(runtime, pool_size=opts.pool_size, concurrent=concurrent)
+        await runner.start()
+        errors = 0
+        done = 0
+        try:
+            gc.collect()
+            rss_start = rss_mb()
+            started = time.perf_counter()
+
+            async def user(n: int) -> None:
+                nonlocal done, errors
+                while done < opts.soak_runs:
+                    done += 1
+                    request = self._request("print", user=f"soak-{n}")
+                    result = await runner.run(request)
+                    shutil.rmtree(request.output_dir, ignore_errors=True)
+                    errors += result.status is not RunStatus.OK or result.stdout != "1\n"
+
+            await asyncio.gather(*(user(n) for n in range(concurrent)))
+            seconds = time.perf_counter() - started
+            stats = runner.pool.stats if runner.pool else None
+        finally:
+            await runner.close()
+        gc.collect()
+        rss_end = rss_mb()
+        leaked = self.engine.list_containers(sandbox_policy(self.settings).ownership_filter())
+        for container_id in leaked:
+            self.engine.remove(container_id)
+        staging = self.layout.pool
+        leaked_staging = list(staging.iterdir()) if staging.is_dir() else []
+        return {
+            "runtime": runtime,
+            "runs": done,
+            "concurrent": concurrent,
+            "seconds": round(seconds, 1),
+            "errors": errors,
+            "warm": stats.taken if stats else 0,
+            "cold_fallbacks": stats.missed if stats else 0,
+            "leaked_containers": len(leaked),
+            "leaked_staging_folders": len(leaked_staging),
+            "rss_start_mb": round(rss_start, 1),
+            "rss_end_mb": round(rss_end, 1),
+            "rss_growth_mb": round(rss_end - rss_start, 1),
+        }
