@@ -1,15 +1,13 @@
-"""Chat: conversation turns through an OpenAI-compatible model with a code tool. No discord here."""
+"""Chat: conversation turns through an OpenAI-compatible model with a code tool. No discord here.
 
+It is where the file store and the sandbox meet: app/chat/run_files.py converts between them.
+"""
+
+from app.chat.messages import model_error_message, run_notice
+from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, MemoryChatRecords, UsageRecord, UsageTotal
-from app.chat.service import (
-    ChatAnswer,
-    ChatRateLimit,
-    ChatService,
-    CodeRun,
-    DeliveredFile,
-    RunObserver,
-    Upload,
-)
+from app.chat.service import ChatService
+from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
 
 __all__ = [
     "ChatAnswer",
@@ -23,4 +21,6 @@ __all__ = [
     "Upload",
     "UsageRecord",
     "UsageTotal",
+    "model_error_message",
+    "run_notice",
 ]

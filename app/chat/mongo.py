@@ -25,7 +25,9 @@ class MongoChatRecords:
 
     @classmethod
     def connect(cls, uri: str, database: str, timeout_ms: int = 5000) -> MongoChatRecords:
-        client = AsyncIOMotorClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
+        client: AsyncIOMotorClient = AsyncIOMotorClient(
+            uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True
+        )
         return cls(client[database])
 
     async def ping(self) -> None:

@@ -11,32 +11,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import openai
 import structlog
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
+from app.chat.history import complete_prefix, flatten, shorten_tool_result
+from app.chat.messages import describe_files, model_error_message, run_notice
 from app.chat.pricing import estimate_cost
+from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, Turn, UsageRecord
+from app.chat.run_files import run_inputs, store_outputs
 from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
-from app.files import FileStore, StoredFile
-from app.sandbox import RunRequest, RunResult, RunStatus, SandboxRunner
-
-SupportedCheck = Callable[[str], bool]
-"""`app.files.is_supported`: whether a file name has a type the store accepts."""
+from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
+from app.files import FileStore, FileStoreError, StoredFile, is_supported
+from app.sandbox import RunRequest, RunStatus, SandboxRunner
 
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
-SAVED_TOOL_CHARS = 4000  # run results kept in history are shortened: a document stays small
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -44,147 +42,6 @@ SYSTEM_PROMPT = (
     "its working directory are attached to your answer automatically: mention them by name, do "
     "not paste their contents or links. Keep answers short; the chat shows Markdown."
 )
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file that came with the user's message."""
-
-    filename: str
-    data: bytes
-    refused: str = ""
-    """Why the file was not even downloaded (e.g. over the size limit); then nothing is stored."""
-
-
-@dataclass(frozen=True)
-class DeliveredFile:
-    """A file a run produced, stored for the user, ready to attach."""
-
-    name: str
-    path: Path
-    size: int
-    file_id: str
-
-
-@dataclass(frozen=True)
-class CodeRun:
-    code: str
-    result: RunResult
-    files: tuple[DeliveredFile, ...] = ()
-
-
-@dataclass
-class ChatAnswer:
-    text: str = ""
-    runs: list[CodeRun] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    """Short sentences for the user beside the answer: upload problems, stopped runs."""
-    error: str = ""
-    """Set when the turn failed; a friendly sentence that replaces the answer."""
-    model: str = ""
-    usage: list[UsageRecord] = field(default_factory=list)
-    stored_uploads: list[StoredFile] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[DeliveredFile]:
-        return [f for run in self.runs for f in run.files]
-
-
-class RunObserver(Protocol):
-    """Progress of a code run, for a live status display."""
-
-    def run_started(self, code: str) -> None: ...
-
-    def run_queued(self, position: int) -> None: ...
-
-    async def run_finished(self, result: RunResult) -> None: ...
-
-
-class ChatRateLimit:
-    """At most `per_minute` turns per user in any sliding minute."""
-
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._seen: dict[str, deque[float]] = {}
-
-    def check(self, user_id: str) -> float:
-        """0 when the user may go ahead (and counts it), else seconds to wait."""
-        now = self.clock()
-        seen = self._seen.setdefault(user_id, deque())
-        while seen and now - seen[0] >= 60:
-            seen.popleft()
-        if len(seen) >= self.per_minute:
-            return 60 - (now - seen[0])
-        seen.append(now)
-        return 0.0
-
-
-def model_error_message(exc: Exception) -> str:
-    """The sentence a user sees for a failed model call: never the provider's raw text."""
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return "The model service refused the bot's credentials. Please tell the bot's admin."
-    if isinstance(exc, openai.RateLimitError):
-        return "The model service is rate limiting us right now. Please try again in a minute."
-    if isinstance(exc, openai.NotFoundError):
-        return "The selected model is not available. Pick another one with /model."
-    if isinstance(exc, openai.APITimeoutError):
-        return "The model service took too long to answer. Please try again."
-    if isinstance(exc, openai.APIConnectionError):
-        return "The model service cannot be reached right now. Please try again later."
-    if isinstance(exc, openai.BadRequestError):
-        return "The model service rejected this request. Try /reset to start a fresh conversation."
-    return "The model service had an error. Please try again in a moment."
-
-
-def run_notice(result: RunResult) -> str:
-    """A friendly line for runs that did not finish normally (errors are the model's to explain)."""
-    if result.status is RunStatus.TIMEOUT:
-        return f"The code ran longer than the {result.timeout_seconds:g} s limit and was stopped."
-    if result.status is RunStatus.OOM:
-        return "The code ran out of memory and was stopped."
-    if result.status is RunStatus.KILLED:
-        return "The code was killed before it finished."
-    if result.status is RunStatus.SANDBOX_ERROR:
-        return "The code sandbox is unavailable right now. Please try again later."
-    return ""
-
-
-def describe_files(files: Sequence[StoredFile]) -> str:
-    if not files:
-        return "The user has no stored files."
-    lines = ["The user's stored files (load them by id with load_file):"]
-    for f in files:
-        expiry = f.expires_at.strftime("%Y-%m-%d %H:%M UTC") if f.expires_at else "never"
-        lines.append(f"- id {f.file_id}: {f.name} ({f.type}, {f.size} bytes, expires {expiry})")
-    return "\n".join(lines)
-
-
-def flatten(turns: Sequence[Turn]) -> list[dict]:
-    return [message for turn in turns for message in turn]
-
-
-def shorten_tool_result(message: dict) -> dict:
-    content = message.get("content")
-    if message.get("role") != "tool" or not isinstance(content, str):
-        return message
-    if len(content) <= SAVED_TOOL_CHARS:
-        return message
-    return {**message, "content": content[:SAVED_TOOL_CHARS] + " [... shortened in history]"}
-
-
-def complete_prefix(turn: Turn) -> Turn:
-    """The longest start of a turn in which every tool call has its result (safe to save)."""
-    pending: set[str] = set()
-    safe = 0
-    for index, message in enumerate(turn):
-        for call in message.get("tool_calls") or ():
-            pending.add(call["id"])
-        if message.get("role") == "tool":
-            pending.discard(message.get("tool_call_id"))
-        if not pending:
-            safe = index + 1
-    return turn[:safe]
 
 
 class ChatService:
@@ -195,29 +52,26 @@ class ChatService:
         store: FileStore,
         records: ChatRecords,
         *,
-        data_dir: Path,
+        runs_dir: Path,
         default_model: str,
         allowed_models: Sequence[str] = (),
         vision_models: Sequence[str] = (),
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
-        is_supported: SupportedCheck | None = None,
-        file_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         self.client = client
         self.runner = runner
         self.store = store
         self.records = records
-        self.data_dir = Path(data_dir)
+        self.runs_dir = Path(runs_dir)
+        """Where each run's outputs land before they are stored (DATA_DIR/runs/)."""
         self.default_model = default_model
         self.allowed_models = tuple(dict.fromkeys([default_model, *allowed_models]))
         self.vision_models = tuple(vision_models)
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
-        self.is_supported = is_supported
-        self.file_errors = file_errors
         self._busy: set[str] = set()
 
     # Public API
@@ -331,19 +185,19 @@ class ChatService:
         if upload.refused:
             answer.notices.append(f"{upload.filename}: {upload.refused}")
             return None
-        if self.is_supported is not None and not self.is_supported(upload.filename):
+        if not is_supported(upload.filename):
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
             return None
         try:
             return await self.store.save(user_id, upload.filename, upload.data)
-        except self.file_errors as exc:
+        except FileStoreError as exc:
             answer.notices.append(f"{upload.filename}: {exc}")
             return None
 
     async def _list_files(self, user_id: str) -> list[StoredFile]:
         try:
             return await self.store.list(user_id)
-        except self.file_errors:
+        except FileStoreError:
             return []
 
     def _with_images(self, message: dict, images) -> dict:
@@ -374,13 +228,17 @@ class ChatService:
         tools = tool_definitions(self.runner.max_timeout)
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds
-            kwargs = {"tools": tools} if offer_tools else {}
             response = await self.client.chat.completions.create(
-                model=model, messages=messages, **kwargs
+                model=model, messages=messages, tools=tools if offer_tools else openai.omit
             )
             await self._record_usage(user_id, model, messages, response, answer)
             choice = response.choices[0].message
-            calls = list(choice.tool_calls or ()) if offer_tools else []
+            # Only function tools are offered; another kind of call has nothing to run.
+            calls = [
+                call
+                for call in (choice.tool_calls or () if offer_tools else ())
+                if isinstance(call, ChatCompletionMessageFunctionToolCall)
+            ]
             if not calls:
                 answer.text = (choice.content or "").strip()
                 final = {"role": "assistant", "content": answer.text}
@@ -443,9 +301,9 @@ class ChatService:
         return tool_result(result)
 
     async def _run_code(self, user_id, code, timeout, observer):
-        output_dir = self.data_dir / "runs" / uuid.uuid4().hex
+        output_dir = self.runs_dir / uuid.uuid4().hex
         try:
-            input_dir, files = await self.store.run_inputs(user_id)
+            input_dir, files = await run_inputs(self.store, user_id)
             request = RunRequest(
                 code=code,
                 user_id=user_id,
@@ -466,8 +324,8 @@ class ChatService:
             delivered: list[DeliveredFile] = []
             if result.files:
                 try:
-                    result = await self.store.store_outputs(user_id, result)
-                except self.file_errors as exc:
+                    result = await store_outputs(self.store, user_id, result)
+                except FileStoreError as exc:
                     log.warning("outputs not stored", error=str(exc))
                 for produced in result.files:
                     stored = (

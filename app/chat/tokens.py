@@ -65,10 +65,10 @@ def image_tokens(width: int, height: int, detail: str = "auto") -> int:
     if width <= 0 or height <= 0:
         width = height = 1024
     scale = min(1.0, 2048 / max(width, height))
-    width, height = width * scale, height * scale
-    scale = min(1.0, 768 / min(width, height))
-    width, height = width * scale, height * scale
-    tiles = math.ceil(width / 512) * math.ceil(height / 512)
+    fitted_w, fitted_h = width * scale, height * scale
+    scale = min(1.0, 768 / min(fitted_w, fitted_h))
+    fitted_w, fitted_h = fitted_w * scale, fitted_h * scale
+    tiles = math.ceil(fitted_w / 512) * math.ceil(fitted_h / 512)
     return TILE_TOKENS * tiles + LOW_DETAIL_TOKENS
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from app.sandbox import RunResult, RunStatus
 
@@ -17,7 +18,7 @@ PACKAGES = (
 )
 
 
-def tool_definitions(max_timeout: float) -> list[dict]:
+def tool_definitions(max_timeout: float) -> list[Any]:
     description = (
         "Run Python 3.11 code in a fresh, isolated sandbox and get back its status, stdout, "
         "stderr, produced files and timing. Each call starts from scratch: no variables, imports "
@@ -91,9 +92,7 @@ def tool_result(result: RunResult) -> str:
         "stdout_truncated": result.stdout_truncated or stdout_cut,
         "stderr": stderr,
         "stderr_truncated": result.stderr_truncated or stderr_cut,
-        "files": [
-            {"name": f.name, "size": f.size, "file_id": f.file_id} for f in result.files
-        ],
+        "files": [{"name": f.name, "size": f.size, "file_id": f.file_id} for f in result.files],
         "skipped_files": [{"name": s.name, "reason": s.reason} for s in result.skipped],
         "exec_seconds": round(result.exec_seconds, 3),
         "timeout_seconds": result.timeout_seconds,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import openai
 
 from app.chat import ChatRateLimit, ChatService, MemoryChatRecords
-from app.files import FileStoreError, is_supported
 from tests.fakes.file_store import memory_store
 
 
@@ -22,8 +21,6 @@ def make_service(fake, runner, data_dir, *, records=None, store=None, **options)
         runner,
         store if store is not None else memory_store(data_dir),
         records if records is not None else MemoryChatRecords(),
-        data_dir=data_dir,
-        is_supported=is_supported,
-        file_errors=(FileStoreError,),
+        runs_dir=data_dir / "runs",
         **options,
     )

@@ -11,7 +11,10 @@ from tests.fakes.openai_server import error, reply, tool_call
 
 
 async def test_plain_answer_goes_through_the_sdk_and_is_remembered(
-    fake_openai, make_chat, runner, tmp_path,
+    fake_openai,
+    make_chat,
+    runner,
+    tmp_path,
 ):
     records = MemoryChatRecords()
     service = make_chat(runner, tmp_path, records=records)
@@ -39,7 +42,12 @@ async def test_plain_answer_goes_through_the_sdk_and_is_remembered(
     [(401, "credentials"), (429, "rate limiting"), (500, "had an error"), (404, "not available")],
 )
 async def test_model_errors_become_friendly_sentences(
-    fake_openai, make_chat, runner, tmp_path, status, expected,
+    fake_openai,
+    make_chat,
+    runner,
+    tmp_path,
+    status,
+    expected,
 ):
     service = make_chat(runner, tmp_path)
     fake_openai.add(error(status, "Incorrect API key sk-test-secret-123 at /srv/secret/path"))
@@ -70,7 +78,10 @@ async def test_usage_and_cost_are_recorded_per_request(fake_openai, make_chat, r
 
 
 async def test_model_choice_is_limited_to_the_allowed_list(
-    fake_openai, make_chat, runner, tmp_path,
+    fake_openai,
+    make_chat,
+    runner,
+    tmp_path,
 ):
     service = make_chat(runner, tmp_path)
     assert await service.set_model("u1", "gpt-4o")
@@ -79,14 +90,19 @@ async def test_model_choice_is_limited_to_the_allowed_list(
 
 
 async def test_unsupported_or_too_large_upload_is_refused_and_not_stored(
-    fake_openai, make_chat, runner, tmp_path,
+    fake_openai,
+    make_chat,
+    runner,
+    tmp_path,
 ):
     store = memory_store(tmp_path, max_file_bytes=100)
     service = make_chat(runner, tmp_path, store=store)
     fake_openai.add(reply("ok"))
 
     answer = await service.turn(
-        "u1", "c1", "look at these",
+        "u1",
+        "c1",
+        "look at these",
         [
             Upload("virus.exe", b"MZ"),
             Upload("big.csv", b"x" * 500),
@@ -158,7 +174,10 @@ async def test_tool_rounds_are_bounded(fake_openai, make_chat, runner, tmp_path)
 
 
 async def test_history_is_trimmed_by_whole_turns_to_the_budget(
-    fake_openai, make_chat, runner, tmp_path,
+    fake_openai,
+    make_chat,
+    runner,
+    tmp_path,
 ):
     service = make_chat(runner, tmp_path, history_tokens=1200)
     for i in range(6):
@@ -172,9 +191,7 @@ async def test_history_is_trimmed_by_whole_turns_to_the_budget(
 
 async def test_rate_limit_and_one_turn_at_a_time(fake_openai, make_chat, runner, tmp_path):
     now = [0.0]
-    service = make_chat(
-        runner, tmp_path, rate_limit=ChatRateLimit(2, clock=lambda: now[0])
-    )
+    service = make_chat(runner, tmp_path, rate_limit=ChatRateLimit(2, clock=lambda: now[0]))
     fake_openai.add(reply("1"), reply("2"), reply("3"))
     assert (await service.turn("u1", "c1", "a")).text == "1"
     assert (await service.turn("u1", "c1", "b")).text == "2"
@@ -191,14 +208,15 @@ async def test_sandbox_unavailable_is_a_friendly_notice_without_internals(
 ):
     from docker.errors import DockerException
 
-    from app.sandbox import DockerEngine, create_runner
+    from app.sandbox.docker_engine import DockerEngine
+    from app.wiring import build_runner
     from tests.fakes.openai_server import last_tool_result
 
     def no_engine():
         raise DockerException("Error while fetching server API version: /var/run/secret.sock")
 
     settings = Settings(_env_file=None, data_dir=tmp_path)
-    runner = create_runner(settings, DockerEngine(client_factory=no_engine))
+    runner = build_runner(settings, DockerEngine(client_factory=no_engine))
     service = make_chat(runner, tmp_path)
     seen = {}
 

@@ -1,8 +1,8 @@
 """The type table: size, detection by extension and magic bytes, one source for the loader."""
 
 import pytest
-
 import sandbox_files
+
 from app.files.types import (
     CATEGORIES,
     FILE_TYPES,
@@ -12,6 +12,7 @@ from app.files.types import (
     file_type_for,
     is_supported,
 )
+from app.chat.run_files import typed_input
 from app.sandbox.result import InputFile
 
 ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 40
@@ -92,7 +93,7 @@ def test_every_type_has_a_reader_or_a_category_fallback():
 
 
 def test_manifest_entries_carry_the_tables_type_and_category():
-    entry = InputFile(file_id="f1", name="photo.JPG", filename="f1.jpg", size=3).manifest_entry()
+    entry = typed_input("f1", "photo.JPG", "f1.jpg", 3).manifest_entry()
     assert (entry["type"], entry["category"]) == ("jpeg", "image")
     given = InputFile(file_id="f2", name="a.csv", filename="f2.zip", size=3, type="zip",
                       category="archive").manifest_entry()
