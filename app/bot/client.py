@@ -1,32 +1,22 @@
-"""The discord.py client: services come in by constructor; cogs read them off the bot."""
+"""The discord.py client: services come in by constructor; extensions read them off the bot."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import discord
 import structlog
 from discord.ext import commands
 
-from app.chat import ChatService
-from app.files import FileStore
-from app.sandbox import SandboxRunner
+from app.bot.sending import NO_MENTIONS
+from app.bot.services import BotServices
 
 log = structlog.get_logger(__name__)
-NO_MENTIONS = discord.AllowedMentions.none()
 HEARTBEAT_FILE = Path("/tmp/codeinterp-bot.alive")
 HEARTBEAT_SECONDS = 30
-
-
-@dataclass
-class BotServices:
-    chat: ChatService
-    store: FileStore
-    runner: SandboxRunner
-    admin_ids: frozenset[int] = frozenset()
+EXTENSIONS = ("app.bot.exts.chat", "app.bot.exts.commands")
 
 
 def bot_intents() -> discord.Intents:
@@ -49,11 +39,8 @@ class CodeInterpreterBot(commands.Bot):
         self._heartbeat: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:
-        from app.bot.chat_cog import ChatCog
-        from app.bot.commands_cog import CommandsCog
-
-        await self.add_cog(ChatCog(self))
-        await self.add_cog(CommandsCog(self))
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
         await self.tree.sync()
         self._heartbeat = asyncio.create_task(self._beat())
 

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
-from app.chat.service import run_notice
+from app.chat import run_notice
 from app.sandbox import RunResult, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -43,7 +44,7 @@ class RunProgress:
         self.waiting = waiting
         self.delay = delay
         self.interval = interval
-        self.message = None
+        self.message: Any = None
         self._position = 0
         self._started = 0.0
         self._task: asyncio.Task | None = None

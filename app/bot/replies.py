@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.chat import ChatAnswer
+from app.sizes import human_size
 
 MESSAGE_LIMIT = 2000
 FILES_PER_MESSAGE = 10
@@ -65,10 +66,6 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return chunks or [""]
 
 
-def _size_text(size: int) -> str:
-    return f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{max(size // 1024, 1)} KB"
-
-
 def plan_reply(answer: ChatAnswer, upload_limit: int) -> list[OutgoingMessage]:
     if answer.error:
         return [OutgoingMessage(content=answer.error)]
@@ -82,7 +79,7 @@ def plan_reply(answer: ChatAnswer, upload_limit: int) -> list[OutgoingMessage]:
     for produced in answer.files:
         if produced.size > upload_limit:
             notes.append(
-                f"{produced.name} ({_size_text(produced.size)}) is too large to attach here; "
+                f"{produced.name} ({human_size(produced.size)}) is too large to attach here; "
                 f"it is stored as file {produced.file_id} (see /files)."
             )
         else:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from docker.errors import DockerException
-
 from app.chat.records import ChatRecords
 from app.config import Settings
-from app.sandbox import DockerEngine, EngineUnavailable
-from app.sandbox.runner import IMAGE_BUILD_HINT
+from app.sandbox.docker_engine import DockerEngine
+from app.sandbox.engine import EngineError, EngineUnavailable
+from app.sandbox.starter import IMAGE_BUILD_HINT
 
 
 async def startup_problems(
@@ -15,13 +14,16 @@ async def startup_problems(
 ) -> list[str]:
     problems = []
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        problems.append("DISCORD_TOKEN is not set: put the bot token from the Discord developer "
-                        "portal in .env")
+        problems.append(
+            "DISCORD_TOKEN is not set: put the bot token from the Discord developer portal in .env"
+        )
     if not settings.openai_api_key.get_secret_value() and not settings.openai_base_url:
         problems.append("OPENAI_API_KEY is not set (or set OPENAI_BASE_URL to a local server)")
     if settings.mongodb_uri is None:
-        problems.append("MONGODB_URI is not set: the bot keeps conversations and usage in MongoDB "
-                        "(e.g. mongodb://localhost:27017)")
+        problems.append(
+            "MONGODB_URI is not set: the bot keeps conversations and usage in MongoDB "
+            "(e.g. mongodb://localhost:27017)"
+        )
     else:
         try:
             await records.ping()
@@ -34,10 +36,11 @@ async def startup_problems(
         return problems
     try:
         labels = await engine.call(engine.image_labels, settings.sandbox_image)
-    except DockerException as exc:
+    except (EngineError, EngineUnavailable) as exc:
         problems.append(f"Docker: cannot inspect the sandbox image: {str(exc)[:200]}")
         return problems
     if labels is None:
-        problems.append(f"sandbox image {settings.sandbox_image} not found: build it with "
-                        f"`{IMAGE_BUILD_HINT}`")
+        problems.append(
+            f"sandbox image {settings.sandbox_image} not found: build it with `{IMAGE_BUILD_HINT}`"
+        )
     return problems

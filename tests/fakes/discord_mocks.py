@@ -7,7 +7,7 @@ from unittest import mock
 
 import discord
 
-from app.bot.client import BotServices, CodeInterpreterBot
+from app.bot import BotServices, CodeInterpreterBot
 
 BOT_ID = 900
 
@@ -56,8 +56,16 @@ def mock_attachment(filename: str, data: bytes):
     return attachment
 
 
-def mock_message(content: str, *, author_id: int = 1, dm: bool = False, mentions_bot: bool = False,
-                 attachments=(), reply_to_bot: bool = False, channel=None):
+def mock_message(
+    content: str,
+    *,
+    author_id: int = 1,
+    dm: bool = False,
+    mentions_bot: bool = False,
+    attachments=(),
+    reply_to_bot: bool = False,
+    channel=None,
+):
     message = mock.Mock(spec_set=discord.Message)
     message.content = (f"<@{BOT_ID}> " if mentions_bot else "") + content
     message.author = mock_user(author_id)

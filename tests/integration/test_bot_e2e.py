@@ -5,7 +5,7 @@ from unittest.mock import AsyncMock
 import discord
 import pytest
 
-from app.bot.chat_cog import ChatCog
+from app.bot.exts.chat import ChatCog
 from tests.fakes.discord_mocks import (
     mock_attachment,
     mock_bot,
@@ -39,10 +39,17 @@ def sent_files(send_mock) -> list[discord.File]:
 
 
 async def test_plot_request_with_a_csv_gets_a_png_reply(cog, fake_openai):
-    fake_openai.add(tool_call(PLOT), lambda body: reply(
-        "Here is column b." if last_tool_result(body)["status"] == "ok" else "failed"))
-    message = mock_message("plot column b of this", mentions_bot=True,
-                           attachments=[mock_attachment("data.csv", b"a,b\n1,5\n2,3\n3,8\n")])
+    fake_openai.add(
+        tool_call(PLOT),
+        lambda body: reply(
+            "Here is column b." if last_tool_result(body)["status"] == "ok" else "failed"
+        ),
+    )
+    message = mock_message(
+        "plot column b of this",
+        mentions_bot=True,
+        attachments=[mock_attachment("data.csv", b"a,b\n1,5\n2,3\n3,8\n")],
+    )
 
     await cog.on_message(message)
 
@@ -53,8 +60,9 @@ async def test_plot_request_with_a_csv_gets_a_png_reply(cog, fake_openai):
 
 
 async def test_timeout_gives_a_friendly_reply(cog, fake_openai):
-    fake_openai.add(tool_call("import time\ntime.sleep(5)", timeout=1),
-                    reply("The code took too long."))
+    fake_openai.add(
+        tool_call("import time\ntime.sleep(5)", timeout=1), reply("The code took too long.")
+    )
     message = mock_message("sleep", dm=True)
 
     await cog.on_message(message)
@@ -67,8 +75,9 @@ async def test_timeout_gives_a_friendly_reply(cog, fake_openai):
 
 async def test_mention_spam_in_program_output_pings_nobody(cog, fake_openai):
     spam = "print('@everyone @here <@123> <@&456> ' * 400)"
-    fake_openai.add(tool_call(spam),
-                    lambda body: reply("Output: " + last_tool_result(body)["stdout"][:300]))
+    fake_openai.add(
+        tool_call(spam), lambda body: reply("Output: " + last_tool_result(body)["stdout"][:300])
+    )
     message = mock_message("spam", mentions_bot=True)
 
     await cog.on_message(message)

@@ -5,9 +5,9 @@ import asyncio
 import discord
 import pytest
 
-from app.bot.chat_cog import ChatCog
-from app.bot.client import BotServices, CodeInterpreterBot
-from app.sandbox.policy import SandboxPolicy
+from app.bot import BotServices, CodeInterpreterBot
+from app.bot.exts.chat import ChatCog
+from app.wiring import sandbox_policy
 from tests.fakes.discord_mocks import BOT_ID, mock_message, mock_user
 from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import tool_call
@@ -33,7 +33,7 @@ async def test_close_cancels_running_turns_removes_containers_and_saves_history(
     bot._connection.user = mock_user(BOT_ID, bot=True, cls=discord.ClientUser)
     fake_openai.add(tool_call("import time\ntime.sleep(60)"))
     message = mock_message("long job", dm=True)
-    owned = SandboxPolicy.from_settings(settings).ownership_filter()
+    owned = sandbox_policy(settings).ownership_filter()
 
     task = asyncio.create_task(cog.on_message(message))
     # Closed while the container is being created: the most likely moment to leak one.
@@ -45,8 +45,9 @@ async def test_close_cancels_running_turns_removes_containers_and_saves_history(
     await runner.close()  # the rest of the bot's shutdown: pool and pending removals
     assert engine.list_containers(owned) == []
     saved = await chat.records.load_turns(str(message.author.id), str(message.channel.id))
-    assert saved == [[{"role": "user", "content": "long job"},
-                      {"role": "assistant", "content": "(interrupted)"}]]
+    assert saved == [
+        [{"role": "user", "content": "long job"}, {"role": "assistant", "content": "(interrupted)"}]
+    ]
     message.reply.assert_not_awaited()  # no half answer is sent while shutting down
 
 
@@ -54,7 +55,7 @@ async def test_close_cancels_running_turns_removes_containers_and_saves_history(
 async def test_a_run_cancelled_at_any_moment_of_setup_leaves_no_container(
     runner, engine, settings, make_request, delay
 ):
-    owned = SandboxPolicy.from_settings(settings).ownership_filter()
+    owned = sandbox_policy(settings).ownership_filter()
     task = asyncio.create_task(runner.run(make_request("import time\ntime.sleep(30)")))
     await asyncio.sleep(delay)
     task.cancel()

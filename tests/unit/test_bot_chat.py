@@ -3,7 +3,7 @@
 import discord
 import pytest
 
-from app.bot.chat_cog import FAILURE_REPLY, ChatCog
+from app.bot.exts.chat import FAILURE_REPLY, ChatCog
 from tests.fakes.discord_mocks import (
     mock_attachment,
     mock_bot,
@@ -81,7 +81,8 @@ async def test_one_turn_per_user_at_a_time(cog, fake_openai):
 async def test_uploads_are_stored_and_refusals_explained(cog, fake_openai):
     fake_openai.add(reply("Got it."))
     message = mock_message(
-        "what is in here?", mentions_bot=True,
+        "what is in here?",
+        mentions_bot=True,
         attachments=[
             mock_attachment("data.csv", b"a,b\n1,2\n"),
             mock_attachment("tool.exe", b"MZ"),

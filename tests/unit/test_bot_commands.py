@@ -3,7 +3,7 @@
 import discord
 import pytest
 
-from app.bot.commands_cog import CommandsCog, ConfirmView
+from app.bot.exts.commands import CommandsCog, ConfirmView
 from app.chat import UsageRecord
 from tests.fakes.discord_mocks import mock_bot, mock_interaction
 from tests.fakes.openai_server import reply

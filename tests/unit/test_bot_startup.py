@@ -20,8 +20,12 @@ def test_startup_names_every_missing_piece_in_one_line_each(tmp_path):
         "DATA_DIR": str(tmp_path),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "app", "bot"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "app", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2

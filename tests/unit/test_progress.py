@@ -49,7 +49,6 @@ def test_outcomes_read_well():
     assert outcome_text(RunResult(run_id="r", status=RunStatus.OK, exec_seconds=3.21)) == (
         "Code finished in 3.2 s."
     )
-    assert outcome_text(RunResult(run_id="r", status=RunStatus.SANDBOX_ERROR,
-                                  message="/var/run/docker.sock gone")) == (
-        "The code sandbox is unavailable right now. Please try again later."
-    )
+    assert outcome_text(
+        RunResult(run_id="r", status=RunStatus.SANDBOX_ERROR, message="/var/run/docker.sock gone")
+    ) == ("The code sandbox is unavailable right now. Please try again later.")

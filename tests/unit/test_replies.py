@@ -1,6 +1,5 @@
 """Answer rendering: Discord's 2000-character limit, closed code blocks, attachments."""
 
-
 from app.bot.replies import plan_reply, split_message
 from app.chat import ChatAnswer, CodeRun, DeliveredFile
 from app.sandbox import RunResult, RunStatus

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.bot.client import NO_MENTIONS, CodeInterpreterBot
 from app.bot.replies import split_message
+from app.bot.sending import NO_MENTIONS, upload_limit
+from app.sizes import human_size
+
+if TYPE_CHECKING:
+    from app.bot.client import CodeInterpreterBot
 
 CONFIRM_SECONDS = 60
 
 
-def _size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} bytes"
+async def setup(bot: CodeInterpreterBot) -> None:
+    await bot.add_cog(CommandsCog(bot))
 
 
 class ConfirmView(discord.ui.View):
@@ -76,7 +76,7 @@ class CommandsCog(commands.Cog):
             for f in files:
                 expiry = f"<t:{int(f.expires_at.timestamp())}:R>" if f.expires_at else "never"
                 lines.append(
-                    f"`{f.file_id}` {f.name} ({f.type}, {_size(f.size)}), expires {expiry}"
+                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), expires {expiry}"
                 )
             await self._say(interaction, "\n".join(lines))
             return
@@ -103,29 +103,38 @@ class CommandsCog(commands.Cog):
             await self._say(interaction, f"You have no file with id `{file_id.strip()[:40]}`.")
             return
         if action == "download":
-            limit = (interaction.guild.filesize_limit if interaction.guild is not None
-                     else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-            if stored.size > limit:
-                await self._say(interaction, f"{stored.name} ({_size(stored.size)}) is larger than "
-                                "Discord lets me upload here.")
+            if stored.size > upload_limit(interaction.guild):
+                await self._say(
+                    interaction,
+                    f"{stored.name} ({human_size(stored.size)}) is larger than "
+                    "Discord lets me upload here.",
+                )
                 return
-            await self._say(interaction, f"`{stored.file_id}` {stored.name}",
-                            file=discord.File(store.absolute_path(stored), filename=stored.name))
+            await self._say(
+                interaction,
+                f"`{stored.file_id}` {stored.name}",
+                file=discord.File(store.absolute_path(stored), filename=stored.name),
+            )
             return
 
         async def delete_one() -> str:
             deleted = await store.delete(user_id, stored.file_id)
             return f"Deleted {stored.name}." if deleted else f"{stored.name} was already gone."
 
-        await self._say(interaction, f"Delete {stored.name} (`{stored.file_id}`)?",
-                        view=ConfirmView(interaction.user.id, delete_one))
+        await self._say(
+            interaction,
+            f"Delete {stored.name} (`{stored.file_id}`)?",
+            view=ConfirmView(interaction.user.id, delete_one),
+        )
 
     @app_commands.command(name="reset", description="Forget this conversation's history")
     async def reset(self, interaction: discord.Interaction) -> None:
         chat = self.services.chat
         cleared = await chat.reset(str(interaction.user.id), str(interaction.channel_id))
-        await self._say(interaction, "Conversation history cleared." if cleared
-                        else "There was no history here to clear.")
+        await self._say(
+            interaction,
+            "Conversation history cleared." if cleared else "There was no history here to clear.",
+        )
 
     @app_commands.command(name="model", description="Show or choose the model that answers you")
     @app_commands.describe(name="one of the allowed models")
@@ -134,8 +143,9 @@ class CommandsCog(commands.Cog):
         user_id = str(interaction.user.id)
         allowed = ", ".join(f"`{m}`" for m in chat.allowed_models)
         if name is None:
-            await self._say(interaction, f"You are using `{await chat.model_for(user_id)}`. "
-                            f"Allowed: {allowed}.")
+            await self._say(
+                interaction, f"You are using `{await chat.model_for(user_id)}`. Allowed: {allowed}."
+            )
         elif await chat.set_model(user_id, name):
             await self._say(interaction, f"From now on `{name}` answers you.")
         else:
@@ -158,8 +168,10 @@ class CommandsCog(commands.Cog):
         lines = ["Your usage (estimated cost):"]
         for t in totals:
             cost = "price unknown" if t.cost is None else f"${t.cost:.4f}"
-            lines.append(f"`{t.model}`: {t.requests} requests, {t.prompt_tokens} input + "
-                         f"{t.completion_tokens} output tokens, {cost}")
+            lines.append(
+                f"`{t.model}`: {t.requests} requests, {t.prompt_tokens} input + "
+                f"{t.completion_tokens} output tokens, {cost}"
+            )
         await self._say(interaction, "\n".join(lines))
 
     @app_commands.command(name="sandbox", description="Sandbox queue, runs and policy (admins)")

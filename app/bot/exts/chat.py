@@ -5,31 +5,32 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from typing import TYPE_CHECKING
 
 import discord
 import structlog
 from discord.ext import commands
 
-from app.bot.client import NO_MENTIONS, CodeInterpreterBot
 from app.bot.progress import RunProgress
 from app.bot.replies import plan_reply
+from app.bot.sending import NO_MENTIONS, upload_limit
 from app.chat import Upload
+
+if TYPE_CHECKING:
+    from app.bot.client import CodeInterpreterBot
 
 log = structlog.get_logger(__name__)
 FAILURE_REPLY = "Something went wrong on my side. Please try again."
-
-
-def upload_limit(message: discord.Message) -> int:
-    guild = message.guild
-    if guild is None:
-        return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-    return guild.filesize_limit
 
 
 def to_file(attachment) -> discord.File:
     if attachment.path is not None:
         return discord.File(attachment.path, filename=attachment.filename)
     return discord.File(io.BytesIO(attachment.data), filename=attachment.filename)
+
+
+async def setup(bot: CodeInterpreterBot) -> None:
+    await bot.add_cog(ChatCog(bot))
 
 
 class ChatCog(commands.Cog):
@@ -72,23 +73,28 @@ class ChatCog(commands.Cog):
                 raise
             except Exception:
                 log.exception("chat turn failed")
-                await message.reply(FAILURE_REPLY, allowed_mentions=NO_MENTIONS,
-                                    mention_author=False)
+                await message.reply(
+                    FAILURE_REPLY, allowed_mentions=NO_MENTIONS, mention_author=False
+                )
 
     async def _download(self, attachment: discord.Attachment) -> Upload:
         """The attachment's bytes, unless Discord says it is over the store's limit: a file that
         would be refused is never pulled into the bot's memory."""
         limit = self.bot.services.store.max_file_bytes
         if attachment.size > limit:
-            return Upload(attachment.filename, b"",
-                          refused=f"larger than the {limit / 1024**2:g} MB limit, so it was not stored.")
+            return Upload(
+                attachment.filename,
+                b"",
+                refused=f"larger than the {limit / 1024**2:g} MB limit, so it was not stored.",
+            )
         return Upload(attachment.filename, await attachment.read())
 
     async def _answer(self, message: discord.Message, user_id: str) -> None:
         if self.chat.is_busy(user_id):
             await message.reply(
                 "I am still working on your previous message; one at a time.",
-                allowed_mentions=NO_MENTIONS, mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+                mention_author=False,
             )
             return
         uploads = [await self._download(a) for a in message.attachments]
@@ -103,11 +109,16 @@ class ChatCog(commands.Cog):
             answer = await self.chat.turn(
                 user_id, str(channel.id), self.strip_mention(message.content), uploads, progress
             )
-        for index, outgoing in enumerate(plan_reply(answer, upload_limit(message))):
+        for index, outgoing in enumerate(plan_reply(answer, upload_limit(message.guild))):
             files = [to_file(a) for a in outgoing.attachments]
             if index == 0:
-                await message.reply(outgoing.content or None, files=files,
-                                    allowed_mentions=NO_MENTIONS, mention_author=False)
+                await message.reply(
+                    outgoing.content or None,
+                    files=files,
+                    allowed_mentions=NO_MENTIONS,
+                    mention_author=False,
+                )
             else:
-                await channel.send(outgoing.content or None, files=files,
-                                   allowed_mentions=NO_MENTIONS)
+                await channel.send(
+                    outgoing.content or None, files=files, allowed_mentions=NO_MENTIONS
+                )

@@ -1,0 +1,17 @@
+"""What the bot's extensions work with, built by app/wiring.py and handed to the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.chat import ChatService
+from app.files import FileStore
+from app.sandbox import SandboxRunner
+
+
+@dataclass
+class BotServices:
+    chat: ChatService
+    store: FileStore
+    runner: SandboxRunner
+    admin_ids: frozenset[int] = frozenset()
