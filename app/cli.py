@@ -1,4 +1,5 @@
-"""Command line: `python -m app <command>`. Settings are read once here and passed down."""
+"""Command line: `python -m app <command>`. Settings are read once here; each verb takes what it
+needs from the composition root (app/wiring.py) built on them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from app.commands import audit, bench, bot, chat, cleanup, doctor, files, image, packages, run
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
+from app.wiring import Components
 
 COMMANDS = (bot, chat, run, files, cleanup, doctor, image, packages, bench, audit)
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level or "WARNING", settings.log_format)
     try:
-        return args.handler(args, settings)
+        return args.handler(args, Components(settings))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

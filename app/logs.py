@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -15,12 +16,12 @@ import structlog
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
     stream = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    renderers = (
+    renderers: list[Any] = (
         [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
         if use_console
         else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     )
-    shared = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

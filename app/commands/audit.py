@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 
-from docker.errors import DockerException
-
-from app.config import Settings
-from app.sandbox import DockerEngine, EngineUnavailable, SandboxPolicy
-from app.sandbox.audit import AuditReport, SandboxAudit
+from app.ops.audit import AuditReport, SandboxAudit
+from app.sandbox import EngineError, EngineUnavailable
+from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -28,21 +27,24 @@ def add_parser(sub) -> None:
     parser.set_defaults(handler=execute)
 
 
-def execute(args: argparse.Namespace, settings: Settings) -> int:
-    engine = DockerEngine()
+def execute(args: argparse.Namespace, parts: Components) -> int:
     try:
+        engine = parts.docker
         engine.ping()
-        report = SandboxAudit(SandboxPolicy.from_settings(settings), engine).run()
-    except (EngineUnavailable, DockerException, OSError) as exc:
-        message = str(getattr(exc, "explanation", None) or exc)
+        report = SandboxAudit(parts.policy, engine, parts.layout).run()
+    except (EngineUnavailable, EngineError, OSError) as exc:
+        message = str(exc)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
         else:
-            print(f"FAIL  audit could not run: {message}\n      fix: start Docker, then "
-                  "`python -m app doctor`", file=sys.stderr)
+            print(
+                f"FAIL  audit could not run: {message}\n      fix: start Docker, then "
+                "`python -m app doctor`",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
     finally:
-        engine.close()
+        asyncio.run(parts.close())
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
-from app.config import Settings
-from app.sandbox import DockerEngine, EngineUnavailable
-from app.sandbox.benchmark import Benchmark, BenchOptions
+from app.ops.bench import Benchmark, BenchOptions
+from app.sandbox.engine import EngineError, EngineUnavailable
+from app.wiring import Components
 
 
 def add_parser(sub) -> None:
@@ -21,19 +22,56 @@ def add_parser(sub) -> None:
         "Progress goes to stderr.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repetitions", type=_count(1), default=20, metavar="N",
-                        help="measured repetitions per path and snippet (default 20)")
-    parser.add_argument("--users", type=_count(1), default=4, metavar="N",
-                        help="concurrent users in the throughput test (default 4)")
-    parser.add_argument("--throughput-runs", type=_count(1), default=40, metavar="N",
-                        help="runs in the throughput test (default 40)")
-    parser.add_argument("--soak-runs", type=_count(0), default=500, metavar="N",
-                        help="runs in the soak (default 500; 0 skips it)")
-    parser.add_argument("--runtime", action="append", choices=["runc", "runsc"], default=[],
-                        help="measure only this runtime (repeatable; default: runc and runsc)")
-    parser.add_argument("--pool-size", type=_count(1), default=None, metavar="N",
-                        help="warm pool size for the warm path and soak "
-                        "(default: SANDBOX_WARM_POOL_SIZE, at least 1)")
+    parser.add_argument(
+        "--repetitions",
+        type=_count(1),
+        default=20,
+        metavar="N",
+        help="measured repetitions per path and snippet (default 20)",
+    )
+    parser.add_argument(
+        "--users",
+        type=_count(1),
+        default=4,
+        metavar="N",
+        help="concurrent users in the throughput test (default 4)",
+    )
+    parser.add_argument(
+        "--throughput-runs",
+        type=_count(1),
+        default=40,
+        metavar="N",
+        help="runs in the throughput test (default 40)",
+    )
+    parser.add_argument(
+        "--soak-runs",
+        type=_count(0),
+        default=500,
+        metavar="N",
+        help="runs in the soak (default 500; 0 skips it)",
+    )
+    parser.add_argument(
+        "--runtime",
+        action="append",
+        choices=["runc", "runsc"],
+        default=[],
+        help="measure only this runtime (repeatable; default: runc and runsc)",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=_count(1),
+        default=None,
+        metavar="N",
+        help="warm pool size for the warm path and soak "
+        "(default: SANDBOX_WARM_POOL_SIZE, at least 1)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=Path,
+        metavar="FILE",
+        help="JSON of targets to judge the figures against, e.g. "
+        'docs/performance-targets.json ({"figure": {"max": N}} or min)',
+    )
     parser.set_defaults(handler=execute)
 
 
@@ -50,7 +88,31 @@ def _count(minimum: int):
     return parse
 
 
-def execute(args: argparse.Namespace, settings: Settings) -> int:
+def _targets(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the targets in {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict)
+        and len(v) == 1
+        and set(v) <= {"max", "min"}
+        and isinstance(next(iter(v.values())), int | float)
+        for v in data.values()
+    ):
+        raise ValueError(f'{path}: expected {{"figure name": {{"max" or "min": number}}}}')
+    return data
+
+
+def execute(args: argparse.Namespace, parts: Components) -> int:
+    settings = parts.settings
+    try:
+        targets = _targets(args.targets)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     options = BenchOptions(
         repetitions=args.repetitions,
         users=args.users,
@@ -59,16 +121,20 @@ def execute(args: argparse.Namespace, settings: Settings) -> int:
         runtimes=tuple(args.runtime),
         pool_size=args.pool_size or max(1, settings.sandbox_warm_pool_size),
         progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
+        targets=targets,
     )
-    engine = DockerEngine()
+    engine = parts.docker
     try:
         engine.ping()
         if engine.image_labels(settings.sandbox_image) is None:
-            print(f"error: sandbox image {settings.sandbox_image} is missing: "
-                  "build it with python -m app image build", file=sys.stderr)
+            print(
+                f"error: sandbox image {settings.sandbox_image} is missing: "
+                "build it with python -m app image build",
+                file=sys.stderr,
+            )
             return 1
         report = asyncio.run(Benchmark(settings, engine, options).run())
-    except EngineUnavailable as exc:
+    except (EngineUnavailable, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -83,46 +149,67 @@ def execute(args: argparse.Namespace, settings: Settings) -> int:
 
 def print_report(report: dict) -> None:
     machine = report["machine"]
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-          f"kernel {machine['kernel']}, Docker {machine['docker']}, "
-          f"load average at start {machine['load_average_at_start']}")
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"kernel {machine['kernel']}, Docker {machine['docker']}, "
+        f"load average at start {machine['load_average_at_start']}"
+    )
     print(f"image: {report['image']}; {report['repetitions']} measured repetitions per row\n")
-    print(f"{'runtime':8} {'path':7} {'snippet':7} {'p50 ms':>9} {'p95 ms':>9} {'n':>4} {'errors':>6}")
+    print(
+        f"{'runtime':8} {'path':7} {'snippet':7} {'p50 ms':>9} {'p95 ms':>9} {'n':>4} {'errors':>6}"
+    )
     for row in report["results"]:
         p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
         p95 = "-" if row["p95_ms"] is None else f"{row['p95_ms']:.1f}"
         extra = f"  ({row['cold_fallbacks']} served cold)" if row.get("cold_fallbacks") else ""
         if row.get("phases_p50_ms"):
             extra += "  p50 " + ", ".join(f"{k} {v:.0f}" for k, v in row["phases_p50_ms"].items())
-        print(f"{row['runtime']:8} {row['path']:7} {row['snippet']:7} {p50:>9} {p95:>9} "
-              f"{row['n']:>4} {row['errors']:>6}{extra}")
+        print(
+            f"{row['runtime']:8} {row['path']:7} {row['snippet']:7} {p50:>9} {p95:>9} "
+            f"{row['n']:>4} {row['errors']:>6}{extra}"
+        )
     if report["code_floor"]:
-        print("\ncode alone (host, imports done, forked): "
-              + ", ".join(f"{r['snippet']} {r['p50_ms']} ms" for r in report["code_floor"]))
+        print(
+            "\ncode alone (host, imports done, forked): "
+            + ", ".join(f"{r['snippet']} {r['p50_ms']} ms" for r in report["code_floor"])
+        )
     if report.get("ratios"):
         print("\np50 ratios: against host Python (a), against bare docker (b), warm speed-up")
         for r in report["ratios"]:
-            speedup = f"  warm {r['speedup_vs_cold']}x faster than cold" if r.get("speedup_vs_cold") else ""
+            speedup = (
+                f"  warm {r['speedup_vs_cold']}x faster than cold"
+                if r.get("speedup_vs_cold")
+                else ""
+            )
             host = "n/a" if r["vs_host"] is None else f"x{r['vs_host']}"
             docker = "n/a" if r["vs_docker"] is None else f"x{r['vs_docker']}"
-            print(f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} {host} host, "
-                  f"{docker} docker{speedup}")
+            print(
+                f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} {host} host, "
+                f"{docker} docker{speedup}"
+            )
     if report.get("throughput"):
         t = report["throughput"]
-        print(f"\nthroughput ({t['runtime']}, {t['snippet']}, {t['users']} users): {t['runs']} runs in "
-              f"{t['seconds']} s = {t['runs_per_second']}/s, p50 {t['p50_ms']} ms, "
-              f"p95 {t['p95_ms']} ms, {t['warm']} warm, {t['cold_fallbacks']} cold, "
-              f"{t['errors']} errors")
+        print(
+            f"\nthroughput ({t['runtime']}, {t['snippet']}, {t['users']} users): "
+            f"{t['runs']} runs in "
+            f"{t['seconds']} s = {t['runs_per_second']}/s, p50 {t['p50_ms']} ms, "
+            f"p95 {t['p95_ms']} ms, {t['warm']} warm, {t['cold_fallbacks']} cold, "
+            f"{t['errors']} errors"
+        )
     if report.get("soak"):
         s = report["soak"]
-        print(f"soak ({s['runtime']}): {s['runs']} runs in {s['seconds']} s, {s['errors']} errors, "
-              f"{s['leaked_containers']} leaked containers, {s['leaked_staging_folders']} leaked "
-              f"staging folders, RSS {s['rss_start_mb']} -> {s['rss_end_mb']} MiB "
-              f"({s['rss_growth_mb']:+} MiB)")
+        print(
+            f"soak ({s['runtime']}): {s['runs']} runs in {s['seconds']} s, {s['errors']} errors, "
+            f"{s['leaked_containers']} leaked containers, {s['leaked_staging_folders']} leaked "
+            f"staging folders, RSS {s['rss_start_mb']} -> {s['rss_end_mb']} MiB "
+            f"({s['rss_growth_mb']:+} MiB)"
+        )
     if report.get("targets"):
         print("\ntargets:")
         for t in report["targets"]:
-            print(f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['measured']} "
-                  f"{t['unit']} (limit {t['limit']})")
+            print(
+                f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['measured']} "
+                f"({t['kind']} {t['limit']})"
+            )
     for note in report.get("notes", []):
         print(f"note: {note}")

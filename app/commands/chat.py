@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TextIO
 
 from app.chat import ChatAnswer, ChatService, Upload
-from app.chat.wiring import WiringError, build_chat_service, open_file_store, open_records
-from app.config import Settings
 from app.filenames import unique_name
-from app.sandbox import RunResult, create_runner
+from app.files import StorageUnavailable
+from app.sandbox import RunResult
+from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -29,12 +29,17 @@ def add_parser(sub) -> None:
         "OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL, so any OpenAI-compatible server works.",
     )
     parser.add_argument("--user", default="local", help="user id the conversation belongs to")
-    parser.add_argument("--attach", action="append", default=[], metavar="PATH",
-                        help="upload a local file with the first message; repeatable")
+    parser.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="upload a local file with the first message; repeatable",
+    )
     parser.set_defaults(handler=execute)
 
 
-def execute(args: argparse.Namespace, settings: Settings) -> int:
+def execute(args: argparse.Namespace, parts: Components) -> int:
     uploads = []
     for name in args.attach:
         path = Path(name)
@@ -43,33 +48,32 @@ def execute(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             print(f"error: cannot attach {name}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    return asyncio.run(_main(args, settings, uploads))
+    return asyncio.run(_main(args, parts, uploads))
 
 
-async def _main(args, settings: Settings, uploads: list[Upload]) -> int:
-    scratch = settings.data_dir / "staging" / f"chat-{uuid.uuid4().hex}"
+async def _main(args, parts: Components, uploads: list[Upload]) -> int:
+    scratch = parts.layout.new_staging_dir("chat-")
     try:
         try:
-            files = await open_file_store(settings, scratch_dir=scratch)
-        except WiringError as exc:
+            store = await parts.file_store(scratch_dir=scratch)
+        except StorageUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        runner = create_runner(settings)
-        records = open_records(settings)
-        if not records.persistent:
-            print("history and files are kept for this session only (MONGODB_URI is not set)",
-                  file=sys.stderr)
-        service = build_chat_service(settings, runner, files, records)
+        if not parts.records.persistent:
+            print(
+                "history and files are kept for this session only (MONGODB_URI is not set)",
+                file=sys.stderr,
+            )
+        service = parts.chat_service(store)
         try:
-            await runner.start()  # a session is long-lived: reap leftovers, keep a warm pool
+            await parts.runner.start()  # a session is long-lived: reap leftovers, keep a pool
             save_dir = Path(f"outputs-chat-{uuid.uuid4().hex[:12]}").resolve()
             await chat_session(
                 service, args.user, uploads, _stdin_lines(), sys.stdout, sys.stderr, save_dir
             )
         finally:
-            await runner.close()
-            runner.engine.close()
             await service.client.close()
+            await parts.close()
         return EXIT_OK
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -99,8 +103,11 @@ class TerminalProgress:
         print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
 
     async def run_finished(self, result: RunResult) -> None:
-        print(f"code finished: {result.status.value} in {result.exec_seconds:.1f} s",
-              file=self.err, flush=True)
+        print(
+            f"code finished: {result.status.value} in {result.exec_seconds:.1f} s",
+            file=self.err,
+            flush=True,
+        )
 
 
 async def chat_session(

@@ -8,21 +8,14 @@ import os
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
 
-from docker.errors import DockerException
-
+from app.chat.run_files import typed_input
 from app.config import Settings
-from app.files import StorageUnavailable, create_file_store
-from app.sandbox import (
-    DockerEngine,
-    EngineUnavailable,
-    InputFile,
-    RunRequest,
-    create_package_installer,
-    create_runner,
-)
-from app.sandbox.image import HASH_LABEL, SOURCE_DIR, source_hash
+from app.files import StorageUnavailable
+from app.ops.image import HASH_LABEL, SOURCE_DIR, source_hash
+from app.sandbox import EngineError, EngineUnavailable, RunRequest
+from app.sandbox.docker_engine import DockerEngine
+from app.wiring import Components
 
 
 def add_parser(sub) -> None:
@@ -46,20 +39,21 @@ class Report:
         print(f"FAIL  {what}\n      fix: {fix}")
 
 
-def execute(args: argparse.Namespace, settings: Settings) -> int:
+def execute(args: argparse.Namespace, parts: Components) -> int:
     report = Report()
+    settings = parts.settings
     _check_data_dir(report, settings)
-    _check_file_metadata(report, settings)
-    engine = DockerEngine()
+    _check_file_metadata(report, parts)
     try:
+        engine = parts.docker
         if _check_engine(report, engine, settings):
             image_ok = _check_image(report, engine, settings)
             if image_ok:
-                _check_packages(report, engine, settings)
+                _check_packages(report, parts)
             if image_ok and not args.no_probe:
-                _probe(report, settings, engine)
+                _probe(report, parts)
     finally:
-        engine.close()
+        asyncio.run(parts.close())
     print("all checks passed" if report.failures == 0 else f"{report.failures} check(s) failed")
     return 0 if report.failures == 0 else 1
 
@@ -72,24 +66,35 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
             pass
         report.ok("data dir writable", str(path.resolve()))
     except OSError as exc:
-        report.fail(f"data dir {path} is not writable ({exc.strerror})",
-                    "set DATA_DIR to a writable folder or fix its permissions")
+        report.fail(
+            f"data dir {path} is not writable ({exc.strerror})",
+            "set DATA_DIR to a writable folder or fix its permissions",
+        )
 
 
-def _check_file_metadata(report: Report, settings: Settings) -> None:
+def _check_file_metadata(report: Report, parts: Components) -> None:
+    settings = parts.settings
     if settings.mongodb_uri is None:
-        report.warn("MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
-                    "set MONGODB_URI for the bot and the files command")
+        report.warn(
+            "MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
+            "set MONGODB_URI for the bot and the files command",
+        )
         return
 
     async def check() -> None:
-        store = await create_file_store(settings)
-        await store.repository.close()
+        # Its own parts: the store's MongoDB client belongs to this event loop only.
+        probe = Components(settings)
+        try:
+            await probe.file_store()
+        finally:
+            await probe.close()
 
     try:
         asyncio.run(check())
     except StorageUnavailable as exc:
-        report.fail(str(exc), "start MongoDB or fix MONGODB_URI (README, Troubleshooting)")
+        report.fail(
+            str(exc), "start MongoDB or fix MONGODB_URI (docs/operations.md, Troubleshooting)"
+        )
         return
     report.ok("file metadata", f"MongoDB database {settings.mongodb_database}")
 
@@ -98,76 +103,109 @@ def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> b
     try:
         engine.ping()
         info = engine.info()
-    except (EngineUnavailable, DockerException) as exc:
-        report.fail(str(exc), "start dockerd (see README, Troubleshooting) or set DOCKER_HOST")
+    except (EngineUnavailable, EngineError) as exc:
+        report.fail(
+            str(exc), "start dockerd (see docs/operations.md, Troubleshooting) or set DOCKER_HOST"
+        )
         return False
-    report.ok("Docker engine", f"{info.get('ServerVersion')}, cgroup v{info.get('CgroupVersion', '?')}")
+    report.ok(
+        "Docker engine", f"{info.get('ServerVersion')}, cgroup v{info.get('CgroupVersion', '?')}"
+    )
     runtimes = sorted((info.get("Runtimes") or {}).keys())
     if settings.sandbox_runtime in runtimes:
         report.ok(f"runtime {settings.sandbox_runtime}", "available (" + ", ".join(runtimes) + ")")
     else:
-        report.fail(f"runtime {settings.sandbox_runtime} is not registered with the engine",
-                    "install gVisor (apt-get install runsc) and register it in "
-                    "/etc/docker/daemon.json (README, gVisor), or set SANDBOX_RUNTIME=runc")
+        report.fail(
+            f"runtime {settings.sandbox_runtime} is not registered with the engine",
+            "install gVisor (apt-get install runsc) and register it in "
+            "/etc/docker/daemon.json (docs/security.md, gVisor), or set SANDBOX_RUNTIME=runc",
+        )
     if settings.sandbox_runtime == "runc" and "runsc" not in runtimes:
-        report.warn("gVisor (runsc) is not available", "optional: README, gVisor")
+        report.warn("gVisor (runsc) is not available", "optional: docs/security.md, gVisor")
     cpus = info.get("NCPU") or os.cpu_count() or 1
     if settings.sandbox_cpus > cpus:
-        report.fail(f"SANDBOX_CPUS={settings.sandbox_cpus:g} but the engine has {cpus} CPUs",
-                    f"set SANDBOX_CPUS to at most {cpus}")
+        report.fail(
+            f"SANDBOX_CPUS={settings.sandbox_cpus:g} but the engine has {cpus} CPUs",
+            f"set SANDBOX_CPUS to at most {cpus}",
+        )
     return True
 
 
 def _check_image(report: Report, engine: DockerEngine, settings: Settings) -> bool:
     labels = engine.image_labels(settings.sandbox_image)
     if labels is None:
-        report.fail(f"sandbox image {settings.sandbox_image} is missing",
-                    "build it: python -m app image build")
+        report.fail(
+            f"sandbox image {settings.sandbox_image} is missing",
+            "build it: python -m app image build",
+        )
         return False
     built_from = labels.get(HASH_LABEL, "unknown")
     if SOURCE_DIR.is_dir() and built_from != source_hash():
-        report.warn(f"sandbox image {settings.sandbox_image} was built from other sources "
-                    f"(hash {built_from}, sources {source_hash()})",
-                    "rebuild it: python -m app image build")
+        report.warn(
+            f"sandbox image {settings.sandbox_image} was built from other sources "
+            f"(hash {built_from}, sources {source_hash()})",
+            "rebuild it: python -m app image build",
+        )
     else:
         report.ok("sandbox image", f"{settings.sandbox_image} (hash {built_from})")
     return True
 
 
-def _check_packages(report: Report, engine: DockerEngine, settings: Settings) -> None:
-    if not settings.package_auto_install:
+def _check_packages(report: Report, parts: Components) -> None:
+    if not parts.settings.package_auto_install:
         report.ok("package auto-install", "off (PACKAGE_AUTO_INSTALL=false)")
         return
-    installer = create_package_installer(settings, engine)
+    installer = parts.installer
     if not asyncio.run(installer.image_has_module_list()):
-        report.warn("the sandbox image has no module list, so packages are installed only after "
-                    "a run fails on a missing import", "rebuild it: python -m app image build")
+        report.warn(
+            "the sandbox image has no module list, so packages are installed only after "
+            "a run fails on a missing import",
+            "rebuild it: python -m app image build",
+        )
         return
     cached = len(installer.cache.entries())
-    report.ok("package auto-install",
-              f"{len(installer.catalog.approved)} approved packages, {cached} cached in "
-              f"{installer.cache.root}")
+    report.ok(
+        "package auto-install",
+        f"{len(installer.catalog.approved)} approved packages, {cached} cached in "
+        f"{installer.cache.root}",
+    )
 
 
-def _probe(report: Report, settings: Settings, engine: DockerEngine) -> None:
+def _probe(report: Report, parts: Components) -> None:
     """A real run that reads a file through the input mount, so a wrong HOST_DATA_DIR shows."""
-    runner = create_runner(settings, engine)
-    work = Path(tempfile.mkdtemp(prefix="doctor-", dir=settings.data_dir))
+    runner = parts.runner
+    work = parts.layout.new_tmp_dir("doctor-")
     token = uuid.uuid4().hex
     (work / "input").mkdir()
     (work / "input" / "probe.txt").write_text(token)
-    probe = InputFile(file_id="probe", name="probe.txt", filename="probe.txt", size=len(token))
+    probe = typed_input("probe", "probe.txt", "probe.txt", len(token))
     try:
-        result = asyncio.run(runner.run(RunRequest(
-            code="print(load_file('probe'))", user_id="doctor", output_dir=work / "output",
-            input_dir=work / "input", files=(probe,), timeout=60)))
+        result = asyncio.run(
+            runner.run(
+                RunRequest(
+                    code="print(load_file('probe'))",
+                    user_id="doctor",
+                    output_dir=work / "output",
+                    input_dir=work / "input",
+                    files=(probe,),
+                    timeout=60,
+                )
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if result.succeeded and result.stdout.strip() == token:
-        report.ok("test run", f"setup {result.setup_seconds:.2f} s, exec {result.exec_seconds:.2f} s")
+        report.ok(
+            "test run", f"setup {result.setup_seconds:.2f} s, exec {result.exec_seconds:.2f} s"
+        )
     elif "HOST_DATA_DIR" in result.message or "FileNotFoundError" in result.stderr:
-        report.fail("the sandbox cannot see files under DATA_DIR through its bind mount",
-                    "when the bot runs in a container, set HOST_DATA_DIR to the host path of DATA_DIR")
+        report.fail(
+            "the sandbox cannot see files under DATA_DIR through its bind mount",
+            "when the bot runs in a container, set HOST_DATA_DIR to the host path of DATA_DIR",
+        )
     else:
         detail = result.message or result.stderr.strip()[-300:]
-        report.fail(f"test run ended {result.status.value}: {detail}", "see README, Troubleshooting")
+        report.fail(
+            f"test run ended {result.status.value}: {detail}",
+            "see docs/operations.md, Troubleshooting",
+        )

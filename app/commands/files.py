@@ -13,10 +13,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from app.config import Settings
-from app.files import FileStore, FileStoreError, StorageUnavailable, StoredFile, create_file_store
-from app.files.repository import FileRepository
+from app.files import FileStore, FileStoreError, StorageUnavailable, StoredFile
 from app.files.types import describe_types, is_supported
+from app.sizes import human_size
+from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 NO_MONGODB = (
@@ -26,8 +26,11 @@ NO_MONGODB = (
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("files", help="add, list or remove a user's stored files",
-                            description="A user's stored files (needs MONGODB_URI).")
+    parser = sub.add_parser(
+        "files",
+        help="add, list or remove a user's stored files",
+        description="A user's stored files (needs MONGODB_URI).",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="store local files for a user, as uploads")
@@ -50,19 +53,19 @@ def add_parser(sub) -> None:
     types.set_defaults(handler=_print_types)
 
 
-def execute(args: argparse.Namespace, settings: Settings,
-            repository: FileRepository | None = None) -> int:
-    if repository is None and settings.mongodb_uri is None:
+def execute(args: argparse.Namespace, parts: Components) -> int:
+    if not parts.has_persistent_metadata:
         print(f"error: {NO_MONGODB}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_with_store(args, settings, repository))
+    return asyncio.run(_with_store(args, parts))
 
 
-async def _with_store(args, settings: Settings, repository: FileRepository | None) -> int:
+async def _with_store(args, parts: Components) -> int:
     try:
-        store = await create_file_store(settings, repository)
+        store = await parts.file_store()
     except StorageUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
+        await parts.close()
         return EXIT_FAILED
     try:
         return await args.run(args, store)
@@ -73,7 +76,7 @@ async def _with_store(args, settings: Settings, repository: FileRepository | Non
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        await store.repository.close()
+        await parts.close()
 
 
 async def _add(args, store: FileStore) -> int:
@@ -95,10 +98,13 @@ async def _add(args, store: FileStore) -> int:
         if args.json:
             print(json.dumps(_as_dict(stored), ensure_ascii=False))
         else:
-            note = "" if is_supported(path.name) else " (unknown extension: stored as " \
-                f"{stored.type})"
-            print(f"stored {stored.file_id}  {stored.name}  {stored.type}  "
-                  f"{_size(stored.size)}{note}")
+            note = (
+                "" if is_supported(path.name) else f" (unknown extension: stored as {stored.type})"
+            )
+            print(
+                f"stored {stored.file_id}  {stored.name}  {stored.type}  "
+                f"{human_size(stored.size)}{note}"
+            )
     return status
 
 
@@ -112,11 +118,20 @@ async def _list(args, store: FileStore) -> int:
         return EXIT_OK
     rows = [("id", "name", "type", "size", "source", "uploaded (UTC)", "expires (UTC)")]
     for f in files:
-        rows.append((f.file_id, f.name, f.type, _size(f.size), f.source, _when(f.uploaded_at),
-                     _when(f.expires_at) if f.expires_at else "never"))
+        rows.append(
+            (
+                f.file_id,
+                f.name,
+                f.type,
+                human_size(f.size),
+                f.source,
+                _when(f.uploaded_at),
+                _when(f.expires_at) if f.expires_at else "never",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
 
 
@@ -128,7 +143,7 @@ async def _remove(args, store: FileStore) -> int:
     return EXIT_FAILED
 
 
-def _print_types(args, settings: Settings) -> int:
+def _print_types(args, parts: Components) -> int:
     print(describe_types())
     return EXIT_OK
 
@@ -143,12 +158,3 @@ def _as_dict(stored: StoredFile) -> dict:
 
 def _when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"

@@ -1,4 +1,5 @@
-"""`python -m app image build|hash`: build the sandbox image, reusing a build of the same sources."""
+"""`python -m app image build|hash`: build the sandbox image, reusing a build of the same
+sources."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import docker
-from docker.errors import DockerException
-
-from app.config import Settings
-from app.sandbox.image import ImageBuildError, ImageBuilder, source_hash
-from app.sandbox.sbom import SBOM_FOLDER
+from app.ops.image import ImageBuilder, ImageBuildError, source_hash
+from app.sandbox.docker_engine import DockerEngine
+from app.sandbox.engine import EngineError, EngineUnavailable
+from app.wiring import Components
 
 
 def add_parser(sub) -> None:
@@ -25,32 +24,45 @@ def add_parser(sub) -> None:
         "found nor pulled, a base is built from Debian packages with debootstrap (needs root).",
     )
     build.add_argument("--base", help="base image (default: SANDBOX_BASE_IMAGE)")
-    build.add_argument("--debian-base", action="store_true",
-                       help="skip the registry: build the base from Debian packages right away")
-    build.add_argument("--no-debian-base", action="store_true",
-                       help="fail instead of building a Debian base when the base cannot be pulled")
+    build.add_argument(
+        "--debian-base",
+        action="store_true",
+        help="skip the registry: build the base from Debian packages right away",
+    )
+    build.add_argument(
+        "--no-debian-base",
+        action="store_true",
+        help="fail instead of building a Debian base when the base cannot be pulled",
+    )
     build.add_argument("--mirror", help="Debian mirror for debootstrap (default: from apt sources)")
-    build.add_argument("--extra-ca", action="append", default=[], type=Path, metavar="PATH",
-                       help="PEM CA bundle pip should trust during the build; repeatable")
+    build.add_argument(
+        "--extra-ca",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="PEM CA bundle pip should trust during the build; repeatable",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even if the hash exists")
     build.set_defaults(handler=execute_build)
     hashed = actions.add_parser("hash", help="print the content hash of sandbox-image/")
-    hashed.set_defaults(handler=lambda args, settings: print(source_hash()) or 0)
+    hashed.set_defaults(handler=lambda args, parts: print(source_hash()) or 0)
 
 
-def execute_build(args: argparse.Namespace, settings: Settings) -> int:
+def execute_build(args: argparse.Namespace, parts: Components) -> int:
+    settings = parts.settings
+
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    engine = DockerEngine(timeout=900)  # builds and imports take long: its own, patient client
     try:
-        client = docker.from_env(timeout=900)
-        client.ping()
-    except DockerException as exc:
-        say(f"error: cannot reach the Docker engine ({str(exc).splitlines()[0][:200]})")
+        engine.ping()
+    except EngineUnavailable as exc:
+        say(f"error: {exc}")
+        engine.close()
         return 1
-    builder = ImageBuilder(
-        client, settings.sandbox_image, say, sbom_dir=settings.data_dir / SBOM_FOLDER
-    )
+    builder = ImageBuilder(engine, settings.sandbox_image, say, sbom_dir=parts.layout.sbom)
     base = args.base or settings.sandbox_base_image
     try:
         if args.debian_base:
@@ -64,8 +76,10 @@ def execute_build(args: argparse.Namespace, settings: Settings) -> int:
             pip_index_url=settings.sandbox_pip_index_url,
             pip_extra_index_url=settings.sandbox_pip_extra_index_url,
         )
-    except ImageBuildError as exc:
+    except (ImageBuildError, EngineError, EngineUnavailable) as exc:
         say(f"error: {exc}")
         return 1
+    finally:
+        engine.close()
     print(tag)
     return 0

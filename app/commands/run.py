@@ -7,21 +7,15 @@ import asyncio
 import json
 import shutil
 import sys
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from app.chat.run_files import run_inputs, store_outputs
 from app.commands.arguments import positive_number
-from app.config import Settings
 from app.filenames import unique_name
-from app.files import (
-    FileStore,
-    FileStoreError,
-    StorageUnavailable,
-    create_file_store,
-    create_repository,
-)
-from app.sandbox import RunRequest, RunResult, create_runner
+from app.files import FileStore, FileStoreError, StorageUnavailable
+from app.sandbox import RunRequest, RunResult
+from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,30 +31,51 @@ def add_parser(sub) -> None:
         description="Run Python code in a fresh sandbox container. Exit status: 0 when the code "
         "succeeded, 1 when it failed or timed out, 2 for usage errors.",
     )
-    parser.add_argument("code_file", nargs="?", default="-", metavar="CODE_FILE",
-                        help="file with the code, or - (default) to read it from stdin")
-    parser.add_argument("--user", default="local",
-                        help="user id the run belongs to; with MONGODB_URI set, the run sees "
-                        "that user's stored files and its outputs are stored for the user")
-    parser.add_argument("--attach", action="append", default=[], metavar="PATH",
-                        help="store a local file for the user as an upload would, loadable "
-                        "with load_file(); repeatable")
-    parser.add_argument("--timeout", type=positive_number("seconds"), metavar="S",
-                        help="seconds for the code (never more than CODE_EXECUTION_TIMEOUT)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="where output files go (default: a new outputs-<run id> folder here)")
+    parser.add_argument(
+        "code_file",
+        nargs="?",
+        default="-",
+        metavar="CODE_FILE",
+        help="file with the code, or - (default) to read it from stdin",
+    )
+    parser.add_argument(
+        "--user",
+        default="local",
+        help="user id the run belongs to; with MONGODB_URI set, the run sees "
+        "that user's stored files and its outputs are stored for the user",
+    )
+    parser.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="store a local file for the user as an upload would, loadable "
+        "with load_file(); repeatable",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_number("seconds"),
+        metavar="S",
+        help="seconds for the code (never more than CODE_EXECUTION_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where output files go (default: a new outputs-<run id> folder here)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=execute)
 
 
-def execute(args: argparse.Namespace, settings: Settings) -> int:
+def execute(args: argparse.Namespace, parts: Components) -> int:
     try:
         code = _read_code(args.code_file)
         attachments = [_attachment(Path(p)) for p in args.attach]
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run(args, settings, code, attachments))
+    return asyncio.run(_run(args, parts, code, attachments))
 
 
 def _read_code(source: str) -> str:
@@ -85,17 +100,16 @@ def _attachment(path: Path) -> Path:
     return path
 
 
-async def _open_store(settings: Settings, staging: Path) -> FileStore:
-    """The user's real store with MongoDB; without it, a throw-away store inside this run's staging."""
-    repository = create_repository(settings)
-    if repository.persistent:
-        return await create_file_store(settings, repository)
-    print(
-        "note: MONGODB_URI is not set, so file metadata is kept in memory for this run only: "
-        "attached files and outputs are not kept for the user",
-        file=sys.stderr,
-    )
-    return await create_file_store(settings, repository, data_dir=staging / "store")
+async def _open_store(parts: Components, staging: Path) -> FileStore:
+    """The user's real store with MongoDB; without it, a throw-away store in this run's staging."""
+    store = await parts.file_store(scratch_dir=staging / "store")
+    if not store.repository.persistent:
+        print(
+            "note: MONGODB_URI is not set, so file metadata is kept in memory for this run only: "
+            "attached files and outputs are not kept for the user",
+            file=sys.stderr,
+        )
+    return store
 
 
 async def _stage(store: FileStore, user_id: str, attachments: list[Path]):
@@ -103,17 +117,16 @@ async def _stage(store: FileStore, user_id: str, attachments: list[Path]):
     for path in attachments:
         with path.open("rb") as fh:
             await store.save(user_id, path.name, fh)
-    folder, files = await store.run_inputs(user_id)
+    folder, files = await run_inputs(store, user_id)
     return (folder if files else None), files
 
 
-async def _run(args, settings: Settings, code: str, attachments: list[Path]) -> int:
-    staging = settings.data_dir / "staging" / uuid.uuid4().hex
-    store = None
-    runner = create_runner(settings)
+async def _run(args, parts: Components, code: str, attachments: list[Path]) -> int:
+    staging = parts.layout.new_staging_dir()
+    runner = parts.runner
     try:
         try:
-            store = await _open_store(settings, staging)
+            store = await _open_store(parts, staging)
             input_dir, files = await _stage(store, args.user, attachments)
         except FileStoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -131,15 +144,13 @@ async def _run(args, settings: Settings, code: str, attachments: list[Path]) -> 
         )
         if store.repository.persistent and result.files:
             try:
-                result = await store.store_outputs(args.user, result)
+                result = await store_outputs(store, args.user, result)
             except StorageUnavailable as exc:
                 print(f"warning: output files were not stored for the user: {exc}", file=sys.stderr)
         result = _deliver(result, args.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        runner.engine.close()
-        if store is not None:
-            await store.repository.close()
+        await parts.close()
     _report(result, args.json)
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
@@ -176,11 +187,17 @@ def _report(result: RunResult, as_json: bool) -> None:
     line += f" · exec {result.exec_seconds:.2f} s · setup {result.setup_seconds:.2f} s"
     print(line, file=err)
     if result.installed_packages:
-        print(f"installed {', '.join(result.installed_packages)} in {result.install_seconds:.2f} s "
-              "(not counted in exec)", file=err)
+        print(
+            f"installed {', '.join(result.installed_packages)} in {result.install_seconds:.2f} s "
+            "(not counted in exec)",
+            file=err,
+        )
     if result.message:
         print(result.message, file=err)
-    for stream, truncated in (("stdout", result.stdout_truncated), ("stderr", result.stderr_truncated)):
+    for stream, truncated in (
+        ("stdout", result.stdout_truncated),
+        ("stderr", result.stderr_truncated),
+    ):
         if truncated:
             print(f"{stream} was cut at {len(getattr(result, stream).encode())} bytes", file=err)
     for f in result.files:

@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from app.config import Settings
-from app.sandbox import DockerEngine, EngineUnavailable, create_runner
-from app.sandbox.policy import SandboxPolicy
+from app.sandbox import EngineUnavailable
+from app.sandbox.docker_engine import DockerEngine
+from app.wiring import build_runner, sandbox_policy
 
 pytestmark = pytest.mark.docker
 
@@ -41,9 +42,11 @@ def engine(settings):
     except EngineUnavailable as exc:
         pytest.fail(f"{exc}\nRun the suite with `bash scripts/test.sh`, which starts the engine.")
     if engine.image_labels(settings.sandbox_image) is None:
-        pytest.fail(f"sandbox image {settings.sandbox_image} is missing: `python -m app image build`")
+        pytest.fail(
+            f"sandbox image {settings.sandbox_image} is missing: `python -m app image build`"
+        )
     yield engine
-    leftovers = engine.list_containers(SandboxPolicy.from_settings(settings).ownership_filter())
+    leftovers = engine.list_containers(sandbox_policy(settings).ownership_filter())
     for container_id in leftovers:
         engine.remove(container_id)
     engine.close()
@@ -54,7 +57,7 @@ def engine(settings):
 async def runner(request, settings, engine):
     """A started runner, once with the warm pool off and once with one warm container ready."""
     warm = request.param == "warm"
-    runner = create_runner(settings.model_copy(update={"sandbox_warm_pool_size": int(warm)}), engine)
+    runner = build_runner(settings.model_copy(update={"sandbox_warm_pool_size": int(warm)}), engine)
     await runner.start()
     if warm:
         assert await runner.pool.wait_ready(), "the warm pool did not fill"

@@ -25,8 +25,10 @@ print("rows", len(df))
 
 def answer_from_result(body):
     result = last_tool_result(body)
-    return reply(f"status={result['status']} stdout={result['stdout'].strip()} "
-                 f"files={[f['name'] for f in result['files']]}")
+    return reply(
+        f"status={result['status']} stdout={result['stdout'].strip()} "
+        f"files={[f['name'] for f in result['files']]}"
+    )
 
 
 async def test_plot_column_of_an_uploaded_csv_comes_back_as_a_png(
@@ -74,8 +76,9 @@ async def test_a_run_over_its_timeout_gives_a_friendly_timeout_reply(
     fake_openai, make_chat, runner, data_dir
 ):
     service = make_chat(runner, data_dir)
-    fake_openai.add(tool_call("import time\ntime.sleep(5)\nprint('done')", timeout=1),
-                    answer_from_result)
+    fake_openai.add(
+        tool_call("import time\ntime.sleep(5)\nprint('done')", timeout=1), answer_from_result
+    )
 
     answer = await service.turn("e2e-timeout", "c1", "sleep a while")
 

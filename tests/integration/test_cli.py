@@ -19,8 +19,13 @@ def cli(settings, tmp_path):
 
     def run(*args, stdin=None):
         return subprocess.run(
-            [sys.executable, "-m", "app", *args], input=stdin, env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "app", *args],
+            input=stdin,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     return run
@@ -30,8 +35,18 @@ def test_run_json_has_the_documented_keys(cli):
     proc = cli("run", "-", "--json", stdin="print('hi')")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    for key in ("status", "exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated",
-                "exec_seconds", "setup_seconds", "files", "skipped"):
+    for key in (
+        "status",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
+        "exec_seconds",
+        "setup_seconds",
+        "files",
+        "skipped",
+    ):
         assert key in data
     assert (data["status"], data["stdout"], data["exit_code"]) == ("ok", "hi\n", 0)
 
@@ -96,7 +111,9 @@ def test_doctor_names_the_fix_when_the_image_is_missing(cli, settings):
     proc = subprocess.run(
         [sys.executable, "-m", "app", "doctor"],
         env={**os.environ, "DATA_DIR": str(settings.data_dir), "SANDBOX_IMAGE": env_image},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert f"FAIL  sandbox image {env_image} is missing" in proc.stdout

@@ -15,9 +15,8 @@ from mongomock_motor import AsyncMongoMockClient
 
 from app import cli
 from app.files import mongo
-from app.sandbox import DockerEngine
-from app.sandbox.policy import SandboxPolicy
-from app.sandbox.runner import OWNER_LABEL
+from app.sandbox.docker_engine import DockerEngine
+from app.wiring import sandbox_policy
 
 
 @pytest.fixture
@@ -49,10 +48,11 @@ def app(capsys, *argv):
 def test_files_add_list_rm(app_env, capsys, tmp_path):
     (tmp_path / "sales.csv").write_text("month,total\n1,10\n")
     (tmp_path / "empty.txt").write_text("")
-    code, out, err = app(capsys, "files", "add", "--user", "42", "sales.csv", "empty.txt",
-                         "missing.csv")
+    code, out, err = app(
+        capsys, "files", "add", "--user", "42", "sales.csv", "empty.txt", "missing.csv"
+    )
     assert code == 1
-    assert out.startswith("stored ") and "sales.csv  csv  17 B" in out
+    assert out.startswith("stored ") and "sales.csv  csv  17 bytes" in out
     assert "cannot add empty.txt: empty.txt is empty" in err
     assert "cannot add missing.csv: no such file" in err
     file_id = out.split()[1]
@@ -95,7 +95,9 @@ def test_doctor_checks_mongodb(app_env, capsys, monkeypatch):
     monkeypatch.setattr(mongo, "SERVER_SELECTION_TIMEOUT_MS", 300)
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true")
     code, out, _ = app(capsys, "doctor", "--no-probe")
-    assert code == 1 and "FAIL  could not set up the files collection: MongoDB is unreachable" in out
+    assert (
+        code == 1 and "FAIL  could not set up the files collection: MongoDB is unreachable" in out
+    )
 
 
 def _real_client():
@@ -137,8 +139,9 @@ def test_run_attach_stores_for_the_user(app_env, capsys, tmp_path, monkeypatch):
     assert out == "['extra.json']\n"
 
 
-def test_run_attach_without_mongodb_says_metadata_is_in_memory(app_env, capsys, tmp_path,
-                                                               monkeypatch):
+def test_run_attach_without_mongodb_says_metadata_is_in_memory(
+    app_env, capsys, tmp_path, monkeypatch
+):
     monkeypatch.setenv("MONGODB_URI", "")
     (tmp_path / "in.csv").write_text("a\n1\n2\n")
     (tmp_path / "a.py").write_text("print(load_file('in.csv')['a'].sum())\n")
@@ -167,9 +170,8 @@ def test_cleanup_removes_orphans_and_leftover_containers(app_env, capsys, settin
     os.utime(orphan, (old, old))
 
     engine = DockerEngine()
-    policy = SandboxPolicy.from_settings(settings)
+    policy = sandbox_policy(settings, owner=f"{socket.gethostname()}:999999:0")  # owner gone
     args = policy.container_args(run_id="leftover", user_id="42", input_dir=None)
-    args["labels"][OWNER_LABEL] = f"{socket.gethostname()}:999999:0"  # its owner is gone
     leftover = engine.create_and_start(args)
     try:
         code, out, _ = app(capsys, "cleanup", "--dry-run", "--json")

@@ -14,6 +14,7 @@ import zipfile
 
 import pytest
 
+from app.chat.run_files import run_inputs
 from app.files import FileStore, InMemoryFileRepository
 from app.sandbox import RunRequest, RunStatus
 
@@ -37,7 +38,7 @@ def load(runner, store, tmp_path):
                 await store.save(user, output.name, output.path.read_bytes())
         for name, data in (samples or {}).items():
             await store.save(user, name, data)
-        input_dir, files = await store.run_inputs(user)
+        input_dir, files = await run_inputs(store, user)
         return await runner.run(RunRequest(code=code, user_id=user, input_dir=input_dir,
                                            files=files, output_dir=tmp_path / f"out-{user}"))
 
@@ -329,7 +330,7 @@ async def test_list_files_shows_id_name_type_size(load):
 async def test_a_run_sees_only_its_own_users_files(runner, store, tmp_path):
     await store.save("alice", "secret.csv", b"pin\n1234\n")
     await store.save("bob", "mine.csv", b"a\n1\n")
-    input_dir, files = await store.run_inputs("bob")
+    input_dir, files = await run_inputs(store, "bob")
     code = (
         "import os\n"
         "print(sorted(f.name for f in list_files()))\n"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from app.sandbox import RunStatus, create_runner
+from app.sandbox import RunStatus
 from app.sandbox.policy import INSTANCE_LABEL, ROLE_LABEL
+from app.wiring import build_runner
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -35,7 +36,7 @@ def package_settings(settings, tmp_path_factory):
 
 @pytest.fixture
 def package_runner(package_settings, engine):
-    return create_runner(package_settings, engine)
+    return build_runner(package_settings, engine)
 
 
 class InstallContainers:
@@ -155,7 +156,13 @@ async def test_run_with_packages_still_has_no_network_and_cannot_change_them(
     )
     result = await package_runner.run(make_request(code))
     assert result.status is RunStatus.OK, (result.stderr, result.message)
-    assert result.stdout.splitlines() == ["['lo']", "no connection", "no dns", "read-only 30", "no pip"]
+    assert result.stdout.splitlines() == [
+        "['lo']",
+        "no connection",
+        "no dns",
+        "read-only 30",
+        "no pip",
+    ]
 
 
 async def test_import_detection_cannot_see_falls_back_to_one_retry(
@@ -198,11 +205,13 @@ async def test_install_failure_keeps_the_error_and_adds_pips_reason(
     package_settings, engine, make_request, install_containers
 ):
     missing = "codeinterp-test-absent-dist"
-    runner = create_runner(
-        package_settings.model_copy(update={
-            "package_approved": f"toolz,{missing}",
-            "package_import_names": f"codeinterp_test_absent={missing}",
-        }),
+    runner = build_runner(
+        package_settings.model_copy(
+            update={
+                "package_approved": f"toolz,{missing}",
+                "package_import_names": f"codeinterp_test_absent={missing}",
+            }
+        ),
         engine,
     )
     result = await runner.run(make_request("import codeinterp_test_absent\n"))
@@ -215,7 +224,9 @@ async def test_install_failure_keeps_the_error_and_adds_pips_reason(
 
 
 async def test_install_timeout_is_its_own_limit(package_settings, engine, make_request):
-    runner = create_runner(package_settings.model_copy(update={"package_install_timeout": 0.3}), engine)
+    runner = build_runner(
+        package_settings.model_copy(update={"package_install_timeout": 0.3}), engine
+    )
     result = await runner.run(make_request("import sortedcontainers\n", timeout=30))
     assert result.status is RunStatus.ERROR
     assert "installing the approved package 'sortedcontainers' failed" in result.message
@@ -226,18 +237,30 @@ async def test_install_timeout_is_its_own_limit(package_settings, engine, make_r
 
 
 def test_run_json_and_packages_cli(package_settings, settings):
-    env = {**os.environ, "DATA_DIR": str(package_settings.data_dir),
-           "SANDBOX_INSTANCE": settings.sandbox_instance, "PACKAGE_CA_BUNDLE": ""}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(package_settings.data_dir),
+        "SANDBOX_INSTANCE": settings.sandbox_instance,
+        "PACKAGE_CA_BUNDLE": "",
+    }
     if SYSTEM_CA.is_file():
         env["PACKAGE_CA_BUNDLE"] = str(SYSTEM_CA)
 
     def cli(*args, stdin=None):
-        proc = subprocess.run([sys.executable, "-m", "app", *args], env=env, input=stdin,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    ran = json.loads(cli("run", "-", "--json", stdin="import humanize\nprint(humanize.intcomma(12345))\n"))
+    ran = json.loads(
+        cli("run", "-", "--json", stdin="import humanize\nprint(humanize.intcomma(12345))\n")
+    )
     assert ran["stdout"] == "12,345\n"
     assert [p.split("==")[0] for p in ran["installed_packages"]] == ["humanize"]
     assert ran["install_seconds"] > 0

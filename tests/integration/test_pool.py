@@ -6,14 +6,15 @@ import time
 
 import pytest
 
-from app.sandbox import InputFile, RunStatus, create_runner
+from app.sandbox import InputFile, RunStatus
 from app.sandbox.policy import INSTANCE_LABEL
 from app.sandbox.pool import POOL_LABEL
+from app.wiring import build_runner
 
 
 def make_runner(settings, engine, **changes):
     changes.setdefault("sandbox_warm_pool_size", 1)
-    return create_runner(settings.model_copy(update=changes), engine)
+    return build_runner(settings.model_copy(update=changes), engine)
 
 
 @pytest.fixture
@@ -38,7 +39,9 @@ async def test_a_warm_run_reads_files_staged_after_the_container_started(
     (input_dir / "f1.csv").write_text("a,b\n1,10\n2,20\n")
     (input_dir / "other.txt").write_text("not part of this run")
     files = (InputFile(file_id="f1", name="sales.csv", filename="f1.csv", size=15, type="csv"),)
-    code = "import os\nprint(int(load_file('sales.csv')['b'].sum()), sorted(os.listdir('/mnt/data')))"
+    code = (
+        "import os\nprint(int(load_file('sales.csv')['b'].sum()), sorted(os.listdir('/mnt/data')))"
+    )
     result = await pool_runner.run(make_request(code, input_dir=input_dir, files=files))
     assert result.status is RunStatus.OK, result.stderr
     assert result.stdout == "30 ['f1.csv']\n"  # only the request's files, by their filename
@@ -62,7 +65,9 @@ async def test_used_containers_and_staging_are_removed_after_the_reply(
 ):
     (input_dir / "f1.txt").write_text("x")
     files = (InputFile(file_id="f1", name="x.txt", filename="f1.txt", size=1),)
-    result = await pool_runner.run(make_request("print(load_file('f1'))", input_dir=input_dir, files=files))
+    result = await pool_runner.run(
+        make_request("print(load_file('f1'))", input_dir=input_dir, files=files)
+    )
     assert result.stdout == "x\n"
     await pool_runner.close()
     assert pool_containers(engine, settings) == []
@@ -80,7 +85,9 @@ async def test_runs_beyond_the_pool_fall_back_to_cold_and_all_succeed(pool_runne
     assert stats.taken >= 1 and stats.missed >= 1
 
 
-async def test_a_dead_warm_container_is_never_handed_out(pool_runner, engine, settings, make_request):
+async def test_a_dead_warm_container_is_never_handed_out(
+    pool_runner, engine, settings, make_request
+):
     [idle] = pool_containers(engine, settings)
     engine.kill(idle)
     await asyncio.sleep(0.5)
@@ -127,7 +134,9 @@ async def test_a_broken_image_still_gives_a_clear_result(settings, engine, make_
     assert pool_containers(engine, settings) == []
 
 
-async def test_files_staged_after_start_are_visible_under_gvisor(settings, engine, make_request, input_dir):
+async def test_files_staged_after_start_are_visible_under_gvisor(
+    settings, engine, make_request, input_dir
+):
     if "runsc" not in (engine.info().get("Runtimes") or {}):
         pytest.skip("gVisor (runsc) is not registered with this engine")
     runner = make_runner(settings, engine, sandbox_runtime="runsc")
@@ -136,7 +145,9 @@ async def test_files_staged_after_start_are_visible_under_gvisor(settings, engin
         assert await runner.pool.wait_ready(timeout=180)
         (input_dir / "f1.csv").write_text("a,b\n5,1\n7,1\n")
         files = (InputFile(file_id="f1", name="n.csv", filename="f1.csv", size=12),)
-        result = await runner.run(make_request("print(load_file('f1')['a'].sum())", input_dir=input_dir, files=files))
+        result = await runner.run(
+            make_request("print(load_file('f1')['a'].sum())", input_dir=input_dir, files=files)
+        )
     finally:
         await runner.close()
     assert result.status is RunStatus.OK, result.stderr

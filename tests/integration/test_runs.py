@@ -63,7 +63,7 @@ async def test_matplotlib_png_in_the_working_directory_is_collected(runner, make
 async def test_errors_point_at_the_users_own_lines(runner, make_request):
     result = await runner.run(make_request("x = 1\n\ndef f():\n    return x / 0\n\nf()\n"))
     assert result.status is RunStatus.ERROR and result.exit_code == 1
-    assert 'File "<code>", line 6' in result.stderr and 'line 4, in f' in result.stderr
+    assert 'File "<code>", line 6' in result.stderr and "line 4, in f" in result.stderr
     assert "return x / 0" in result.stderr and "sandbox_runner" not in result.stderr
     syntax = await runner.run(make_request("print('a'\n"))
     assert syntax.status is RunStatus.ERROR and "SyntaxError" in syntax.stderr
@@ -78,7 +78,9 @@ async def test_exit_codes_are_reported(runner, make_request):
 
 
 async def test_timer_covers_only_the_code(runner, make_request):
-    result = await runner.run(make_request("import time; time.sleep(0.9); print('done')", timeout=1))
+    result = await runner.run(
+        make_request("import time; time.sleep(0.9); print('done')", timeout=1)
+    )
     assert result.status is RunStatus.OK, result.message
     assert result.stdout == "done\n"
     assert result.setup_seconds > 0 and 0.9 <= result.exec_seconds < 1
@@ -108,7 +110,8 @@ async def test_links_fifos_and_hidden_outputs_are_skipped(runner, make_request):
 async def test_runs_of_one_user_never_overlap(runner, make_request):
     code = "import time\nstart = time.time(); time.sleep(0.5); print(start, time.time())"
     first, second = await asyncio.gather(
-        runner.run(make_request(code, user_id="same")), runner.run(make_request(code, user_id="same"))
+        runner.run(make_request(code, user_id="same")),
+        runner.run(make_request(code, user_id="same")),
     )
     (a0, a1), (b0, b1) = (map(float, r.stdout.split()) for r in (first, second))
     assert b0 >= a1 or a0 >= b1

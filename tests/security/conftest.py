@@ -1,4 +1,4 @@
-"""The adversarial battery: every promise of README "Security model" attacked in a real container.
+"""The adversarial battery: every promise of docs/security.md ("Security model") attacked in a real container.
 
 Each test runs under every runtime the engine has: runc always, runsc (gVisor) when `docker info`
 lists it. Limits are shrunk so attacks hit them fast. Every attack goes through `attack.run()`,
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import docker
 import pytest
+from integration.conftest import data_dir, engine, input_dir, make_request, runner  # noqa: F401
 
 from app.config import Settings
 from app.sandbox import RunResult, RunStatus, SandboxRunner
-from integration.conftest import data_dir, engine, input_dir, make_request, runner  # noqa: F401
 
 pytestmark = pytest.mark.docker
 
@@ -55,7 +55,7 @@ def runtime(request) -> str:
         if request.param not in registered:
             pytest.skip(
                 f"the Docker engine has no {request.param} runtime (docker info lists: "
-                f"{', '.join(registered)}); register gVisor as README, gVisor says"
+                f"{', '.join(registered)}); register gVisor as docs/security.md, gVisor says"
             )
     return request.param
 
@@ -122,7 +122,7 @@ class Attack:
 
         # The engine may still be finishing a forced removal of a sandbox that crashed.
         deadline = time.monotonic() + 20
-        while (left := leftovers()):
+        while left := leftovers():
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

@@ -45,7 +45,10 @@ async def test_another_users_files_are_unreachable(attack, data_dir, input_dir):
     result = await attack.run(code, timeout=15, input_dir=input_dir, files=files)
     assert result.status is RunStatus.OK, result.stderr
     assert result.stdout.splitlines() == [
-        "[]", "['mine.csv']", "False False", "['/mnt/data', '/mnt/output']"
+        "[]",
+        "['mine.csv']",
+        "False False",
+        "['/mnt/data', '/mnt/output']",
     ]
 
 
@@ -128,19 +131,33 @@ async def test_fifos_sockets_and_device_nodes_are_never_opened(attack):
         "open('real.txt', 'w').write('r')\n"
     )
     result = await attack.run(code)
-    if attack.runtime == "runc":  # no CAP_MKNOD; gVisor makes its own virtual nodes, never host ones
+    if (
+        attack.runtime == "runc"
+    ):  # no CAP_MKNOD; gVisor makes its own virtual nodes, never host ones
         assert result.stdout.split() == ["refused", "refused"]
     assert [f.name for f in result.files] == ["real.txt"]
     skipped = {s.name: s.reason for s in result.skipped}
-    assert skipped["result.csv"] == "not a regular file" and skipped["sock.txt"] == "not a regular file"
+    assert (
+        skipped["result.csv"] == "not a regular file"
+        and skipped["sock.txt"] == "not a regular file"
+    )
     assert result.collect_seconds < 10
 
 
 async def test_hostile_output_names_come_back_safe(attack):
     names = [
-        "\x1b[31mred\x07.txt", "@everyone.txt", "@here <@&123>.png", "a\\b\\..\\c.txt",
-        "\u202egnp.exe", "x\u200b\u200dy.txt", "x..\u2215..\u2215etc.txt", "\uff0e\uff0ehidden.txt",
-        "line\nbreak.txt", "-rf --no-preserve-root.sh", "L" * 250 + ".csv", "\udcff.bin",
+        "\x1b[31mred\x07.txt",
+        "@everyone.txt",
+        "@here <@&123>.png",
+        "a\\b\\..\\c.txt",
+        "\u202egnp.exe",
+        "x\u200b\u200dy.txt",
+        "x..\u2215..\u2215etc.txt",
+        "\uff0e\uff0ehidden.txt",
+        "line\nbreak.txt",
+        "-rf --no-preserve-root.sh",
+        "L" * 250 + ".csv",
+        "\udcff.bin",
     ]
     code = (
         "import os\n"
@@ -198,6 +215,16 @@ async def test_planted_modules_cannot_hijack_the_collector(attack):
         "open('report.txt', 'w').write('data')\n"
     )
     result = await attack.run(code)
-    planted = ["sandbox_runner", "tarfile", "json", "argparse", "sitecustomize",
-               "usercustomize", "os", "stat"]
-    assert sorted(f.name for f in result.files) == sorted([m + ".py" for m in planted] + ["report.txt"])
+    planted = [
+        "sandbox_runner",
+        "tarfile",
+        "json",
+        "argparse",
+        "sitecustomize",
+        "usercustomize",
+        "os",
+        "stat",
+    ]
+    assert sorted(f.name for f in result.files) == sorted(
+        [m + ".py" for m in planted] + ["report.txt"]
+    )

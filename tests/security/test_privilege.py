@@ -2,7 +2,7 @@
 
 import os
 
-from app.sandbox import RunStatus
+from app.sandbox import RunStatus, SandboxPolicy
 
 LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
 
@@ -18,7 +18,8 @@ async def test_not_root_no_capabilities_no_new_privileges(attack):
         "print(libc.prctl(39, 0, 0, 0, 0))\n"  # PR_GET_NO_NEW_PRIVS
     )
     result = await attack.run(code)
-    assert result.stdout.splitlines()[0] in ("10001 10001 10001 []", "10001 10001 10001 [10001]")
+    uid = SandboxPolicy.code_uid
+    assert result.stdout.splitlines()[0] in (f"{uid} {uid} {uid} []", f"{uid} {uid} {uid} [{uid}]")
     assert result.stdout.splitlines()[1] in ("['0000000000000000']", "['0']")
     assert result.stdout.splitlines()[2] == "1"
 
@@ -26,7 +27,7 @@ async def test_not_root_no_capabilities_no_new_privileges(attack):
 async def test_setuid_setgid_and_setgroups_are_refused(attack):
     code = LIBC + (
         "for name, call in (('setuid', lambda: os.setuid(0)), ('setgid', lambda: os.setgid(0)),\n"
-        "                   ('seteuid', lambda: os.seteuid(10002)),\n"
+        f"                   ('seteuid', lambda: os.seteuid({SandboxPolicy.keeper_uid})),\n"
         "                   ('setgroups', lambda: os.setgroups([0])),\n"
         "                   ('setresuid', lambda: os.setresuid(0, 0, 0))):\n"
         "    try:\n"
@@ -36,7 +37,7 @@ async def test_setuid_setgid_and_setgroups_are_refused(attack):
         "print(os.getuid(), os.geteuid())\n"
     )
     result = await attack.run(code)
-    assert result.stdout.split() == ["refused"] * 5 + ["10001", "10001"]
+    assert result.stdout.split() == ["refused"] * 5 + [str(SandboxPolicy.code_uid)] * 2
 
 
 async def test_no_setuid_or_setgid_programs_and_no_su_sudo(attack):

@@ -22,7 +22,9 @@ async def _with_bystander(attack, bomb: str, timeout: float):
 
 
 async def test_fork_bomb_is_contained_and_other_runs_complete(attack):
-    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    bomb = (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
     result, bystander = await _with_bystander(attack, bomb, timeout=4)
     # Contained either way: the limit ends it, or (gVisor, a warm runner with pandas loaded) the
     # forked copies exhaust the sandbox's memory first and gVisor stops the whole sandbox.
@@ -81,14 +83,18 @@ async def test_spinning_processes_that_ignore_sigterm_are_stopped(attack):
 
 
 async def test_gigabytes_to_stdout_are_capped(attack):
-    code = "import sys\nchunk = b'y' * 2**20\nfor _ in range(4096): sys.stdout.buffer.write(chunk)\n"
+    code = (
+        "import sys\nchunk = b'y' * 2**20\nfor _ in range(4096): sys.stdout.buffer.write(chunk)\n"
+    )
     result = await attack.run(code, timeout=8)  # 4 GiB, or as much as fits in the time limit
     assert result.status in (RunStatus.OK, RunStatus.TIMEOUT, RunStatus.KILLED), result.message
     assert result.stdout_truncated and result.stdout == "y" * STREAM_CAP
 
 
 async def test_gigabytes_to_stderr_are_capped(attack):
-    code = "import sys\nchunk = b'e' * 2**20\nfor _ in range(4096): sys.stderr.buffer.write(chunk)\n"
+    code = (
+        "import sys\nchunk = b'e' * 2**20\nfor _ in range(4096): sys.stderr.buffer.write(chunk)\n"
+    )
     result = await attack.run(code, timeout=8)
     assert result.stderr_truncated and result.stderr == "e" * STREAM_CAP
     assert result.stdout == "" and not result.stdout_truncated

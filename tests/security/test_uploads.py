@@ -12,10 +12,10 @@ import zipfile
 
 import pytest
 
+from app.chat.run_files import run_inputs
 from app.filenames import MAX_NAME_LENGTH, safe_filename, unique_name
 from app.files import FileTooLarge
 from tests.fakes.file_store import memory_store
-
 
 HOSTILE_NAMES = [
     "../../etc/passwd",
@@ -65,8 +65,14 @@ def test_names_that_collide_after_cleaning_stay_distinct():
 
 async def test_the_store_never_writes_outside_the_users_folder(tmp_path):
     store = memory_store(tmp_path / "data")
-    hostile = ["..\u2215..\u2215evil.csv", "../../../etc/cron.d/x.csv", "x\u202e.csv",
-               "@everyone.txt", "\uff0e\uff0e\uff0fup.json", "a" * 200 + ".json"]
+    hostile = [
+        "..\u2215..\u2215evil.csv",
+        "../../../etc/cron.d/x.csv",
+        "x\u202e.csv",
+        "@everyone.txt",
+        "\uff0e\uff0e\uff0fup.json",
+        "a" * 200 + ".json",
+    ]
     saved = [await store.save("victim", name, name.encode()) for name in hostile]
     user_dir = store.user_dir("victim").resolve()
     on_disk = sorted(p.name for p in user_dir.iterdir())
@@ -129,7 +135,7 @@ async def test_compressed_bombs_are_stored_as_is_and_only_opened_in_the_sandbox(
     for source in sources:
         with source.open("rb") as fh:
             await store.save(user, source.name, fh)
-    input_dir, files = await store.run_inputs(user)
+    input_dir, files = await run_inputs(store, user)
     staged = {f.name: input_dir / f.filename for f in files}
     for source in sources:  # the host stored bytes, it did not unpack anything
         assert staged[source.name].stat().st_size == source.stat().st_size < 4 * 2**20
@@ -146,6 +152,9 @@ async def test_compressed_bombs_are_stored_as_is_and_only_opened_in_the_sandbox(
     )
     result = await attack.run(code, timeout=20, input_dir=input_dir, files=files)
     assert result.stdout.split() == ["stopped", "ENOSPC", "stopped", "ENOSPC"], (
-        result.status, result.stdout, result.stderr[-300:])
+        result.status,
+        result.stdout,
+        result.stderr[-300:],
+    )
     assert sorted(p.name for p in input_dir.iterdir()) == sorted(f.filename for f in files)
     assert sum(p.stat().st_size for p in input_dir.iterdir()) < 8 * 2**20

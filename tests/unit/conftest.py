@@ -1,7 +1,7 @@
 import pytest
 
 from app.config import Settings
-from app.sandbox import create_runner
+from app.wiring import build_runner
 from tests.fakes.exec_socket import socket_pair
 from tests.fakes.file_store import memory_store
 
@@ -9,7 +9,7 @@ from tests.fakes.file_store import memory_store
 @pytest.fixture
 def runner(tmp_path):
     # Built but never started in unit tests: no scripted model reply there asks for a run.
-    return create_runner(Settings(_env_file=None, data_dir=tmp_path))
+    return build_runner(Settings(_env_file=None, data_dir=tmp_path))
 
 
 @pytest.fixture

@@ -1,0 +1,258 @@
+"""The composition root: the one place that builds a process's objects from its settings.
+
+    Settings -> DataLayout, SandboxPolicy (once; the owner token is a policy field)
+             -> engine -> package installer, warm pool, run slots -> SandboxRunner
+             -> file store (its metadata repository) -> chat records, model client -> ChatService
+             -> CleanupService
+
+A `Components` object builds each part on first use, so a command asks only for what it needs
+(`files list` never touches Docker; `image hash` builds nothing). The CLI verbs and the bot take
+their parts from it; tests build it with an engine or a repository of their own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import openai
+
+from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
+from app.config import Settings
+from app.files import (
+    CleanupService,
+    FileRepository,
+    FileStore,
+    InMemoryFileRepository,
+    RepositoryUnavailable,
+    StorageUnavailable,
+)
+from app.layout import DataLayout
+from app.sandbox import (
+    Engine,
+    PackageCache,
+    PackageCatalog,
+    PackageInstaller,
+    RunSlots,
+    SandboxPolicy,
+    SandboxRunner,
+    WarmPool,
+)
+from app.sandbox.docker_engine import DockerEngine
+from app.sandbox.leftovers import owner_token
+
+MODEL_TIMEOUT = 120.0
+
+
+class WiringError(RuntimeError):
+    """A dependency cannot be built; str() is one readable line."""
+
+
+def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
+    """Every container setting, from the settings: the one policy of a process."""
+    return SandboxPolicy(
+        image=settings.sandbox_image,
+        instance=settings.sandbox_instance,
+        runtime=settings.sandbox_runtime,
+        memory_bytes=settings.sandbox_memory,
+        cpus=settings.sandbox_cpus,
+        pids_limit=settings.sandbox_pids_limit,
+        tmp_size_bytes=settings.sandbox_tmp_size,
+        output_size_bytes=settings.sandbox_output_size,
+        max_stream_bytes=settings.sandbox_max_output_bytes,
+        max_output_files=settings.sandbox_max_output_files,
+        max_code_bytes=settings.sandbox_max_code_bytes,
+        data_dir=settings.data_dir,
+        host_data_dir=settings.host_data_dir,
+        install_timeout=settings.package_install_timeout,
+        package_index_url=settings.sandbox_pip_index_url,
+        package_extra_index_url=settings.sandbox_pip_extra_index_url,
+        package_proxy=settings.package_proxy,
+        owner=owner,
+    )
+
+
+def package_catalog(settings: Settings) -> PackageCatalog:
+    return PackageCatalog.build(settings.approved_packages, settings.package_import_mapping)
+
+
+def repository(settings: Settings) -> FileRepository:
+    """MongoDB when MONGODB_URI is set, else metadata in memory (repository.persistent False)."""
+    if settings.mongodb_uri is None:
+        return InMemoryFileRepository()
+    from app.files import mongo  # motor only when MongoDB is configured
+
+    return mongo.connect(settings.mongodb_uri.get_secret_value(), settings.mongodb_database)
+
+
+def build_runner(settings: Settings, engine: Engine | None = None) -> SandboxRunner:
+    """A runner with its pool and installer, as every entry point gets it (tests, bench)."""
+    return Components(settings, engine=engine).runner
+
+
+class Components:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        repository: FileRepository | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._owns_engine = engine is None
+        self._repository = repository
+        self._store: FileStore | None = None
+
+    # Sandbox side
+
+    @cached_property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.settings.data_dir)
+
+    @cached_property
+    def policy(self) -> SandboxPolicy:
+        return sandbox_policy(self.settings, owner=owner_token())
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            # A run holds a thread for its exec step; removals and pool starts need some more.
+            self._engine = DockerEngine(
+                max_workers=self.settings.sandbox_max_concurrent_runs * 3 + 4
+            )
+        return self._engine
+
+    @cached_property
+    def docker(self) -> DockerEngine:
+        """The concrete engine, for the admin tools (image inspection, builds, audit)."""
+        engine = self.engine
+        if not isinstance(engine, DockerEngine):
+            raise WiringError("this command needs the Docker engine itself")
+        return engine
+
+    @cached_property
+    def installer(self) -> PackageInstaller:
+        """The package install step and cache (also for `packages` and `doctor`)."""
+        return PackageInstaller(
+            self.policy,
+            self.engine,
+            PackageCache(self.layout.packages),
+            package_catalog(self.settings),
+            ca_bundle=self.settings.package_ca_bundle,
+        )
+
+    @cached_property
+    def pool(self) -> WarmPool | None:
+        if self.settings.sandbox_warm_pool_size <= 0:
+            return None
+        return WarmPool(
+            self.policy,
+            self.engine,
+            size=self.settings.sandbox_warm_pool_size,
+            max_age=self.settings.sandbox_warm_pool_max_age,
+            staging_root=self.layout.pool,
+        )
+
+    @cached_property
+    def runner(self) -> SandboxRunner:
+        """The runner every entry point uses. The warm pool runs only once `await
+        runner.start()` is called (long-lived processes); a one-shot command that just calls
+        `run()` starts every run cold and removes it inline."""
+        return SandboxRunner(
+            self.policy,
+            self.engine,
+            max_timeout=self.settings.code_execution_timeout,
+            slots=RunSlots(self.settings.sandbox_max_concurrent_runs),
+            packages=self.installer if self.settings.package_auto_install else None,
+            pool=self.pool,
+        )
+
+    # Files and chat
+
+    @property
+    def has_persistent_metadata(self) -> bool:
+        """Whether file metadata outlives this process (MONGODB_URI, or a repository given)."""
+        return self._repository is not None or self.settings.mongodb_uri is not None
+
+    async def file_store(self, scratch_dir: Path | None = None) -> FileStore:
+        """The user file store, its repository checked and indexed; StorageUnavailable when
+        MongoDB does not answer.
+
+        Without MongoDB the metadata lives in memory; then `scratch_dir`, when given, holds the
+        files too, so a terminal session leaves nothing behind that no metadata describes.
+        """
+        if self._store is not None:
+            return self._store
+        repo = self._repository or repository(self.settings)
+        try:
+            await repo.ensure_ready()
+        except RepositoryUnavailable as exc:
+            await repo.close()
+            raise StorageUnavailable(str(exc)) from None
+        root = self.layout.root
+        if not repo.persistent and scratch_dir is not None:
+            root = scratch_dir
+        settings = self.settings
+        self._store = FileStore(
+            root,
+            repo,
+            max_file_bytes=int(settings.max_file_size_mb * 1024**2),
+            max_files_per_user=settings.max_files_per_user,
+            expiration_hours=settings.file_expiration_hours,
+        )
+        return self._store
+
+    @cached_property
+    def records(self) -> ChatRecords:
+        if self.settings.mongodb_uri is None:
+            return MemoryChatRecords()
+        from app.chat.mongo import MongoChatRecords  # motor only when MongoDB is configured
+
+        return MongoChatRecords.connect(
+            self.settings.mongodb_uri.get_secret_value(), self.settings.mongodb_database
+        )
+
+    def model_client(self) -> openai.AsyncOpenAI:
+        settings = self.settings
+        return openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value() or "unset",
+            base_url=settings.openai_base_url or None,
+            max_retries=settings.openai_max_retries,
+            timeout=MODEL_TIMEOUT,
+        )
+
+    def chat_service(
+        self, store: FileStore, client: openai.AsyncOpenAI | None = None
+    ) -> ChatService:
+        settings = self.settings
+        return ChatService(
+            client or self.model_client(),
+            self.runner,
+            store,
+            self.records,
+            runs_dir=self.layout.runs,
+            default_model=settings.openai_model,
+            allowed_models=settings.allowed_models,
+            vision_models=settings.vision_model_prefixes,
+            max_tool_rounds=settings.chat_max_tool_rounds,
+            history_tokens=settings.chat_history_tokens,
+            rate_limit=ChatRateLimit(settings.chat_rate_limit),
+        )
+
+    def cleanup(self, store: FileStore) -> CleanupService:
+        return CleanupService(
+            store, self.runner, package_cache_days=self.settings.package_cache_days
+        )
+
+    # Shutdown
+
+    async def close(self) -> None:
+        """Remove the warm pool and pending containers, close the engine and the repository."""
+        if "runner" in self.__dict__:
+            await self.runner.close()
+        if self._store is not None:
+            await self._store.repository.close()
+            self._store = None
+        if self._engine is not None and self._owns_engine:
+            self._engine.close()
