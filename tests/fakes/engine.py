@@ -1,0 +1,262 @@
+"""FakeEngine: the Engine protocol without Docker, for driving SandboxRunner in milliseconds.
+
+Each container plays the in-container side of the real protocol over socket pairs, with docker's
+multiplexed frames: the warden (the attached main process) says `ready` and answers `collect`
+requests; the runner exec says its ready marker, reads the job line and then does what the test's
+Script says (print and end with done markers, hang, die, or exit without markers); the one-shot
+collector exec sends a tar and a report. The host side (ExecStream, Warden, OutputReceiver) is the
+real code. Only the sandbox is simulated: tests of isolation use real containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import socket
+import tarfile
+import threading
+from dataclasses import dataclass, field
+
+from app.sandbox.engine import STDERR, STDOUT, ExecStatus, ExecStream, ImageMissing
+from app.sandbox.markers import DONE_MARKER, READY_MARKER
+from app.sandbox.policy import COLLECTOR_SCRIPT, MANAGED_LABEL, RUNNER_SCRIPT
+from tests.fakes.exec_socket import frame
+
+
+@dataclass
+class Script:
+    """What the code does in every container of a FakeEngine."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    status: int = 0
+    files: dict[str, bytes] = field(default_factory=dict)
+    runner: str = "done"
+    """done: markers, then wait for the host; hang: never ends (a timeout); die: the sandbox
+    stops under the code (OOM); exit: the runner ends without markers (it was killed)."""
+    warden: str = "collect"
+    """collect: collects; fallback: cannot read everything (the one-shot collector must); gone:
+    closes without a word."""
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _read_line(sock: socket.socket) -> bytes | None:
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            return None
+        line += chunk
+    return bytes(line)
+
+
+def _send(sock: socket.socket, kind: int, data: bytes) -> None:
+    try:
+        sock.sendall(frame(kind, data))
+    except OSError:
+        pass  # the host closed its end
+
+
+@dataclass
+class FakeContainer:
+    container_id: str
+    args: dict
+    running: bool = True
+    oom: bool = False
+    code_over: threading.Event = field(default_factory=threading.Event)
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def labels(self) -> dict:
+        return self.args.get("labels") or {}
+
+
+class FakeEngine:
+    def __init__(self, script: Script | None = None, *, missing_image: bool = False) -> None:
+        self.script = script or Script()
+        self.missing_image = missing_image
+        self.containers_made: dict[str, FakeContainer] = {}
+        self.removed: list[str] = []
+        self.execs: list[str] = []
+        """`runner`, `collector` or `reaper` for each exec, in order."""
+        self._ids = itertools.count(1)
+        self._exit_codes: dict[str, int] = {}
+
+    # Engine protocol
+
+    async def call(self, fn, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        for container in self.containers_made.values():
+            self._close(container)
+
+    def ping(self) -> None:
+        return None
+
+    def image_id(self, reference: str) -> str:
+        return "sha256:" + "f" * 64
+
+    def read_image_file(self, args: dict, path: str, max_bytes: int) -> bytes | None:
+        return None
+
+    def run_to_completion(self, args: dict, timeout: float) -> int | None:
+        return 0
+
+    def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
+        if self.missing_image:
+            raise ImageMissing(f"No such image: {args['image']}")
+        container = FakeContainer(f"fake{next(self._ids):04d}", args)
+        self.containers_made[container.container_id] = container
+        ours, theirs = socket.socketpair()
+        container.sockets += [ours, theirs]
+        threading.Thread(target=self._warden, args=(container, theirs), daemon=True).start()
+        return container.container_id, ExecStream(None, ours)
+
+    def exec_attach(self, container_id, *, cmd, user, environment, workdir) -> ExecStream:
+        container = self.containers_made[container_id]
+        role = (
+            "runner"
+            if RUNNER_SCRIPT in cmd
+            else "collector"
+            if COLLECTOR_SCRIPT in cmd
+            else "reaper"
+        )
+        self.execs.append(role)
+        exec_id = f"{container_id}-{role}-{len(self.execs)}"
+        ours, theirs = socket.socketpair()
+        container.sockets += [ours, theirs]
+        target = {"runner": self._runner, "collector": self._collector, "reaper": self._reaper}
+        threading.Thread(
+            target=target[role], args=(container, theirs, exec_id), daemon=True
+        ).start()
+        return ExecStream(exec_id, ours)
+
+    def exec_status(self, exec_id: str, wait: float = 2.0) -> ExecStatus:
+        return ExecStatus(False, self._exit_codes.get(exec_id))
+
+    def is_running(self, container_id: str) -> tuple[bool, bool]:
+        container = self.containers_made.get(container_id)
+        if container is None or container.container_id in self.removed:
+            return False, False
+        return container.running, container.oom
+
+    def state(self, container_id: str) -> dict:
+        running, oom = self.is_running(container_id)
+        return {"Running": running, "OOMKilled": oom, "ExitCode": 137 if oom else 0}
+
+    def kill(self, container_id: str) -> None:
+        container = self.containers_made.get(container_id)
+        if container is not None:
+            container.running = False
+
+    def remove(self, container_id: str) -> None:
+        container = self.containers_made.get(container_id)
+        if container is not None and container_id not in self.removed:
+            self.removed.append(container_id)
+            container.running = False
+            self._close(container)
+
+    def containers(self, filters: dict) -> list[dict]:
+        wanted = dict(
+            item.split("=", 1) if "=" in item else (item, None) for item in filters.get("label", [])
+        )
+        found = []
+        for container in self.containers_made.values():
+            if container.container_id in self.removed:
+                continue
+            labels = container.labels
+            if all(k in labels and (v is None or labels[k] == v) for k, v in wanted.items()):
+                found.append({"Id": container.container_id, "Labels": labels, "Created": 0})
+        return found
+
+    # What tests look at
+
+    def live(self) -> list[str]:
+        """Containers not removed (a run must leave none)."""
+        return [
+            c
+            for c, made in self.containers_made.items()
+            if c not in self.removed and made.labels.get(MANAGED_LABEL)
+        ]
+
+    # The sandbox side
+
+    def _close(self, container: FakeContainer) -> None:
+        container.code_over.set()
+        for sock in container.sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _warden(self, container: FakeContainer, sock: socket.socket) -> None:
+        script = self.script
+        _send(sock, STDERR, b"ready\n")
+        while (line := _read_line(sock)) is not None:
+            if line.strip() != b"collect":
+                continue
+            if script.warden == "gone":
+                sock.close()
+                return
+            if not container.code_over.is_set():
+                _send(sock, STDERR, b"busy\n")
+                continue
+            if script.warden == "fallback":
+                _send(sock, STDERR, b"fallback unreadable: private.txt\n")
+                continue
+            _send(sock, STDERR, b"collecting %d\n" % script.status)
+            _send(sock, STDOUT, tar_of(script.files))
+            _send(sock, STDERR, json.dumps({"skipped": [], "oom_kills": 0}).encode() + b"\n")
+
+    def _runner(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
+        script = self.script
+        _send(sock, STDOUT, READY_MARKER)
+        if _read_line(sock) is None:
+            return  # the host went away before handing over the code
+        if script.stdout:
+            _send(sock, STDOUT, script.stdout)
+        if script.stderr:
+            _send(sock, STDERR, script.stderr)
+        if script.runner == "hang":
+            container.code_over.wait()  # until the container is removed
+            return
+        if script.runner == "die":
+            container.running, container.oom = False, True
+            container.code_over.wait()
+            return
+        self._exit_codes[exec_id] = script.status
+        if script.runner == "exit":
+            container.code_over.set()
+            sock.close()
+            return
+        container.code_over.set()
+        done = DONE_MARKER + b"%d\n" % script.status
+        _send(sock, STDERR, done)
+        _send(sock, STDOUT, done)
+        try:
+            while sock.recv(1024):  # until the host closes the runner's stdin
+                pass
+        except OSError:
+            pass
+        sock.close()
+
+    def _collector(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
+        _send(sock, STDOUT, tar_of(self.script.files))
+        _send(sock, STDERR, json.dumps({"skipped": [], "oom_kills": 0}).encode())
+        sock.close()
+
+    def _reaper(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
+        container.code_over.set()
+        sock.close()

@@ -1,0 +1,139 @@
+"""SandboxRunner.run() through every path, on the fake engine: milliseconds, no Docker.
+
+The fake plays the in-container protocol (tests/fakes/engine.py); the runner, the exec step, both
+collectors, the warden's host side and the tar receiver are the real code. Isolation itself is
+tested with real containers in tests/integration and tests/security.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.sandbox import (
+    InputFile,
+    RunRequest,
+    RunStatus,
+    SandboxPolicy,
+    SandboxRunner,
+    WarmPool,
+    execution,
+)
+from app.sandbox.pool import WarmContainer
+from tests.fakes.engine import FakeEngine, Script
+
+
+@pytest.fixture(autouse=True)
+def quick_liveness(monkeypatch):
+    monkeypatch.setattr(execution, "LIVENESS_INTERVAL", 0.02)
+
+
+def make_runner(tmp_path, engine, *, warm: bool = False) -> SandboxRunner:
+    policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
+    pool = None
+    if warm:
+        pool = WarmPool(policy, engine, size=1, max_age=60, staging_root=tmp_path / "pool")
+    return SandboxRunner(policy, engine, max_timeout=5, pool=pool)
+
+
+def request(tmp_path, code="print('hi')", **kwargs) -> RunRequest:
+    return RunRequest(code=code, user_id="u1", output_dir=tmp_path / "out", **kwargs)
+
+
+async def test_a_cold_run_is_collected_by_the_warden_without_another_exec(tmp_path):
+    engine = FakeEngine(Script(stdout=b"hi\n", files={"plot.png": b"\x89PNG"}))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.OK and result.exit_code == 0
+    assert result.stdout == "hi\n"  # the done marker is not output
+    assert [(f.name, f.path.read_bytes()) for f in result.files] == [("plot.png", b"\x89PNG")]
+    assert engine.execs == ["runner"]  # no collector exec on the fast path
+    assert engine.live() == []  # removed before run() returned (the runner is not started)
+
+
+async def test_a_warm_run_takes_the_pools_container_and_stages_the_files(tmp_path, monkeypatch):
+    engine = FakeEngine(Script(stdout=b"warm\n"))
+    runner = make_runner(tmp_path, engine, warm=True)
+    staged = []
+    original = WarmContainer.stage
+
+    def stage(self, source_dir, filenames):
+        original(self, source_dir, filenames)
+        staged.append(sorted(p.name for p in self.input_dir.iterdir()))
+
+    monkeypatch.setattr(WarmContainer, "stage", stage)
+    await runner.start()
+    try:
+        assert await runner.pool.wait_ready(timeout=10)
+        user_dir = tmp_path / "users" / "u1"
+        user_dir.mkdir(parents=True)
+        (user_dir / "f1.csv").write_text("a\n1\n")
+        (user_dir / "other.csv").write_text("not in the manifest\n")
+        files = (InputFile(file_id="f1", name="a.csv", filename="f1.csv", size=4, type="csv"),)
+        result = await runner.run(request(tmp_path, input_dir=user_dir, files=files))
+        assert result.status is RunStatus.OK and result.stdout == "warm\n"
+        assert runner.pool.stats.taken == 1 and staged == [["f1.csv"]]
+    finally:
+        await runner.close()
+    assert engine.live() == []
+    assert list((tmp_path / "pool").iterdir()) == []  # staging folders go with their containers
+
+
+async def test_a_run_past_its_timeout_keeps_its_output_and_is_collected_one_shot(tmp_path):
+    engine = FakeEngine(Script(stdout=b"partial\n", runner="hang", files={"half.txt": b"x"}))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path, timeout=0.2))
+    assert result.status is RunStatus.TIMEOUT and result.exit_code is None
+    assert result.stdout == "partial\n"
+    assert "0.2 s limit" in result.message
+    assert engine.execs == ["runner", "reaper", "collector"]  # killed first, then collected
+    assert [f.name for f in result.files] == ["half.txt"]
+    assert engine.live() == []
+
+
+async def test_a_sandbox_that_dies_under_the_code_is_oom_not_an_error(tmp_path):
+    engine = FakeEngine(Script(runner="die"))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.OOM and "out of memory" in result.message
+    assert any(s.reason.startswith("lost") for s in result.skipped)
+    assert engine.live() == []
+
+
+async def test_a_warden_that_cannot_read_everything_hands_over_to_the_one_shot_collector(tmp_path):
+    engine = FakeEngine(
+        Script(status=3, stderr=b"boom\n", warden="fallback", files={"private.txt": b"secret"})
+    )
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.ERROR and result.exit_code == 3  # the engine's exit status
+    assert result.stderr == "boom\n"
+    assert engine.execs == ["runner", "collector"]
+    assert [f.name for f in result.files] == ["private.txt"]
+
+
+async def test_a_runner_killed_before_its_markers_is_collected_one_shot(tmp_path):
+    engine = FakeEngine(Script(status=137, runner="exit"))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.KILLED and "SIGKILL" in result.message
+    assert engine.execs == ["runner", "collector"]
+
+
+async def test_a_missing_image_is_a_sandbox_error_that_names_the_build_command(tmp_path):
+    engine = FakeEngine(missing_image=True)
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.SANDBOX_ERROR
+    assert (
+        "'img:test' not found" in result.message and "python -m app image build" in result.message
+    )
+    assert engine.containers_made == {}
+
+
+async def test_requests_are_checked_before_any_container_exists(tmp_path):
+    engine = FakeEngine()
+    runner = make_runner(tmp_path, engine)
+    empty = await runner.run(request(tmp_path, code="   "))
+    huge = await runner.run(request(tmp_path, code="x" * (SandboxPolicy.max_code_bytes + 1)))
+    assert empty.message == "there is no code to run" and "over the limit" in huge.message
+    assert engine.containers_made == {}
