@@ -1,12 +1,19 @@
-import sys
 from pathlib import Path
 
-# The in-container runtime is plain Python; unit tests exercise its pieces on the host.
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "sandbox-image" / "runtime"
-sys.path.insert(0, str(RUNTIME_DIR))
+import pytest
+
+# The in-container runtime (sandbox-image/runtime) and the project root are on sys.path through
+# pyproject's `pythonpath`, so plain `pytest` works from a checkout.
+
+REAL_CONTAINERS = ("integration", "security")
 
 
-import pytest  # noqa: E402
+def pytest_collection_modifyitems(items):
+    """Everything under tests/integration and tests/security runs real containers: marked
+    `docker`, so `pytest -m "not docker"` is the fast lane (unit tests only)."""
+    for item in items:
+        if Path(item.path).parent.name in REAL_CONTAINERS:
+            item.add_marker(pytest.mark.docker)
 
 
 @pytest.fixture

@@ -17,17 +17,30 @@ _ids = itertools.count(1)
 
 
 def reply(text: str, prompt_tokens: int = 100, completion_tokens: int = 20) -> dict:
-    return {"message": {"role": "assistant", "content": text}, "finish_reason": "stop",
-            "usage": (prompt_tokens, completion_tokens)}
+    return {
+        "message": {"role": "assistant", "content": text},
+        "finish_reason": "stop",
+        "usage": (prompt_tokens, completion_tokens),
+    }
 
 
-def tool_call(code: str, timeout: float | None = None, name: str = "execute_python_code",
-              raw_arguments: str | None = None) -> dict:
+def tool_call(
+    code: str,
+    timeout: float | None = None,
+    name: str = "execute_python_code",
+    raw_arguments: str | None = None,
+) -> dict:
     args = {"code": code} if timeout is None else {"code": code, "timeout": timeout}
-    call = {"id": f"call_{next(_ids)}", "type": "function",
-            "function": {"name": name, "arguments": raw_arguments or json.dumps(args)}}
-    return {"message": {"role": "assistant", "content": None, "tool_calls": [call]},
-            "finish_reason": "tool_calls", "usage": (150, 30)}
+    call = {
+        "id": f"call_{next(_ids)}",
+        "type": "function",
+        "function": {"name": name, "arguments": raw_arguments or json.dumps(args)},
+    }
+    return {
+        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+        "finish_reason": "tool_calls",
+        "usage": (150, 30),
+    }
 
 
 def error(status: int, message: str = "scripted failure") -> dict:
@@ -81,16 +94,22 @@ class FakeOpenAI:
                 status=step["status"],
             )
         prompt, completion = step["usage"]
-        return web.json_response({
-            "id": f"chatcmpl-{next(_ids)}",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": step["message"],
-                         "finish_reason": step["finish_reason"]}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
-        })
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{next(_ids)}",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "message": step["message"], "finish_reason": step["finish_reason"]}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            }
+        )
 
 
 class ThreadedFakeOpenAI:

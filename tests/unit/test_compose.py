@@ -31,8 +31,13 @@ def project(tmp_path):
 
 def rendered(project, *files) -> dict:
     args = [arg for f in files for arg in ("-f", f)]
-    done = subprocess.run([*compose_command(), *args, "config"], cwd=project,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*compose_command(), *args, "config"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
 
@@ -47,8 +52,10 @@ def test_compose_validates_and_only_the_proxy_sees_the_socket(project):
     assert not any("docker.sock" in str(v) for v in bot.get("volumes", []))
     # the data dir is mounted at the same host path that HOST_DATA_DIR names
     host_dir = bot["environment"]["HOST_DATA_DIR"]
-    assert any(str(v).startswith(host_dir) or (isinstance(v, dict) and v.get("source") == host_dir)
-               for v in bot["volumes"])
+    assert any(
+        str(v).startswith(host_dir) or (isinstance(v, dict) and v.get("source") == host_dir)
+        for v in bot["volumes"]
+    )
     for name in ("bot", "mongo", "socket-proxy"):
         assert services[name]["restart"] == "unless-stopped"
         assert "healthcheck" in services[name]

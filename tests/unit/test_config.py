@@ -21,8 +21,15 @@ def test_defaults_are_safe():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("512m", 512 * 1024**2), ("1g", 1024**3), ("1.5GiB", int(1.5 * 1024**3)), ("65536", 65536),
-     ("64k", 65536), ("2 MB", 2 * 1024**2), (4096, 4096)],
+    [
+        ("512m", 512 * 1024**2),
+        ("1g", 1024**3),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("65536", 65536),
+        ("64k", 65536),
+        ("2 MB", 2 * 1024**2),
+        (4096, 4096),
+    ],
 )
 def test_sizes_parse(text, expected):
     assert parse_size(text) == expected
@@ -66,8 +73,12 @@ def test_invalid_values_name_the_variable(monkeypatch, env, variable):
 def test_cli_fails_at_start_with_one_readable_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SANDBOX_MEMORY": "lots", "HOME": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "doctor"], env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "app", "doctor"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

@@ -66,8 +66,13 @@ def _anchors(path: Path) -> set[str]:
 
 def test_docs_exist():
     names = {path.name for path in DOCS}
-    assert {"architecture.md", "configuration.md", "security.md", "performance.md",
-            "operations.md"} <= names
+    assert {
+        "architecture.md",
+        "configuration.md",
+        "security.md",
+        "performance.md",
+        "operations.md",
+    } <= names
 
 
 def test_relative_links_point_to_files_and_headings_that_exist():

@@ -5,7 +5,7 @@ MongoDB runs as mongomock-motor always, and as a real server when MONGODB_TEST_U
 
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
@@ -13,14 +13,22 @@ from mongomock_motor import AsyncMongoMockClient
 from app.files import mongo
 from app.files.repository import InMemoryFileRepository, RepositoryUnavailable, StoredFile
 
-T0 = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
 
 
 def record(file_id, user="u1", at=T0, expires=None, **extra) -> StoredFile:
     values = dict(
-        file_id=file_id, user_id=user, name=f"{file_id}.csv", type="csv", category="tabular",
-        size=10, sha256="0" * 64, path=f"users/{user}/{file_id}.csv", source="upload",
-        uploaded_at=at, expires_at=expires,
+        file_id=file_id,
+        user_id=user,
+        name=f"{file_id}.csv",
+        type="csv",
+        category="tabular",
+        size=10,
+        sha256="0" * 64,
+        path=f"users/{user}/{file_id}.csv",
+        source="upload",
+        uploaded_at=at,
+        expires_at=expires,
     )
     values.update(extra)
     return StoredFile(**values)
@@ -121,8 +129,18 @@ async def test_mongo_documents_have_the_documented_shape():
     await repo.insert(record("a1", expires=None))
     document = await database["files"].find_one({"file_id": "a1"})
     assert set(document) == {
-        "_id", "file_id", "user_id", "name", "type", "category", "size", "sha256", "path",
-        "source", "uploaded_at", "expires_at",
+        "_id",
+        "file_id",
+        "user_id",
+        "name",
+        "type",
+        "category",
+        "size",
+        "sha256",
+        "path",
+        "source",
+        "uploaded_at",
+        "expires_at",
     }
     assert document["expires_at"] is None and document["path"] == "users/u1/a1.csv"
     indexes = await database["files"].index_information()

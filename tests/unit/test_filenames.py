@@ -15,7 +15,10 @@ from app.filenames import safe_filename, unique_name
         ("", "file"),
         ("/", "file"),
         ("a/b\\c.txt", "a_b_c.txt"),
-        ("\uff0e\uff0e\uff0fsecret", "_secret"),  # full-width ../ folds to ASCII, then is neutralised
+        (
+            "\uff0e\uff0e\uff0fsecret",
+            "_secret",
+        ),  # full-width ../ folds to ASCII, then is neutralised
         ("evil\u202egnp.exe", "evilgnp.exe"),  # right-to-left override dropped
         ("zero\u200bwidth.txt", "zerowidth.txt"),
         ("bell\x07\x00null.txt", "bellnull.txt"),

@@ -4,8 +4,9 @@ import io
 import os
 import tarfile
 
-from app.sandbox.outputs import OutputReceiver
 from sandbox_collect import Collector
+
+from app.sandbox.outputs import OutputReceiver
 
 
 def collect(root, destination, max_files=20, max_bytes=10 * 1024**2, max_depth=8):
@@ -105,15 +106,17 @@ def _member(name, data=b"", kind=tarfile.REGTYPE, **extra):
 
 
 def test_receiver_trusts_no_member_type_or_name(tmp_path):
-    stream = _tar([
-        _member("../../escape.txt", b"escape"),
-        _member("/etc/cron.d/evil", b"abs"),
-        _member("link", kind=tarfile.SYMTYPE, linkname="/etc/passwd"),
-        _member("hard", kind=tarfile.LNKTYPE, linkname="/etc/shadow"),
-        _member("dev", kind=tarfile.CHRTYPE, devmajor=1, devminor=3),
-        _member("fifo", kind=tarfile.FIFOTYPE),
-        _member("@everyone \u202egnp.exe", b"x"),
-    ])
+    stream = _tar(
+        [
+            _member("../../escape.txt", b"escape"),
+            _member("/etc/cron.d/evil", b"abs"),
+            _member("link", kind=tarfile.SYMTYPE, linkname="/etc/passwd"),
+            _member("hard", kind=tarfile.LNKTYPE, linkname="/etc/shadow"),
+            _member("dev", kind=tarfile.CHRTYPE, devmajor=1, devminor=3),
+            _member("fifo", kind=tarfile.FIFOTYPE),
+            _member("@everyone \u202egnp.exe", b"x"),
+        ]
+    )
     destination = tmp_path / "dest"
     receiver = OutputReceiver(destination, 20, 1024**2)
     receiver.receive(stream)
@@ -127,7 +130,10 @@ def test_receiver_caps_count_and_bytes_while_reading(tmp_path):
     stream = _tar([_member(f"f{i}.bin", b"x" * 400) for i in range(5)])
     receiver = OutputReceiver(tmp_path / "dest", max_files=3, max_bytes=1000)
     receiver.receive(stream)
-    assert [f.name for f in receiver.files] == ["f0.bin", "f1.bin"]  # 800 bytes; a third would pass 1000
+    assert [f.name for f in receiver.files] == [
+        "f0.bin",
+        "f1.bin",
+    ]  # 800 bytes; a third would pass 1000
     assert len(receiver.skipped) == 3
     assert sum(f.size for f in receiver.files) <= 1000
 

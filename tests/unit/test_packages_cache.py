@@ -35,7 +35,9 @@ def test_a_second_commit_of_the_same_package_keeps_the_first(tmp_path):
     cache = PackageCache(tmp_path)
     fake_install(cache, "img1", "toolz", "1.0")
     fake_install(cache, "img1", "toolz", "2.0")
-    assert json.loads((cache.entry_dir("img1", "toolz") / "meta.json").read_text())["version"] == "1.0"
+    assert (
+        json.loads((cache.entry_dir("img1", "toolz") / "meta.json").read_text())["version"] == "1.0"
+    )
 
 
 async def test_the_lock_lets_one_task_install_and_the_other_reuse(tmp_path):

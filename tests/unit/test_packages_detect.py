@@ -33,12 +33,7 @@ def test_literal_dynamic_imports_are_found_and_computed_ones_are_not():
 
 
 def test_relative_imports_and_words_in_strings_or_comments_are_not_imports():
-    code = (
-        "from . import sibling\n"
-        "from .mod import thing\n"
-        "# import plotly\n"
-        "text = 'import bokeh'\n"
-    )
+    code = "from . import sibling\nfrom .mod import thing\n# import plotly\ntext = 'import bokeh'\n"
     assert imports_in(code) == set()
 
 
@@ -50,8 +45,11 @@ def test_code_that_does_not_parse_has_no_imports(code):
 @pytest.mark.parametrize(
     "stderr, expected",
     [
-        ("Traceback (most recent call last):\n  File \"<code>\", line 1, in <module>\n"
-         "ModuleNotFoundError: No module named 'toolz'\n", "toolz"),
+        (
+            'Traceback (most recent call last):\n  File "<code>", line 1, in <module>\n'
+            "ModuleNotFoundError: No module named 'toolz'\n",
+            "toolz",
+        ),
         ("ModuleNotFoundError: No module named 'more_itertools'\n\n", "more_itertools"),
         # only a submodule is missing: the package exists, installing cannot help
         ("ModuleNotFoundError: No module named 'sklearn.nope'\n", None),
