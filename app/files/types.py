@@ -314,10 +314,31 @@ _SIGNATURES: tuple[tuple[str, int, bytes], ...] = (
 )
 # Signature seen -> the types whose files legitimately carry it.
 _CONTAINERS: dict[str, frozenset[str]] = {
-    "zip": frozenset({
-        "xlsx", "xlsm", "xltx", "xlsb", "ods", "numbers", "docx", "odt", "pptx", "odp", "epub",
-        "pages", "jar", "whl", "kmz", "npz", "zarr", "ipynb", "joblib", "pt", "mat",
-    }),
+    "zip": frozenset(
+        {
+            "xlsx",
+            "xlsm",
+            "xltx",
+            "xlsb",
+            "ods",
+            "numbers",
+            "docx",
+            "odt",
+            "pptx",
+            "odp",
+            "epub",
+            "pages",
+            "jar",
+            "whl",
+            "kmz",
+            "npz",
+            "zarr",
+            "ipynb",
+            "joblib",
+            "pt",
+            "mat",
+        }
+    ),
     "ole2": frozenset({"xls", "doc", "ppt", "msg", "mdb"}),
     "hdf5": frozenset({"mat", "netcdf"}),
     "gzip": frozenset({"tar", "joblib", "rds", "rdata"}),
@@ -330,10 +351,11 @@ _CONTAINERS: dict[str, frozenset[str]] = {
     "sqlite": frozenset({"gpkg", "duckdb"}),
     "ogg": frozenset({"ogg"}),
 }
+# The OLE2 container alone says little: report it as a document.
 _SIGNATURE_TYPE = {"ole2": "doc"}
 # Short signatures that ordinary text can start with.
 _WEAK_SIGNATURES = frozenset({"mp3", "bmp", "orc", "rtf", "fits", "midi", "gzip"})
-_TEXT_CATEGORIES = frozenset({"tabular", "structured", "text", "code", "geospatial"})  # the OLE2 container alone says little: report it as a document
+_TEXT_CATEGORIES = frozenset({"tabular", "structured", "text", "code", "geospatial"})
 HEAD_BYTES = 512
 """How many leading bytes detect_type needs to see."""
 
@@ -363,8 +385,11 @@ def detect_type(filename: str, head: bytes) -> FileType:
             return by_name
         if signature == by_name.type or by_name.type in _CONTAINERS.get(signature, ()):
             return by_name
-        if signature in _WEAK_SIGNATURES and by_name.category in _TEXT_CATEGORIES \
-                and _looks_like_text(head):
+        if (
+            signature in _WEAK_SIGNATURES
+            and by_name.category in _TEXT_CATEGORIES
+            and _looks_like_text(head)
+        ):
             return by_name  # e.g. "ID3" or "BM" at the start of a text file is just text
         return TYPES_BY_NAME[_SIGNATURE_TYPE.get(signature, signature)]
     if signature is not None:

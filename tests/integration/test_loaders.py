@@ -31,16 +31,24 @@ def load(runner, store, tmp_path):
     async def run(code, samples=None, produce=None):
         user = f"u{uuid.uuid4().hex[:8]}"
         if produce:
-            made = await runner.run(RunRequest(code=produce, user_id=user,
-                                               output_dir=tmp_path / f"made-{user}"))
+            made = await runner.run(
+                RunRequest(code=produce, user_id=user, output_dir=tmp_path / f"made-{user}")
+            )
             assert made.status is RunStatus.OK, made.stderr
             for output in made.files:
                 await store.save(user, output.name, output.path.read_bytes())
         for name, data in (samples or {}).items():
             await store.save(user, name, data)
         input_dir, files = await run_inputs(store, user)
-        return await runner.run(RunRequest(code=code, user_id=user, input_dir=input_dir,
-                                           files=files, output_dir=tmp_path / f"out-{user}"))
+        return await runner.run(
+            RunRequest(
+                code=code,
+                user_id=user,
+                input_dir=input_dir,
+                files=files,
+                output_dir=tmp_path / f"out-{user}",
+            )
+        )
 
     return run
 
@@ -115,7 +123,9 @@ async def test_columnar_parquet_feather_orc(load):
         "    print(name, type(df).__name__, df['v'].sum(), df['k'].tolist())\n"
     )
     lines = ok(await load(code, produce=produce))
-    assert lines == [f"{n} DataFrame 7.0 ['a', 'b', 'c']" for n in ("t.parquet", "t.feather", "t.orc")]
+    assert lines == [
+        f"{n} DataFrame 7.0 ['a', 'b', 'c']" for n in ("t.parquet", "t.feather", "t.orc")
+    ]
 
 
 async def test_statistical_stata_spss_sas(load):
@@ -133,8 +143,9 @@ async def test_statistical_stata_spss_sas(load):
         "float(df.iloc[:, 0].sum()))\n"
     )
     lines = ok(await load(code, produce=produce))
-    assert lines == [f"{n} DataFrame ['age', 'score'] 76.0"
-                     for n in ("survey.dta", "survey.sav", "survey.xpt")]
+    assert lines == [
+        f"{n} DataFrame ['age', 'score'] 76.0" for n in ("survey.dta", "survey.sav", "survey.xpt")
+    ]
 
 
 async def test_hdf5_pandas_store_and_plain_h5py(load):
@@ -244,7 +255,10 @@ async def test_images_open_as_pil(load):
         "print(load_file('red.png').getpixel((0, 0)))\n"
     )
     assert ok(await load(code, produce=produce)) == [
-        "PIL (40, 20) RGB", "PIL (8, 8) L", "(255, 0, 0)"]
+        "PIL (40, 20) RGB",
+        "PIL (8, 8) L",
+        "(255, 0, 0)",
+    ]
 
 
 async def test_audio_gives_data_and_rate(load):
@@ -254,10 +268,7 @@ async def test_audio_gives_data_and_rate(load):
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(b"\x00\x10" * 800)
-    produce = (
-        "import numpy as np, soundfile\n"
-        "soundfile.write('tone.flac', np.zeros(4410), 44100)\n"
-    )
+    produce = "import numpy as np, soundfile\nsoundfile.write('tone.flac', np.zeros(4410), 44100)\n"
     code = (
         "data, rate = load_file('beep.wav')\n"
         "print(rate, len(data))\n"
@@ -280,7 +291,10 @@ async def test_text_and_code_are_strings(load):
         "print(load_file('README').strip())\n"
     )
     assert ok(await load(code, samples)) == [
-        "'na\u00efve caf\u00e9\\n'", "def f():", "no extension, plain text"]
+        "'na\u00efve caf\u00e9\\n'",
+        "def f():",
+        "no extension, plain text",
+    ]
 
 
 async def test_archives_give_their_path_with_a_note(load):
@@ -306,14 +320,13 @@ async def test_unknown_binary_gives_bytes_with_a_note(load):
 
 
 async def test_a_missing_library_is_named_not_a_bare_import_error(load):
-    code = (
-        "x = 1\n"
-        "shape = load_file('parcels.shp')\n"
-    )
+    code = "x = 1\nshape = load_file('parcels.shp')\n"
     result = await load(code, {"parcels.shp": b"\x00\x00\x27\x0a" + b"\x00" * 96})
     assert result.status is RunStatus.ERROR
-    assert "MissingLibraryError: load_file('parcels.shp'): reading shapefile files needs the " \
+    assert (
+        "MissingLibraryError: load_file('parcels.shp'): reading shapefile files needs the "
         "Python package geopandas, which is not installed in this sandbox" in result.stderr
+    )
     assert 'File "<code>", line 2' in result.stderr
     assert "No module named" not in result.stderr
 
@@ -337,6 +350,9 @@ async def test_a_run_sees_only_its_own_users_files(runner, store, tmp_path):
         "print(len(os.listdir('/mnt/data')))\n"
         "print(os.path.exists('/mnt/data/../alice'))\n"
     )
-    result = await runner.run(RunRequest(code=code, user_id="bob", input_dir=input_dir,
-                                         files=files, output_dir=tmp_path / "out"))
+    result = await runner.run(
+        RunRequest(
+            code=code, user_id="bob", input_dir=input_dir, files=files, output_dir=tmp_path / "out"
+        )
+    )
     assert ok(result) == ["['mine.csv']", "1", "False"]

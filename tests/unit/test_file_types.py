@@ -3,6 +3,7 @@
 import pytest
 import sandbox_files
 
+from app.chat.run_files import typed_input
 from app.files.types import (
     CATEGORIES,
     FILE_TYPES,
@@ -12,7 +13,6 @@ from app.files.types import (
     file_type_for,
     is_supported,
 )
-from app.chat.run_files import typed_input
 from app.sandbox.result import InputFile
 
 ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 40
@@ -22,8 +22,18 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 def test_at_least_200_extensions_in_named_categories():
     assert len(FILE_TYPES) >= 200
     assert {t.category for t in FILE_TYPES.values()} <= set(CATEGORIES)
-    for required in ("tabular", "structured", "array", "image", "audio", "video", "code",
-                     "document", "geospatial", "archive"):
+    for required in (
+        "tabular",
+        "structured",
+        "array",
+        "image",
+        "audio",
+        "video",
+        "code",
+        "document",
+        "geospatial",
+        "archive",
+    ):
         assert sum(t.category == required for t in FILE_TYPES.values()) >= 5, required
     assert all(ext.startswith(".") and ext == ext.lower() for ext in FILE_TYPES)
 
@@ -82,20 +92,40 @@ def test_the_sandbox_loader_only_uses_names_from_the_table():
 
 def test_every_type_has_a_reader_or_a_category_fallback():
     uncovered = [
-        name for name, t in TYPES_BY_NAME.items()
+        name
+        for name, t in TYPES_BY_NAME.items()
         if name not in sandbox_files._LOADERS_BY_TYPE
         and t.category not in sandbox_files._LOADERS_BY_CATEGORY
     ]
     # These fall back to text or bytes by content, with a note.
-    assert set(uncovered) <= {"env", "protobuf", "zarr", "tfrecord", "edf", "mdb", "doc", "ppt",
-                              "odp", "msg", "pages", "ps", "djvu", "prj", "shapefile_index",
-                              "kmz", "osm", "wkt", "topojson"}, uncovered
+    assert set(uncovered) <= {
+        "env",
+        "protobuf",
+        "zarr",
+        "tfrecord",
+        "edf",
+        "mdb",
+        "doc",
+        "ppt",
+        "odp",
+        "msg",
+        "pages",
+        "ps",
+        "djvu",
+        "prj",
+        "shapefile_index",
+        "kmz",
+        "osm",
+        "wkt",
+        "topojson",
+    }, uncovered
 
 
 def test_manifest_entries_carry_the_tables_type_and_category():
     entry = typed_input("f1", "photo.JPG", "f1.jpg", 3).manifest_entry()
     assert (entry["type"], entry["category"]) == ("jpeg", "image")
-    given = InputFile(file_id="f2", name="a.csv", filename="f2.zip", size=3, type="zip",
-                      category="archive").manifest_entry()
+    given = InputFile(
+        file_id="f2", name="a.csv", filename="f2.zip", size=3, type="zip", category="archive"
+    ).manifest_entry()
     assert (given["type"], given["category"]) == ("zip", "archive")
     assert file_type_for("a.tar.gz").type == "gzip"
