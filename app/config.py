@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -35,6 +42,11 @@ def parse_size(value: object) -> int:
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
+
+# Where the sandbox service listens or is reached: a Unix socket by absolute path, or HTTP on a
+# host and port (then always with SANDBOX_SERVICE_TOKEN). app/sandboxd/address.py parses it.
+SERVICE_URL = re.compile(r"^(unix:///\S+|http://[A-Za-z0-9._-]+:[0-9]{1,5}/?)$")
+MIN_TOKEN_LENGTH = 16
 
 _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -95,6 +107,11 @@ class Settings(BaseSettings):
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
 
+    # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
+    sandbox_service_url: str = ""
+    sandboxd_listen: str = ""
+    sandbox_service_token: SecretStr | None = Field(None, validate_default=True)
+
     # Image build
     sandbox_base_image: str = Field("python:3.11-slim-bookworm", min_length=1)
     sandbox_pip_index_url: str = ""
@@ -147,10 +164,37 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) and value else value or None
 
-    @field_validator("discord_token", "mongodb_uri", mode="before")
+    @field_validator("discord_token", "mongodb_uri", "sandbox_service_token", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("sandbox_service_url", "sandboxd_listen")
+    @classmethod
+    def _service_address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not SERVICE_URL.match(value):
+            raise ValueError("expected unix:///absolute/path/to.sock or http://host:port")
+        return value
+
+    @field_validator("sandbox_service_token")
+    @classmethod
+    def _service_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None:
+            token = value.get_secret_value()
+            if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
+                raise ValueError(
+                    f"must be at least {MIN_TOKEN_LENGTH} printable characters without spaces "
+                    "(e.g. the output of `openssl rand -hex 24`)"
+                )
+            return value
+        for name in ("sandbox_service_url", "sandboxd_listen"):
+            if str(info.data.get(name, "")).startswith("http://"):
+                raise ValueError(
+                    f"must be set when {name.upper()} is http://...: the service over TCP "
+                    "answers only requests that carry this token"
+                )
+        return value
 
     @property
     def admin_ids(self) -> frozenset[int]:
@@ -214,13 +258,22 @@ class Settings(BaseSettings):
         return value
 
 
+SECRETS = frozenset(
+    name.upper()
+    for name, field in Settings.model_fields.items()
+    if "SecretStr" in str(field.annotation)
+)
+
+
 def describe_errors(error: ValidationError) -> list[str]:
-    """One line per invalid variable, named as it is set in the environment."""
+    """One line per invalid variable, named as it is set in the environment (never a secret's
+    value)."""
     lines = []
     for item in error.errors():
         name = str(item["loc"][0]).upper() if item["loc"] else "configuration"
         value = item.get("input")
-        shown = "" if isinstance(value, dict) or value is None else f"={str(value)!r}"
+        hidden = isinstance(value, dict) or value is None or name in SECRETS
+        shown = "" if hidden else f"={str(value)!r}"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"invalid setting {name}{shown}: {message}")
     return lines

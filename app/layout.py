@@ -8,6 +8,7 @@
     packages/          the auto-install package cache, one folder per image
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
+    sandboxd/          the sandbox service's default Unix socket (`python -m app sandboxd`)
 
 Nothing here imports from app: the sandbox, the file store and the CLI all take their folders
 from one object. `sweepable()` names the folders whose old entries are crash leftovers, so the
@@ -29,6 +30,8 @@ POOL = "pool"
 PACKAGES = "packages"
 SBOM = "sbom"
 TMP = "tmp"
+SERVICE = "sandboxd"
+SERVICE_SOCKET = "sandboxd.sock"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class DataLayout:
     @property
     def tmp(self) -> Path:
         return self.root / TMP
+
+    @property
+    def service_socket(self) -> Path:
+        """Where `python -m app sandboxd` listens unless SANDBOXD_LISTEN says otherwise."""
+        return self.root / SERVICE / SERVICE_SOCKET
 
     def new_run_dir(self) -> Path:
         """A fresh (not yet created) folder for one run's outputs."""

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from app.chat import ChatService
 from app.files import FileStore
-from app.sandbox import SandboxRunner
+from app.sandbox import SandboxService
 
 
 @dataclass
 class BotServices:
     chat: ChatService
     store: FileStore
-    runner: SandboxRunner
+    runner: SandboxService
+    """The sandbox: the in-process runner, or a client of the sandbox service."""
     admin_ids: frozenset[int] = frozenset()

@@ -30,7 +30,7 @@ from app.chat.run_files import run_inputs, store_outputs
 from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
 from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
 from app.files import FileStore, FileStoreError, StoredFile, is_supported
-from app.sandbox import RunRequest, RunStatus, SandboxRunner
+from app.sandbox import RunRequest, RunStatus, SandboxService
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ class ChatService:
     def __init__(
         self,
         client: openai.AsyncOpenAI,
-        runner: SandboxRunner,
+        runner: SandboxService,
         store: FileStore,
         records: ChatRecords,
         *,
@@ -62,6 +62,7 @@ class ChatService:
     ) -> None:
         self.client = client
         self.runner = runner
+        """The sandbox: this process's runner or a client of the sandbox service."""
         self.store = store
         self.records = records
         self.runs_dir = Path(runs_dir)

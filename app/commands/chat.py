@@ -66,7 +66,8 @@ async def _main(args, parts: Components, uploads: list[Upload]) -> int:
             )
         service = parts.chat_service(store)
         try:
-            await parts.runner.start()  # a session is long-lived: reap leftovers, keep a pool
+            # Long-lived: reap leftovers and keep a pool, or check that the service answers.
+            await parts.sandbox.start()
             save_dir = Path(f"outputs-chat-{uuid.uuid4().hex[:12]}").resolve()
             await chat_session(
                 service, args.user, uploads, _stdin_lines(), sys.stdout, sys.stderr, save_dir
