@@ -14,10 +14,12 @@ their parts from it; tests build it with an engine or a repository of their own.
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 
 import openai
+import structlog
 
 from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
 from app.config import Settings
@@ -32,6 +34,8 @@ from app.files import (
 from app.layout import DataLayout
 from app.sandbox import (
     Engine,
+    EngineError,
+    EngineUnavailable,
     PackageCache,
     PackageCatalog,
     PackageInstaller,
@@ -46,6 +50,8 @@ from app.sandbox.leftovers import owner_token
 from app.sandboxd import RunLimits, SandboxClient, SandboxServer, ServiceAddress
 
 MODEL_TIMEOUT = 120.0
+IN_CONTAINER = Path("/.dockerenv")
+log = structlog.get_logger(__name__)
 
 
 class WiringError(RuntimeError):
@@ -74,6 +80,28 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         package_proxy=settings.package_proxy,
         owner=owner,
     )
+
+
+def mounted_host_path(engine: DockerEngine, path: Path) -> Path | None:
+    """When this process runs in a container of `engine`, the host path of `path` (from the
+    container's mounts); None elsewhere. Bind sources of sandbox containers are host paths."""
+    if not IN_CONTAINER.exists():
+        return None
+    try:
+        info = engine.inspect(socket.gethostname())
+    except (EngineUnavailable, EngineError):
+        return None
+    target = path.resolve()
+    mounts = [
+        (Path(m["Destination"]), Path(m["Source"]))
+        for m in info.get("Mounts") or []
+        if m.get("Destination") and m.get("Source")
+    ]
+    covering = [(inside, host) for inside, host in mounts if target.is_relative_to(inside)]
+    if not covering:
+        return None
+    inside, host = max(covering, key=lambda pair: len(pair[0].parts))  # the innermost mount
+    return host / target.relative_to(inside)
 
 
 def package_catalog(settings: Settings) -> PackageCatalog:
@@ -120,7 +148,15 @@ class Components:
 
     @cached_property
     def policy(self) -> SandboxPolicy:
-        return sandbox_policy(self.settings, owner=self._owner or owner_token())
+        settings = self.settings
+        if settings.host_data_dir is None and self._owns_engine and IN_CONTAINER.exists():
+            # In a container (the compose `sandbox` service, a Swarm task) DATA_DIR is a mount:
+            # its host path comes from the engine unless HOST_DATA_DIR names it.
+            found = mounted_host_path(self.docker, settings.data_dir)
+            if found is not None:
+                log.info("HOST_DATA_DIR found from this container's mounts", path=str(found))
+                settings = settings.model_copy(update={"host_data_dir": found})
+        return sandbox_policy(settings, owner=self._owner or owner_token())
 
     @cached_property
     def engine(self) -> Engine:
