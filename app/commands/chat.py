@@ -101,7 +101,8 @@ class TerminalProgress:
         print("running code ...", file=self.err, flush=True)
 
     def run_queued(self, position: int) -> None:
-        print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
+        if position:  # 0: the wait is over
+            print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
 
     async def run_finished(self, result: RunResult) -> None:
         print(

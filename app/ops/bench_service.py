@@ -4,7 +4,7 @@ A SandboxServer is started around the warm runner the bench already has, on a Un
 bench's work folder, and a SandboxClient talks to it as the bot does in compose: the CSV goes in
 the request, the plot comes back streamed. Each repetition runs the snippet once directly and
 once through the service on the same pool, so machine load hits both alike; the row's
-`hop_p50_ms` is the difference of their medians. Client and server share this process's event
+`hop_p50_ms` is the median of the pairs' differences. Client and server share this process's event
 loop here (in compose they are two processes), so the figure is an upper bound for one core.
 """
 

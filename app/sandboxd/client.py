@@ -42,7 +42,7 @@ CONNECT_TIMEOUT = 5.0
 CALL_TIMEOUT = 10.0
 # The service sends a frame at least every few seconds during a run (wire.py, "alive").
 IDLE_TIMEOUT = 30.0
-CHUNK = 256 * 1024
+CHUNK = wire.CHUNK
 # A result frame holds stdout and stderr (each capped by the service) JSON-escaped.
 MAX_FRAME_BYTES = 64 * 1024**2
 
@@ -141,7 +141,7 @@ class SandboxClient:
     async def run(
         self, request: RunRequest, on_queued: Callable[[int], None] | None = None
     ) -> RunResult:
-        files = await asyncio.to_thread(_present, request)
+        files = _present(request)
         timeout = None if request.timeout is None else min(request.timeout, self.max_timeout)
         line = wire.request_line(
             request.code, str(request.user_id), request.session_id, timeout, files
@@ -227,7 +227,7 @@ class SandboxClient:
         if sum(size for _, size in announced) > self.max_output_bytes:
             raise wire.ProtocolError("the output files are over the size limit")
         if announced:
-            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         taken = set(os.listdir(folder)) if announced else set()
         outputs = []
         for announced_name, size in announced:
@@ -242,7 +242,7 @@ class SandboxClient:
                     chunk = await content.read(min(left, CHUNK))
                     if not chunk:
                         raise wire.ProtocolError("an output file was cut short")
-                    await asyncio.to_thread(wire.write_all, fd, chunk)
+                    wire.write_all(fd, chunk)
                     left -= len(chunk)
             finally:
                 os.close(fd)
@@ -312,7 +312,7 @@ async def _body(
         with open(Path(folder) / item.filename, "rb") as source:
             left = item.size
             while left:
-                chunk = await asyncio.to_thread(source.read, min(left, CHUNK))
+                chunk = source.read(min(left, CHUNK))
                 if not chunk:
                     raise OSError(f"{item.filename} shrank while it was sent")
                 yield chunk

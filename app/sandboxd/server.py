@@ -34,7 +34,9 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 POLL_SECONDS = 0.5
-CHUNK = 256 * 1024
+# Files are read and written on the event loop, a chunk at a time: copying this much to or from
+# the page cache of a local disk takes less than handing it to a thread and back.
+CHUNK = wire.CHUNK
 SOCKET_MODE = 0o660
 HEALTH_TIMEOUT = 5.0
 # Runs accepted at once (running, queued or uploading), per slot: past this a client is told the
@@ -70,6 +72,7 @@ class SandboxServer:
         self.max_pending = runner.slots.capacity * PENDING_PER_SLOT
         self._pending = 0
         self._runs: set[asyncio.Task] = set()
+        self._removals: set[asyncio.Future] = set()
         self._app_runner: web.AppRunner | None = None
         self._housekeeper: asyncio.Task | None = None
 
@@ -128,6 +131,7 @@ class SandboxServer:
             await asyncio.wait(list(self._runs), timeout=30)
         if self._app_runner is not None:
             await self._app_runner.cleanup()
+        await asyncio.gather(*self._removals, return_exceptions=True)
         await self.runner.close()
         if self.address.socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -207,13 +211,14 @@ class SandboxServer:
             except LineTooLong:
                 raise wire.RequestRejected(413, "the run request is too large") from None
             spec = wire.parse_run(line, self.limits)
-            inputs, outputs = work / "input", work / "output"
-            await asyncio.to_thread(_make_dirs, inputs, outputs)
+            inputs = work / "input"
+            if spec.files:
+                _make_input_dir(inputs)
             await self._receive(request, spec, inputs)
             run = RunRequest(
                 code=spec.code,
                 user_id=spec.user_id,
-                output_dir=outputs,
+                output_dir=work / "output",  # made by the collector when there are outputs
                 input_dir=inputs if spec.files else None,
                 files=spec.files,
                 timeout=spec.timeout,
@@ -221,14 +226,20 @@ class SandboxServer:
             )
             response = web.StreamResponse(headers={"Content-Type": wire.FRAMES_CONTENT_TYPE})
             await response.prepare(request)
-            result = await self._execute(response, run)
-            await self._send_result(response, result)
-            await response.write_eof()
+            try:
+                result = await self._execute(response, run)
+                await self._send_result(response, result)
+                await response.write_eof()
+            except ConnectionResetError:  # the client went away: its run is over already
+                log.info("client went away during the run")
             return response
         finally:
             self._pending -= 1
             self._runs.discard(task)
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, work, True))
+            # Off the answer's path: the connection serves the client's next request meanwhile.
+            removal = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, work, True))
+            self._removals.add(removal)
+            removal.add_done_callback(self._removals.discard)
 
     async def _receive(self, request: web.Request, spec: wire.RunSpec, folder: Path) -> None:
         """Each listed file's bytes, exactly its size, written fresh under the name checked by
@@ -246,7 +257,7 @@ class SandboxServer:
                         raise wire.RequestRejected(
                             400, f"the body ended before the {item.size} bytes of {item.file_id}"
                         )
-                    await asyncio.to_thread(wire.write_all, fd, chunk)
+                    wire.write_all(fd, chunk)
                     left -= len(chunk)
             finally:
                 os.close(fd)
@@ -290,7 +301,7 @@ class SandboxServer:
             try:
                 left = output.size
                 while left:
-                    chunk = await asyncio.to_thread(os.read, fd, min(left, CHUNK))
+                    chunk = os.read(fd, min(left, CHUNK))
                     if not chunk:
                         raise OSError(f"{output.name} is shorter than collected")
                     await response.write(chunk)
@@ -310,7 +321,6 @@ def _answers(path: Path) -> bool:
     return True
 
 
-def _make_dirs(inputs: Path, outputs: Path) -> None:
-    for folder in (inputs, outputs):
-        folder.mkdir(parents=True)
-        folder.chmod(0o755)  # the sandbox's uid reads the input folder through its mount
+def _make_input_dir(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    folder.chmod(0o755)  # the sandbox's uid reads it through its mount, whatever the umask

@@ -50,6 +50,8 @@ MAX_NAME_CHARS = 255
 
 REQUEST_FIELDS = frozenset({"code", "user_id", "session_id", "timeout", "files"})
 FILE_FIELDS = frozenset({"file_id", "name", "filename", "size", "type", "category"})
+# Files cross the wire and the disk in chunks of this size (see server.py on why on the loop).
+CHUNK = 256 * 1024
 # Room for the JSON around the code and a file entry (names are at most MAX_NAME_CHARS).
 REQUEST_OVERHEAD = 16 * 1024
 FILE_ENTRY_BYTES = 2048

@@ -398,3 +398,45 @@ async def _eventually(condition, seconds: float = 30) -> bool:
             return True
         await asyncio.sleep(0.2)
     return bool(condition())
+
+
+def _cli(service, tmp_path, *args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env={
+            **service.env,
+            "DATA_DIR": str(tmp_path / "cli-data"),
+            "SANDBOX_SERVICE_URL": f"unix://{service.socket}",
+            "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",  # no engine for the client
+            **env,
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_run_and_doctor_work_through_the_service_without_docker(service, tmp_path):
+    data = tmp_path / "sales.csv"
+    data.write_text("region,amount\nnorth,3\nsouth,4\n")
+    code = tmp_path / "code.py"
+    code.write_text(
+        "df = load_file('sales.csv')\ndf.to_csv('copy.csv')\nprint(df['amount'].sum())\n"
+    )
+    done = _cli(
+        service, tmp_path, "run", str(code), "--attach", str(data), "--out", "outs", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok" and result["stdout"] == "7\n"
+    assert (tmp_path / "outs" / "copy.csv").read_text().startswith(",region,amount")
+    doctor = _cli(service, tmp_path, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "ok    sandbox service: sandboxd at unix://" in doctor.stdout
+    assert "ok    test run" in doctor.stdout and "Docker engine" not in doctor.stdout
+    down = _cli(
+        service, tmp_path, "run", str(code), SANDBOX_SERVICE_URL=f"unix://{tmp_path}/x.sock"
+    )
+    assert down.returncode == 1
+    assert "the sandbox is unavailable right now: cannot connect" in down.stderr

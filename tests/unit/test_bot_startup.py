@@ -47,3 +47,30 @@ def test_healthcheck_reads_the_heartbeat(tmp_path):
     assert heartbeat_is_fresh(beat)
     beat.write_text(str(time.time() - 1000))
     assert not heartbeat_is_fresh(beat)
+
+
+def test_with_a_sandbox_service_the_bot_needs_no_docker(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DISCORD_TOKEN": "",
+        "OPENAI_API_KEY": "",
+        "MONGODB_URI": "",
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+        "SANDBOX_SERVICE_URL": f"unix://{tmp_path}/not-yet.sock",
+        "DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "DISCORD_TOKEN is not set" in done.stderr
+    # No engine is asked for, and a service that is not up yet is logged, not a reason to stop.
+    problems = [line for line in done.stderr.splitlines() if line.startswith("cannot start")]
+    assert not [line for line in problems if "Docker" in line or "sandbox" in line.lower()]
+    assert "sandbox service unavailable at start" in done.stderr
+    assert "Traceback" not in done.stderr
