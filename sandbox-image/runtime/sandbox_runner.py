@@ -3,9 +3,9 @@
 Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload) and
 exercise them once (lazy imports, caches), then forks the child that will run the code and writes
 a ready marker to stdout. The child blocks on stdin: the host's timer starts when it hands the code
-over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}; "paths" are
-read-only package folders of the host's package cache (auto-installed approved packages), added
-after the image's site-packages.
+over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}, optionally with
+"approved_packages": {import name: distribution}; "paths" are read-only package folders of the
+host's package cache (auto-installed approved packages), added after the image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
 left behind), so nothing the code started can write output after its main program ended. Then it
@@ -225,7 +225,9 @@ def _execute(job: dict) -> int:
 
     import sandbox_files
 
-    sandbox_files.configure(job.get("files", []))
+    # "approved_packages" (import name -> distribution) lets a missing-library error say that
+    # importing the package would install it; absent, the error says "if it is approved".
+    sandbox_files.configure(job.get("files", []), job.get("approved_packages"))
 
     source = job["code"]
     linecache.cache[CODE_FILENAME] = (len(source), None, source.splitlines(True), CODE_FILENAME)
