@@ -27,7 +27,7 @@ def load_parquet(source, options: dict):
     columns = options.get("columns")
     declared, int96 = _parquet_bytes(metadata, columns)
     guard(source, 2 * declared,
-          f"its footer declares {metadata.num_rows:,} rows in {metadata.num_columns} columns "
+          f"its footer declares {metadata.num_rows:,} rows of {metadata.num_columns} column(s) "
           f"({human(declared)} decoded); reading them into a DataFrame",
           "columns=[...] reads fewer columns, and pyarrow.parquet.ParquetFile(get_file_path(...))"
           ".read_row_group(i) one row group at a time.")

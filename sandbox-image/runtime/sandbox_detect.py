@@ -294,13 +294,13 @@ def sniff_delimiter(sample: str, default: str | None, complete: bool = True) -> 
     if len(lines) > 2:
         counts = [len(line.split()) for line in lines]
         tokens = [token for line in lines[1:] for token in line.split()]
-        numbers = sum(_is_number(token) for token in tokens)
+        numbers = sum(is_number(token) for token in tokens)
         if min(counts) >= 2 and _mostly_equal(counts) and numbers >= 0.5 * len(tokens):
             return r"\s+"  # columns lined up with spaces: numeric tables (.dat files)
     return found if found is not None else default
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
     try:
         float(token.replace("D", "E").replace("d", "e"))  # Fortran writes 1.0D+03
     except ValueError:
@@ -678,10 +678,11 @@ def _utf16_without_bom(head: bytes) -> str | None:
     else:
         return None
     try:
-        sample[: pairs * 2].decode(name)
+        text = sample[: pairs * 2].decode(name)
     except UnicodeDecodeError:
         return None
-    return name
+    plain = sum(c.isprintable() or c in "\r\n\t" for c in text)
+    return name if plain >= 0.95 * len(text) else None  # not NUL-strewn binary
 
 
 def _first_invalid_utf8(chunk: bytes) -> int:

@@ -82,9 +82,9 @@ def read(source: Source, options: dict):
     except (LoadError, MissingLibraryError):
         raise
     except TooLarge as exc:
-        raise too_large(source, str(exc), _fix(source)) from None
+        raise too_large(source, str(exc), _IN_PARTS) from None
     except MemoryError:
-        raise too_large(source, "it did not fit in memory", _fix(source)) from None
+        raise too_large(source, "it did not fit in memory", _IN_PARTS) from None
     except UnicodeDecodeError as exc:
         raise _undecodable(source, exc) from None
     except Exception as exc:  # noqa: BLE001 - any reader's failure, said plainly
@@ -107,8 +107,8 @@ def _choose(source: Source) -> str:
         if found == given or given in _CARRIERS.get(found, ()):
             return given
         if given not in _GENERIC:
-            note(f"{source.label} is {detect.describe(found)} by its content, not "
-                 f"{detect.describe(given)} as its name says: reading it as {found}")
+            note(f"{source.label}: its bytes say {detect.describe(found)} ({found}), not "
+                 f"{detect.describe(given)} ({given}) as its name does: reading it as {found}")
         source.by_content = True
         return found
     by_name = detect.type_for_name(source.name)
@@ -120,7 +120,8 @@ def _choose(source: Source) -> str:
             return "text"
         source.by_content = True
         return kind
-    if given == "text" and by_name in _SPREADSHEETS:
+    if (given == "text" and by_name in _SPREADSHEETS or given in _SPREADSHEETS - {"fods"}) \
+            and detect.looks_like_text(head):
         kind = detect.sniff_text(_head_text(head))  # "Excel" exports that are HTML or CSV
         if kind in ("html", "csv", "tsv"):
             source.by_content = True
@@ -198,6 +199,10 @@ def _load_delimited(source: Source, options: dict):
     if "sep" not in options and "delimiter" not in options:
         default = {"tsv": "\t", "psv": "|"}.get(source.type, ",")
         options["sep"] = detect.sniff_delimiter(sample, default, complete) or default
+    if options.get("sep") == r"\s+" and "header" not in options and "names" not in options:
+        first = next((line.split() for line in sample.splitlines() if line.strip()), [])
+        if first and all(detect.is_number(token) for token in first):
+            options["header"] = None  # a numeric table (.dat) without a header line
     if errors != "strict":
         options["encoding_errors"] = errors
     try:
@@ -725,6 +730,10 @@ _WEAK_IMAGE_FORMATS = frozenset({"TGA", "PCX", "SPIDER", "XVTHUMB", "MSP", "PALM
                                  "ICO", "DCX", "WAL"})
 
 
+_IMAGE_FIX = ("PIL.Image.open(get_file_path(...)) opens it lazily; .reduce(n), .draft() (JPEG) or "
+              ".crop() decode less.")
+
+
 def _load_image(source: Source, options: dict):
     image_module = require("PIL.Image", "pillow", source)
     free, _ = detect.memory_budget()
@@ -737,12 +746,15 @@ def _load_image(source: Source, options: dict):
         bands = len(image.getbands())
         per_band = 4 if image.mode in ("I", "F", "I;32") else 2 if "16" in image.mode else 1
         guard(source, width * height * bands * per_band,
-              f"its {width} x {height} pixels ({image.mode})",
-              "PIL.Image.open(get_file_path(...)) with .reduce(n), .thumbnail() or .crop() reads "
-              "less (Image.MAX_IMAGE_PIXELS is Pillow's own guard).")
+              f"its {width} x {height} pixels ({image.mode})", _IMAGE_FIX)
         image.load()
     except image_module.DecompressionBombError as exc:
-        raise too_large(source, f"{exc}".split(" could be")[0]) from None
+        import re
+
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"it declares {int(pixels.group(1)):,} pixels" if pixels else "it declares too many pixels"
+        raise too_large(source, f"{what}, past Pillow's decompression-bomb limit for the memory "
+                                "this run has free", _IMAGE_FIX) from None
     except image_module.UnidentifiedImageError:
         package = {"heic": ("pillow_heif", "pillow-heif"), "raw_photo": ("rawpy", "rawpy"),
                    "exr": ("OpenEXR", "OpenEXR")}.get(source.type)
@@ -912,6 +924,8 @@ def _unsupported(module: str, distribution: str, what: str):
     return load
 
 
+_IN_PARTS = ("Read a part of it: e.g. pandas.read_csv(get_file_path(...), chunksize=N) (compression "
+             "is taken from the name), or zipfile / gzip streams.")
 _FIXES = {
     "tabular": "Options go to pandas.read_csv: sep=..., encoding=..., header=None, skiprows=N, "
                "on_bad_lines='skip'.",
