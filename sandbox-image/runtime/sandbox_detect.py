@@ -631,7 +631,7 @@ def detect_encoding(stream, label: str = "the file") -> EncodingGuess:
     bad += utf8.decode(b"", final=True).count("\ufffd")
     if bad == 0:
         return EncodingGuess("utf-8", "strict", None, size)
-    if good >= 2 * bad:
+    if good >= bad:  # mostly valid multi-byte sequences: UTF-8 with a few stray bytes
         where = f" (the first at byte {first_bad:,})" if first_bad is not None else ""
         note = (f"{label}: read as UTF-8; {bad} invalid byte sequence(s){where} were replaced "
                 "with U+FFFD: pass encoding=... to decode them otherwise")

@@ -282,19 +282,29 @@ async def test_text_and_code_are_strings(load):
         "'na\u00efve caf\u00e9\\n'", "def f():", "no extension, plain text"]
 
 
-async def test_archives_give_their_path_with_a_note(load):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
+async def test_archives_load_what_they_hold_or_give_their_path(load):
+    one, several = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(one, "w") as z:
         z.writestr("inner.csv", "a\n1\n")
+    with zipfile.ZipFile(several, "w") as z:
+        z.writestr("inner.csv", "a\n1\n")
+        z.writestr("notes.txt", "hello")
     code = (
         "import zipfile\n"
-        "path = load_file('bundle.zip')\n"
-        "print(path.startswith('/mnt/data/'), zipfile.ZipFile(path).namelist())\n"
-        "print(load_file('disguised.csv') == get_file_path('disguised.csv'))\n"
+        "print(load_file('bundle.zip')['a'].tolist())\n"
+        "print(load_file('disguised.csv')['a'].tolist())\n"
+        "both = load_file('two.zip')\n"
+        "print(sorted(both), both['notes.txt'])\n"
+        "path = load_file('packed.7z')\n"
+        "print(path == get_file_path('packed.7z'), path.startswith('/mnt/data/'))\n"
     )
-    result = await load(code, {"bundle.zip": buffer.getvalue(), "disguised.csv": buffer.getvalue()})
-    assert ok(result) == ["True ['inner.csv']", "True"]
-    assert "bundle.zip is an archive (zip): returning its path" in result.stderr
+    samples = {"bundle.zip": one.getvalue(), "disguised.csv": one.getvalue(),
+               "two.zip": several.getvalue(), "packed.7z": b"7z\xbc\xaf\x27\x1c" + b"\x00" * 30}
+    result = await load(code, samples)
+    assert ok(result) == ["[1]", "[1]", "['inner.csv', 'notes.txt'] hello", "True True"]
+    assert "'bundle.zip' holds one file, 'inner.csv': loading it" in result.stderr
+    assert "'packed.7z' is an archive (7z) this sandbox cannot unpack: returning its path" \
+        in result.stderr
 
 
 async def test_unknown_binary_gives_bytes_with_a_note(load):
