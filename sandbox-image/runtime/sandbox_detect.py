@@ -60,6 +60,7 @@ _CONTENT_KINDS = {
     "nasa_cdf": ("array", "NASA Common Data Format"),
     "hdf4": ("array", "HDF4"),
     "ole2": ("document", "Microsoft compound document"),
+    "encrypted_office": ("document", "password-protected Office file"),
     "html": ("code", "HTML"),
     "image_by_content": ("image", "image"),
 }
@@ -138,6 +139,8 @@ def _ole2_kind(head: bytes) -> str:
         length = struct.unpack("<H", block[i + 64 : i + 66])[0]
         if 2 <= length <= 64:
             names.add(block[i : i + length - 2].decode("utf-16-le", "replace"))
+    if "EncryptedPackage" in names:
+        return "encrypted_office"  # a password-protected xlsx/docx/pptx
     if names & {"Workbook", "Book"}:
         return "xls"
     if "WordDocument" in names:

@@ -643,8 +643,7 @@ def _netcdf4(source: Source):
     path = source.path()
     with h5py.File(path, "r") as handle:
         datasets = [(name, item) for name, item in _h5_datasets(h5py, handle)
-                    if not str(item.attrs.get("NAME", b"")).startswith(
-                        "b'This is a netCDF dimension but not a netCDF variable")]
+                    if not _dimension_only(item)]
         declared = sum(item.size * item.dtype.itemsize for _, item in datasets)
         free, _ = detect.memory_budget()
         if free is not None and declared > 0.4 * free:
@@ -660,6 +659,14 @@ def _netcdf4(source: Source):
                 data = data * attrs.get("scale_factor", 1) + attrs.get("add_offset", 0)
             result[name] = data
     return result
+
+
+def _dimension_only(item) -> bool:
+    """NetCDF4 stores a dimension without a coordinate variable as a placeholder dataset."""
+    name = item.attrs.get("NAME", b"")
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    return isinstance(name, str) and name.startswith("This is a netCDF dimension but not")
 
 
 def _load_idl_save(source: Source, options: dict):
@@ -1054,6 +1061,9 @@ _CONTENT_LOADERS = {
     "hdf4": _unsupported("pyhdf", "pyhdf", "This is an HDF4 file, which h5py cannot read."),
     "ole2": _unsupported("olefile", "olefile", "This is an OLE2 compound document of an "
                                                "unknown kind."),
+    "encrypted_office": _unsupported("msoffcrypto", "msoffcrypto-tool",
+                                     "This is a password-protected Office file: decrypt it first "
+                                     "(msoffcrypto-tool), or save it without a password."),
     "html_table": _load_html_table,
     "image_by_content": _load_image,
 }
