@@ -7,6 +7,7 @@ to read the file by hand, or the approved package that importing would install.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import sandbox_detect
@@ -80,13 +81,18 @@ def require(module: str, distribution: str, source):
         raise missing(module, distribution, source) from None
 
 
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def missing(module: str, distribution: str, source, alternative: str = "") -> MissingLibraryError:
     top = module.split(".")[0]
+    names = {_normal(d) for d in (approved or {}).values()}
     if approved is None:
         fix = (f"If {distribution} is on this bot's approved package list, adding `import {top}` "
                "to the code installs it when the code runs again; if not, "
                f"{by_hand(source)}")
-    elif top in approved or distribution in approved.values():
+    elif top in approved or _normal(distribution) in names:
         fix = (f"{distribution} is an approved package: add `import {top}` to the code and run "
                "it again; it is installed before the code starts, and load_file then reads the "
                "file.")

@@ -58,11 +58,19 @@ _CARRIERS = {
     "ole2": frozenset({"xls", "doc", "ppt", "msg", "mdb"}),
     "xlsx": frozenset({"xlsm", "xltx"}),
 }
+# Signatures short or textual enough to start an ordinary text file.
+_WEAK_SIGNATURES = frozenset({"mp3", "bmp", "rtf", "fits", "midi", "xpm", "stata", "au",
+                              "form", "caf"})
+_TEXT_CATEGORIES = frozenset({"tabular", "structured", "text", "code", "geospatial"})
 _OFFICE_ZIPS = frozenset({"xlsx", "xlsm", "xltx", "xlsb", "ods", "docx", "odt", "pptx", "odp"})
 _SPREADSHEETS = frozenset({"xlsx", "xlsm", "xltx", "xls", "xlsb", "ods", "fods"})
 
 
 def load(entry, options: dict):
+    if not os.path.isfile(entry.path):
+        # The input mount, not the file's format: say so (python -m app doctor looks for this).
+        raise FileNotFoundError(f"load_file({entry.name!r}): {entry.path} is not in the input "
+                                "folder: the sandbox cannot see the user's files")
     source = Source(entry, entry.name, entry.type or None, path=entry.path,
                     size=entry.size or None)
     return read(source, options)
@@ -106,6 +114,9 @@ def _choose(source: Source) -> str:
     if found is not None:
         if found == given or given in _CARRIERS.get(found, ()):
             return given
+        if found in _WEAK_SIGNATURES and detect.category_of(given) in _TEXT_CATEGORIES \
+                and detect.looks_like_text(head):
+            return given  # "ID3,..." or "BM..." at the start of a CSV is just text
         if given not in _GENERIC:
             note(f"{source.label}: its bytes say {detect.describe(found)} ({found}), not "
                  f"{detect.describe(given)} ({given}) as its name does: reading it as {found}")
@@ -632,8 +643,13 @@ def _load_netcdf(source: Source, options: dict):
                        if getattr(v, "data", None) is not None)
         guard(source, 2 * declared, f"its variables declare {human(declared)}",
               "scipy.io.netcdf_file(get_file_path(...), mmap=True) reads variables lazily.")
-        result = {name: np.array(variable[...]) if variable.shape else variable.getValue()
-                  for name, variable in handle.variables.items()}
+        result = {}
+        for name, variable in handle.variables.items():
+            # Copies: the file's memory map closes with it. maskandscale gives masked arrays
+            # where _FillValue / missing_value are set, and applies scale_factor/add_offset.
+            value = variable[...] if variable.shape else variable.getValue()
+            result[name] = value.copy() if hasattr(value, "copy") else value
+        value = variable = None  # no view of the map may outlive the file
     return result
 
 
