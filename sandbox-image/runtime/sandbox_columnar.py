@@ -27,8 +27,7 @@ def load_parquet(source, options: dict):
     columns = options.get("columns")
     declared, int96 = _parquet_bytes(metadata, columns)
     guard(source, 2 * declared,
-          f"its footer declares {metadata.num_rows:,} rows of {metadata.num_columns} column(s) "
-          f"({human(declared)} decoded); reading them into a DataFrame",
+          f"its footer declares {metadata.num_rows:,} rows of {metadata.num_columns} column(s)",
           "columns=[...] reads fewer columns, and pyarrow.parquet.ParquetFile(get_file_path(...))"
           ".read_row_group(i) one row group at a time.")
     if int96:
@@ -73,8 +72,7 @@ def load_feather(source, options: dict):
     stream = not head.startswith(b"ARROW1")
     declared, rows = _ipc_bytes(pa, path, 0 if stream else 8)
     guard(source, 2 * declared,
-          f"its record batches declare {rows:,} rows ({human(declared)} of buffers); reading "
-          "them into a DataFrame",
+          f"its record batches declare {rows:,} rows in {human(declared)} of buffers",
           "columns=[...] reads fewer columns, and pyarrow.ipc.open_file / open_stream on "
           "get_file_path(...) reads one record batch at a time.")
     columns = options.pop("columns", None)
@@ -109,8 +107,7 @@ def load_orc(source, options: dict):
     width = sum(_arrow_width(f.type) for f in fields) or 8
     declared = reader.nrows * width
     guard(source, 2 * declared,
-          f"it declares {reader.nrows:,} rows of {len(fields)} columns ({human(declared)}); "
-          "reading them into a DataFrame",
+          f"it declares {reader.nrows:,} rows of {len(fields)} column(s)",
           "columns=[...] reads fewer columns, and pyarrow.orc.ORCFile(get_file_path(...))"
           ".read_stripe(i) one stripe at a time.")
     return _convert(source, options, lambda **kw: pd.read_orc(path, **kw),

@@ -422,6 +422,7 @@ def _props(encoding: str) -> list[_Props]:
             kind = _APOS
         elif char in _COMMON:
             kind = _SYMBOL
+            script = "CURRENCY" if category == "Sc" else ""
         else:
             kind = _ODD
         table.append(_Props(kind, script, case))
@@ -463,6 +464,11 @@ def _single_byte_score(encoding: str, snippets: list[tuple[bytes, int]]) -> floa
                 score = 1.0 if p.kind == _LETTER else 0.1
                 if p.script != "LATIN":
                     cases[p.case] += 1
+                if before.kind not in _LETTERS and after.kind not in _LETTERS:
+                    # A letter standing alone: a one-letter word at best; alone in its script
+                    # among Latin text (the "Ј" cp1251 makes of a "£"), hardly ever.
+                    alone = p.script != "LATIN" and not _same_script(props, snippet, i, p.script)
+                    score = min(score, 0.2 if alone else 0.5)
                 if before.kind in _LETTERS:
                     if before.script != p.script:
                         score -= 1.5
@@ -487,7 +493,8 @@ def _single_byte_score(encoding: str, snippets: list[tuple[bytes, int]]) -> floa
                 total += 0.5
             elif p.kind == _SYMBOL:
                 inside = before.kind in _LETTERS and after.kind in _LETTERS
-                total += -1.5 if inside else 0.5
+                money = p.script == "CURRENCY" and (_digit(snippet, i - 1) or _digit(snippet, i + 1))
+                total += -1.5 if inside else 1.0 if money else 0.6
             else:
                 inside = before.kind in _LETTERS and after.kind in _LETTERS
                 total += -2.0 if inside else -1.0
@@ -506,6 +513,15 @@ def _single_byte_score(encoding: str, snippets: list[tuple[bytes, int]]) -> floa
     if cases[1] + cases[2] >= 20 and (not cases[1] or not cases[2]):
         score -= 0.3  # Cyrillic or Greek in one case only: likely an uncased script, misread
     return score
+
+
+def _same_script(props: list, snippet: bytes, at: int, script: str) -> bool:
+    return any(byte >= 128 and index != at and props[byte].kind in _LETTERS
+               and props[byte].script == script for index, byte in enumerate(snippet))
+
+
+def _digit(snippet: bytes, index: int) -> bool:
+    return 0 <= index < len(snippet) and 48 <= snippet[index] <= 57
 
 
 def _common_cjk(encoding: str, char: str, raw: bytes) -> bool:
@@ -605,11 +621,13 @@ def detect_encoding(stream, label: str = "the file") -> EncodingGuess:
     while chunk:
         text = utf8.decode(chunk)
         if not chunk.isascii():
-            replaced = text.count("\ufffd")
-            if replaced:
+            # U+FFFD the decoder made, not those the file holds (its UTF-8 is EF BF BD)
+            replaced = text.count("\ufffd") - chunk.count(b"\xef\xbf\xbd")
+            if replaced > 0:
                 if first_bad is None:
                     first_bad = size + _first_invalid_utf8(chunk)
                 bad += replaced
+            replaced = max(replaced, 0)
             good += len(text) - len(text.encode("ascii", "ignore")) - replaced
             present.update(byte for byte, single in undefined if byte not in present
                            and single in chunk)

@@ -71,7 +71,7 @@ def guard(source, needed: float, what: str, fix: str = "") -> None:
     never take the whole run (every other result with it) down with an out-of-memory kill."""
     free, _ = sandbox_detect.memory_budget()
     if free is not None and needed > 0.85 * free:
-        raise too_large(source, f"{what} needs about {human(needed)} in memory", fix)
+        raise too_large(source, f"{what} (about {human(needed)} in memory)", fix)
 
 
 def require(module: str, distribution: str, source):

@@ -210,10 +210,7 @@ def _load_delimited(source: Source, options: dict):
     if "sep" not in options and "delimiter" not in options:
         default = {"tsv": "\t", "psv": "|"}.get(source.type, ",")
         options["sep"] = detect.sniff_delimiter(sample, default, complete) or default
-    if options.get("sep") == r"\s+" and "header" not in options and "names" not in options:
-        first = next((line.split() for line in sample.splitlines() if line.strip()), [])
-        if first and all(detect.is_number(token) for token in first):
-            options["header"] = None  # a numeric table (.dat) without a header line
+    _headerless(options, sample.splitlines())
     if errors != "strict":
         options["encoding_errors"] = errors
     try:
@@ -229,9 +226,20 @@ def _load_delimited(source: Source, options: dict):
         skip = detect.header_row(sample, sep)
         if not skip:
             raise
-    note(f"{source.label}: skipped {skip} line(s) before the table's header (titles or notes); "
-         "pass skiprows= to choose")
+    note(f"{source.label}: skipped {skip} line(s) before the table (titles or notes); pass "
+         "skiprows= to choose")
+    _headerless(options, sample.splitlines()[skip:])
     return pd.read_csv(_pandas_target(source), encoding=encoding, skiprows=skip, **options)
+
+
+def _headerless(options: dict, lines: list[str]) -> None:
+    """Numeric columns lined up with spaces (.dat files) rarely have a header line: when the
+    first line is numbers, it is data."""
+    if options.get("sep") != r"\s+" or "header" in options or "names" in options:
+        return
+    first = next((line.split() for line in lines if line.strip()), [])
+    if first and all(detect.is_number(token) for token in first):
+        options["header"] = None
 
 
 def _load_fixed_width(source: Source, options: dict):
@@ -271,6 +279,10 @@ def _load_spreadsheet(source: Source, options: dict):
     elif "sheet" in options:
         options["sheet_name"] = options.pop("sheet")
     options.setdefault("engine", engine[0])
+    if options["engine"] == "xlrd" and "engine_kwargs" not in options:
+        import sys
+
+        options["engine_kwargs"] = {"logfile": sys.stderr}  # xlrd warns on stdout otherwise
     return pd.read_excel(path, **options)
 
 
@@ -328,9 +340,19 @@ def _json_lines(text: str) -> list:
 
 
 def _records(source: Source, data, as_dataframe: bool):
-    if as_dataframe and isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+    if not as_dataframe:
+        return data
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
         pd = require("pandas", "pandas", source)
         return pd.DataFrame(data)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        # pandas' own layouts, unmistakable by their keys: orient="split" and orient="table"
+        pd = require("pandas", "pandas", source)
+        if set(data) <= {"columns", "index", "data", "name"} and "columns" in data:
+            return pd.DataFrame(data["data"], columns=data["columns"], index=data.get("index"))
+        schema = data.get("schema")
+        if set(data) == {"schema", "data"} and isinstance(schema, dict) and "fields" in schema:
+            return pd.read_json(io.StringIO(json.dumps(data)), orient="table")
     return data
 
 
@@ -398,56 +420,65 @@ def _load_arff(source: Source, options: dict):
     try:
         arff = require("scipy.io.arff", "scipy", source)
         data, _meta = arff.loadarff(io.StringIO(text))
-        frame = pd.DataFrame(data)
-        for name in frame.columns:  # nominal values come back as bytes
-            if frame[name].dtype == object:
-                frame[name] = frame[name].map(
-                    lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-        return frame
-    except (NotImplementedError, ValueError, TypeError) as exc:
-        # scipy reads neither string nor date nor sparse data: a plain reader does
+    except MissingLibraryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - scipy reads no string, zoned date or sparse data
         frame = _parse_arff(pd, text)
-        note(f"{source.label}: scipy.io.arff could not read it ({exc}); read with a plain "
-             "ARFF parser (nominal and string values as text)")
+        note(f"{source.label}: scipy.io.arff could not read it ({' '.join(str(exc).split())}); "
+             "read with a plain ARFF parser (nominal and string values as text)")
         return frame
+    frame = pd.DataFrame(data)
+    for name in frame.columns:  # nominal values come back as bytes
+        if frame[name].dtype == object:
+            frame[name] = frame[name].map(
+                lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    return frame
 
 
 def _parse_arff(pd, text: str):
-    import csv
     import re
 
-    names, kinds, rows, in_data = [], [], [], False
-    for line in text.splitlines():
+    names, kinds, lines = [], [], text.splitlines()
+    start = len(lines)
+    for index, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped or stripped.startswith("%"):
-            continue
         lower = stripped.lower()
-        if not in_data:
-            if lower.startswith("@attribute"):
-                match = re.match(r"@attribute\s+('(?:[^']|\\')*'|\"[^\"]*\"|\S+)\s+(.*)$",
-                                 stripped, re.IGNORECASE)
-                if match:
-                    names.append(match.group(1).strip("'\""))
-                    kinds.append(match.group(2).strip().lower())
-            elif lower.startswith("@data"):
-                in_data = True
-            continue
-        if stripped.startswith("{"):  # sparse row: {index value, ...}
+        if lower.startswith("@attribute"):
+            match = re.match(r"@attribute\s+('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)\s*(.*)$",
+                             stripped, re.IGNORECASE)
+            if match:
+                names.append(match.group(1)[1:-1] if match.group(1)[0] in "'\"" else match.group(1))
+                kinds.append(match.group(2).strip().lower())
+        elif lower.startswith("@data"):
+            start = index + 1
+            break
+    body = [line for line in lines[start:] if line.strip() and not line.lstrip().startswith("%")]
+    if body and body[0].lstrip().startswith("{"):  # sparse rows: {index value, ...}
+        rows = []
+        for line in body:
             row: list = [0] * len(names)
-            for pair in stripped.strip("{}").split(","):
+            for pair in line.strip().strip("{}").split(","):
                 if pair.strip():
                     index, _, value = pair.strip().partition(" ")
                     row[int(index)] = value.strip().strip("'\"")
             rows.append(row)
-        else:
-            rows.append(next(csv.reader([stripped], quotechar="'", skipinitialspace=True,
-                                        escapechar="\\")))
-    frame = pd.DataFrame(rows, columns=names[: max((len(r) for r in rows), default=len(names))]
-                         if rows else names)
+        frame = pd.DataFrame(rows, columns=names)
+    else:
+        sample = "".join(body[:50])
+        quote = '"' if sample.count('"') > sample.count("'") else "'"
+        frame = pd.read_csv(io.StringIO("\n".join(body)), names=names, header=None,
+                            quotechar=quote, escapechar="\\", skipinitialspace=True,
+                            na_values=["?"], keep_default_na=False, dtype=str)
     frame = frame.replace("?", None)
     for name, kind in zip(names, kinds):
-        if name in frame and kind.split()[0] in ("numeric", "real", "integer"):
+        word = kind.split()[0] if kind else ""
+        if word in ("numeric", "real", "integer"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        elif word == "date":
+            try:
+                frame[name] = pd.to_datetime(frame[name])
+            except (ValueError, TypeError):
+                pass  # a format pandas does not guess: kept as text
     return frame
 
 
@@ -527,7 +558,7 @@ def _load_numpy(source: Source, options: dict):
                     declared += _npy_bytes(np, fh) or info.file_size
         guard(source, declared, f"its arrays declare {human(declared)}",
               "numpy.load(get_file_path(...))[name] reads one array.")
-        with np.load(path, **options) as loaded:
+        with _np_load(source, np, path, options) as loaded:
             return {name: loaded[name] for name in loaded.files}
     with open(path, "rb") as fh:
         declared = _npy_bytes(np, fh)
@@ -539,8 +570,22 @@ def _load_numpy(source: Source, options: dict):
         options["mmap_mode"] = "r"
         return np.load(path, **options)
     if declared:
-        guard(source, declared, f"its array declares {human(declared)}", "")
-    return np.load(path, **options)
+        guard(source, declared, f"its array header declares {human(declared)}", "")
+    return _np_load(source, np, path, options)
+
+
+def _np_load(source: Source, np, path: str, options: dict):
+    try:
+        loaded = np.load(path, **options)
+        if hasattr(loaded, "files"):  # an npz loads lazily: try its object arrays now
+            for name in loaded.files:
+                loaded[name]
+        return loaded
+    except UnicodeError:
+        if "encoding" in options:
+            raise
+    note(f"{source.label} holds Python 2 pickled objects: read with encoding='latin1'")
+    return np.load(path, encoding="latin1", **options)
 
 
 def _npy_bytes(np, fh) -> int | None:
@@ -598,6 +643,13 @@ def _h5_datasets(h5py, handle) -> list:
     return found
 
 
+def _h5_bytes(item) -> int:
+    try:
+        return item.size * item.dtype.itemsize
+    except (TypeError, ValueError):  # a type numpy has no equivalent for (PyTables' time...)
+        return 0
+
+
 def _load_hdf5(source: Source, options: dict):
     pd = require("pandas", "pandas", source)
     h5py = require("h5py", "h5py", source)
@@ -605,7 +657,7 @@ def _load_hdf5(source: Source, options: dict):
     if "key" in options:
         return pd.read_hdf(path, **options)
     with h5py.File(path, "r") as handle:
-        declared = sum(item.size * item.dtype.itemsize for _, item in _h5_datasets(h5py, handle))
+        declared = sum(_h5_bytes(item) for _, item in _h5_datasets(h5py, handle))
         pandas_file = "pandas_type" in handle.attrs or any(
             "pandas_type" in handle[key].attrs for key in handle.keys())
     free, _ = detect.memory_budget()
@@ -660,7 +712,7 @@ def _netcdf4(source: Source):
     with h5py.File(path, "r") as handle:
         datasets = [(name, item) for name, item in _h5_datasets(h5py, handle)
                     if not _dimension_only(item)]
-        declared = sum(item.size * item.dtype.itemsize for _, item in datasets)
+        declared = sum(_h5_bytes(item) for _, item in datasets)
         free, _ = detect.memory_budget()
         if free is not None and declared > 0.4 * free:
             return _h5py_file(source, f"{source.label} is NetCDF4 with {human(declared)} of data")
@@ -717,6 +769,17 @@ def _load_pickle(source: Source, options: dict):
     try:
         with source.open() as fh:
             return pickle.load(fh, **options)
+    except UnicodeDecodeError as exc:
+        if "encoding" in options:
+            raise
+        first = exc  # a Python 2 pickle: its str are bytes, numpy's arrays need latin-1
+        try:
+            with source.open() as fh:
+                loaded = pickle.load(fh, encoding="latin1", **options)
+            note(f"{source.label} is a Python 2 pickle: read with encoding='latin1'")
+            return loaded
+        except Exception:  # noqa: BLE001
+            pass
     except Exception as exc:  # noqa: BLE001 - joblib's dumps are pickles with arrays after them
         first = exc
     try:
@@ -825,6 +888,16 @@ def _load_audio(source: Source, options: dict):
     except RuntimeError as exc:  # soundfile's "format not recognised"
         if source.type in ("m4a", "wma", "midi", "mp4"):
             raise missing("audioread", "audioread (with ffmpeg) or pydub", source) from None
+        if source.type == "wav":  # scipy reads WAV variants libsndfile does not (36-bit...)
+            try:
+                from scipy.io import wavfile
+
+                rate, data = wavfile.read(path)
+            except Exception:  # noqa: BLE001 - report libsndfile's reason
+                raise failed(source, exc, "") from None
+            note(f"{source.label}: libsndfile cannot read this WAV variant ({exc}); read with "
+                 "scipy.io.wavfile (integer samples, not scaled to [-1, 1])")
+            return data, rate
         raise failed(source, exc, "") from None
     return data, rate
 
@@ -973,7 +1046,8 @@ def _fix(source: Source) -> str:
         return _FIXES["statistical"]
     if source.type in ("csv", "tsv", "psv", "dsv"):
         return _FIXES["tabular"]
-    return _FIXES.get(detect.category_of(source.type), "")
+    category = detect.category_of(source.type)
+    return "" if category == "tabular" else _FIXES.get(category, "")
 
 
 def _undecodable(source: Source, exc: UnicodeDecodeError) -> LoadError:
