@@ -668,7 +668,10 @@ def _load_hdf5(source: Source, options: dict):
         try:
             require("tables", "tables", source)
             with pd.HDFStore(path, mode="r") as store:
-                keys = store.keys()
+                listed = store.keys()
+                # Categorical columns of table-format frames keep their categories under
+                # <key>/meta/...: part of that frame, not frames of their own.
+                keys = [k for k in listed if not any(k.startswith(o + "/meta/") for o in listed)]
                 frames = {key: store[key] for key in keys}
             if keys:
                 return frames[keys[0]] if len(keys) == 1 else frames
@@ -872,7 +875,7 @@ def _try_image(source: Source):
         return None
     source.type, source.by_content = "image_by_content", True
     image = _load_image(source, {})
-    note(f"{source.label} is a {fmt} image (recognised by its content): opened with Pillow")
+    note(f"{source.label} is an image Pillow recognises by its content ({fmt}): opened it")
     return image
 
 

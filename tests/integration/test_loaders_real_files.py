@@ -404,7 +404,7 @@ async def test_images_pillow_recognises_by_content(load):
         "plate.fits FITS (4, 3) (9, 9, 9)",
         "raster-without-extension SUN (2, 2) (9, 9, 9)",
     ]
-    assert "'frame.bin' is a PPM image (recognised by its content)" in result.stderr
+    assert "'frame.bin' is an image Pillow recognises by its content (PPM)" in result.stderr
 
 
 async def test_errors_name_the_file_the_type_and_the_fix(load):
