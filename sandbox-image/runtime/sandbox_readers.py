@@ -157,9 +157,11 @@ def _encoding(source: Source, options: dict) -> tuple[str, str]:
     note on stderr says which, when not UTF-8); also measures decompressed data."""
     encoding = options.pop("encoding", None)
     errors = options.pop("encoding_errors", None) or options.pop("errors", None)
-    if encoding:
-        return encoding, errors or "strict"
     free, _ = detect.memory_budget()
+    if encoding:
+        if not source.disk_path:
+            source.measure(free)  # decompressed data: its size is only known once read
+        return encoding, errors or "strict"
     with source.open() as fh:
         stream = fh if source.disk_path else _Capped(fh, free, source)
         guess = detect.detect_encoding(stream, source.label)
@@ -197,8 +199,12 @@ def _sample(source: Source, encoding: str) -> tuple[str, bool]:
     return decoder.decode(raw, final=len(raw) < _SAMPLE), len(raw) < _SAMPLE
 
 
-def _pandas_target(source: Source):
-    return source.disk_path if source.disk_path else source.open()
+def _read_pandas(source: Source, reader, **options):
+    """A pandas reader on the file's path, or on a stream of data that is not on disk."""
+    if source.disk_path:
+        return reader(source.disk_path, **options)
+    with source.open() as stream:
+        return reader(stream, **options)
 
 
 def _load_delimited(source: Source, options: dict):
@@ -214,7 +220,7 @@ def _load_delimited(source: Source, options: dict):
     if errors != "strict":
         options["encoding_errors"] = errors
     try:
-        return pd.read_csv(_pandas_target(source), encoding=encoding, **options)
+        return _read_pandas(source, pd.read_csv, encoding=encoding, **options)
     except pd.errors.EmptyDataError:
         note(f"{source.label} holds no table (it is empty or blank): returning an empty "
              "DataFrame")
@@ -229,7 +235,7 @@ def _load_delimited(source: Source, options: dict):
     note(f"{source.label}: skipped {skip} line(s) before the table (titles or notes); pass "
          "skiprows= to choose")
     _headerless(options, sample.splitlines()[skip:])
-    return pd.read_csv(_pandas_target(source), encoding=encoding, skiprows=skip, **options)
+    return _read_pandas(source, pd.read_csv, encoding=encoding, skiprows=skip, **options)
 
 
 def _headerless(options: dict, lines: list[str]) -> None:
@@ -248,7 +254,7 @@ def _load_fixed_width(source: Source, options: dict):
     _text_guard(source, 3, "")
     if errors != "strict":
         options["encoding_errors"] = errors
-    return pd.read_fwf(_pandas_target(source), encoding=encoding, **options)
+    return _read_pandas(source, pd.read_fwf, encoding=encoding, **options)
 
 
 def _read_text(source: Source, options: dict, factor: float = 2) -> str:
@@ -379,7 +385,7 @@ def _load_xml(source: Source, options: dict):
     if options.pop("as_dataframe", False):
         pd = require("pandas", "pandas", source)
         require("lxml", "lxml", source)
-        return pd.read_xml(_pandas_target(source), **options)
+        return _read_pandas(source, pd.read_xml, **options)
     import xml.etree.ElementTree as ElementTree
 
     with source.open() as fh:  # the XML declaration names its own encoding
@@ -497,6 +503,8 @@ def _load_statistical(source: Source, options: dict):
     pyreadstat = _stat_guard(source, path)
     if source.type == "spss_portable" or (source.type == "sas" and "catalog_file" in options):
         pyreadstat = pyreadstat or require("pyreadstat", "pyreadstat", source)
+        if "catalog_file" in options:
+            options.setdefault("apply_value_formats", True)  # the catalog's labels, applied
         frame, _meta = getattr(pyreadstat, _STAT_METADATA[source.type])(path, **options)
         return frame
     if source.type == "spss":
@@ -985,10 +993,31 @@ def _load_archive_path(source: Source, options: dict):
     return source.entry.path
 
 
+def _try_audio(source: Source):
+    """Audio libsndfile recognises by content (MP3 without a tag...), for a file no type claimed."""
+    try:
+        import soundfile
+
+        info = soundfile.info(source.path())
+    except Exception:  # noqa: BLE001 - not audio
+        return None
+    if info.frames <= 0 or info.format in ("RAW",):
+        return None
+    source.type = {"WAV": "wav", "FLAC": "flac", "OGG": "ogg", "MP3": "mp3", "AIFF": "aiff",
+                   "AU": "au", "CAF": "caf", "W64": "w64"}.get(info.format, "wav")
+    source.by_content = True
+    note(f"{source.label} is audio libsndfile recognises by its content ({info.format}): "
+         "read it")
+    return _load_audio(source, {})
+
+
 def _load_bytes(source: Source, options: dict):
     image = _try_image(source)
     if image is not None:
         return image
+    audio = _try_audio(source)
+    if audio is not None:
+        return audio
     if source.how.startswith("member"):
         raise LoadError(f"no reader for type {source.type!r}")  # skipped in the archive's dict
     size = source.measure(None)
