@@ -493,7 +493,8 @@ def _single_byte_score(encoding: str, snippets: list[tuple[bytes, int]]) -> floa
                 total += 0.5
             elif p.kind == _SYMBOL:
                 inside = before.kind in _LETTERS and after.kind in _LETTERS
-                money = p.script == "CURRENCY" and (_digit(snippet, i - 1) or _digit(snippet, i + 1))
+                money = p.script == "CURRENCY" and (_digit(snippet, i - 1)
+                                                    or _digit(snippet, i + 1))
                 total += -1.5 if inside else 1.0 if money else 0.6
             else:
                 inside = before.kind in _LETTERS and after.kind in _LETTERS

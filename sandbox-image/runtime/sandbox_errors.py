@@ -22,12 +22,17 @@ class LoadError(ValueError):
     """load_file could not read a file; the message says which, as what, and what to do."""
 
 
+class TooLargeToLoadError(LoadError):
+    """The file declares more than the run's free memory: refused before it was read."""
+
+
 class MissingLibraryError(ModuleNotFoundError):
     """A reader needs a Python package that is not installed in this sandbox."""
 
 
 # Tracebacks name these by module: the user knows them as load_file's.
-LoadError.__module__ = MissingLibraryError.__module__ = "sandbox_files"
+for _error in (LoadError, TooLargeToLoadError, MissingLibraryError):
+    _error.__module__ = "sandbox_files"
 
 
 def note(message: str) -> None:
@@ -58,12 +63,13 @@ def failed(source, exc: BaseException, fix: str = "") -> LoadError:
                      f"{type(exc).__name__}: {reason}.{fix} {by_hand(source)}")
 
 
-def too_large(source, what: str, fix: str = "") -> LoadError:
+def too_large(source, what: str, fix: str = "") -> TooLargeToLoadError:
     free, limit = sandbox_detect.memory_budget()
     room = f" ({human(free)} of this run's {human(limit)} are free)" if free and limit else ""
     fix = f" {fix}" if fix else ""
-    return LoadError(f"load_file({source.label}): not loaded as {taken_as(source)}: {what}, "
-                     f"more than this run's memory can hold{room}.{fix} {by_hand(source)}")
+    return TooLargeToLoadError(
+        f"load_file({source.label}): not loaded as {taken_as(source)}: {what}, more than this "
+        f"run's memory can hold{room}.{fix} {by_hand(source)}")
 
 
 def guard(source, needed: float, what: str, fix: str = "") -> None:

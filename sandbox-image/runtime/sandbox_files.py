@@ -15,15 +15,15 @@ from collections import namedtuple
 import sandbox_detect
 import sandbox_errors
 import sandbox_readers
-from sandbox_errors import LoadError, MissingLibraryError
+from sandbox_errors import LoadError, MissingLibraryError, TooLargeToLoadError
 
 INPUT_DIR = os.environ.get("INPUT_DIR", "/mnt/data")
 # The readers by the host table's type and category names (tests/unit/test_file_types.py).
 _LOADERS_BY_TYPE = sandbox_readers.LOADERS_BY_TYPE
 _LOADERS_BY_CATEGORY = sandbox_readers.LOADERS_BY_CATEGORY
 
-__all__ = ["LoadError", "MissingLibraryError", "UserFile", "configure", "get_file_path",
-           "list_files", "load_file"]
+__all__ = ["LoadError", "MissingLibraryError", "TooLargeToLoadError", "UserFile", "configure",
+           "get_file_path", "list_files", "load_file"]
 
 
 # A named tuple, not a dataclass: `dataclasses` imports `inspect`, ~8 ms of every cold start.
@@ -102,7 +102,7 @@ def load_file(file_id: str, **options):
 
     Errors are LoadError (a ValueError) or MissingLibraryError (an ImportError), naming the
     file, the type it was taken for and the fix; a file declaring more than the run's free
-    memory is refused before it is read.
+    memory is refused before it is read (TooLargeToLoadError, a LoadError).
     """
     return sandbox_readers.load(_resolve(file_id), options)
 

@@ -16,10 +16,12 @@ import os
 
 import sandbox_columnar as columnar
 import sandbox_detect as detect
+import sandbox_rowformats as rowformats
 from sandbox_archives import MAX_MEMBERS, Source, TooLarge, decompressed, human, members, zip_kind
 from sandbox_errors import (
     LoadError,
     MissingLibraryError,
+    TooLargeToLoadError,
     failed,
     guard,
     missing,
@@ -824,7 +826,9 @@ def _load_sqlite(source: Source, options: dict):
 # believed when the name says so too.
 _WEAK_IMAGE_FORMATS = frozenset({"TGA", "PCX", "SPIDER", "XVTHUMB", "MSP", "PALM", "MPEG",
                                  "MCIDAS", "IPTC", "PCD", "FTEX", "GBR", "WMF", "IM", "CUR",
-                                 "ICO", "DCX", "WAL"})
+                                 "ICO", "DCX", "WAL", "IMT"})
+# Plugins that only identify a format (no decoder in Pillow).
+_STUB_IMAGE_FORMATS = frozenset({"BUFR", "GRIB", "HDF5", "MPEG"})
 
 
 _IMAGE_FIX = ("PIL.Image.open(get_file_path(...)) opens it lazily; .reduce(n), .draft() (JPEG) or "
@@ -849,7 +853,8 @@ def _load_image(source: Source, options: dict):
         import re
 
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        what = f"it declares {int(pixels.group(1)):,} pixels" if pixels else "it declares too many pixels"
+        count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        what = f"it declares {count}"
         raise too_large(source, f"{what}, past Pillow's decompression-bomb limit for the memory "
                                 "this run has free", _IMAGE_FIX) from None
     except image_module.UnidentifiedImageError:
@@ -881,8 +886,15 @@ def _try_image(source: Source):
     extensions = {ext for ext, name in Image.registered_extensions().items() if name == fmt}
     if fmt in _WEAK_IMAGE_FORMATS and os.path.splitext(source.name)[1].lower() not in extensions:
         return None
+    if fmt in _STUB_IMAGE_FORMATS:
+        return None
     source.type, source.by_content = "image_by_content", True
-    image = _load_image(source, {})
+    try:
+        image = _load_image(source, {})
+    except TooLargeToLoadError:
+        raise
+    except LoadError:
+        return None  # Pillow named a format but cannot decode it: the bytes, then
     note(f"{source.label} is an image Pillow recognises by its content ({fmt}): opened it")
     return image
 
@@ -1052,8 +1064,8 @@ def _unsupported(module: str, distribution: str, what: str):
     return load
 
 
-_IN_PARTS = ("Read a part of it: e.g. pandas.read_csv(get_file_path(...), chunksize=N) (compression "
-             "is taken from the name), or zipfile / gzip streams.")
+_IN_PARTS = ("Read a part of it: e.g. pandas.read_csv(get_file_path(...), chunksize=N) "
+             "(compression is taken from the name), or zipfile / gzip streams.")
 _FIXES = {
     "tabular": "Options go to pandas.read_csv: sep=..., encoding=..., header=None, skiprows=N, "
                "on_bad_lines='skip'.",
@@ -1152,10 +1164,10 @@ LOADERS_BY_TYPE = {
     "zstd": _load_compressed,
     "lz4": _load_compressed,
     "numbers": _needs("numbers_parser", "numbers-parser"),
-    "dbf": _needs("dbfread", "dbfread", lambda lib, s, o: lib.DBF(s.path(), **o)),
+    "dbf": rowformats.load_dbf,
     "json5": _needs("json5", "json5"),
     "bson": _needs("bson", "pymongo (bson)"),
-    "avro": _needs("fastavro", "fastavro"),
+    "avro": rowformats.load_avro,
     "cbor": _needs("cbor2", "cbor2"),
     "rdata": _needs("pyreadr", "pyreadr", lambda lib, s, o: dict(lib.read_r(s.path(), **o))),
     "rds": _needs("pyreadr", "pyreadr", lambda lib, s, o: lib.read_r(s.path(), **o)[None]),

@@ -10,6 +10,7 @@ libraries, and the loaded values are asserted.
 import bz2
 import gzip
 import io
+import json
 import lzma
 import struct
 import tarfile
@@ -94,11 +95,60 @@ XPM = (b'/* XPM */\nstatic char *x[] = {\n"2 2 2 1",\n"a c #FF0000",\n"b c #0000
 
 def png_declaring(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        checksum = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + checksum
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
+
+
+def dbf_table(fields: list, rows: list) -> bytes:
+    """A dBASE III table (a shapefile's .dbf): fields [(name, type, length, decimals)], rows
+    (deleted?, values), text in cp1252 (language driver 0x57)."""
+    record = 1 + sum(length for _, _, length, _ in fields)
+    out = bytearray(struct.pack("<BBBBIHH", 3, 124, 1, 1, len(rows), 33 + 32 * len(fields), record))
+    out += b"\0" * 17 + b"\x57\0\0"
+    for name, kind, length, decimals in fields:
+        out += name.encode().ljust(11, b"\0") + kind.encode() + b"\0" * 4
+        out += bytes([length, decimals]) + b"\0" * 14
+    out += b"\x0d"
+    for deleted, values in rows:
+        out += b"*" if deleted else b" "
+        for (_, kind, length, _), value in zip(fields, values):
+            text = str(value).encode("cp1252")
+            out += text.rjust(length) if kind == "N" else text.ljust(length)
+    return bytes(out + b"\x1a")
+
+
+def zigzag(number: int) -> bytes:
+    number = (number << 1) ^ (number >> 63)
+    out = bytearray()
+    while True:
+        byte, number = number & 0x7F, number >> 7
+        out.append(byte | 0x80 if number else byte)
+        if not number:
+            return bytes(out)
+
+
+def avro_file(records: list) -> bytes:
+    """An Avro object container file (null codec) of records {id: long, name: string,
+    score: [null, double]}."""
+    schema = {"type": "record", "name": "row", "fields": [
+        {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+        {"name": "score", "type": ["null", "double"]}]}
+    meta = {"avro.schema": json.dumps(schema).encode(), "avro.codec": b"null"}
+    out = bytearray(b"Obj\x01") + zigzag(len(meta))
+    for key, value in meta.items():
+        out += zigzag(len(key)) + key.encode() + zigzag(len(value)) + value
+    sync = b"\x5a" * 16
+    out += zigzag(0) + sync
+    body = bytearray()
+    for row in records:
+        name = row["name"].encode()
+        body += zigzag(row["id"]) + zigzag(len(name)) + name
+        body += zigzag(0) if row["score"] is None else zigzag(1) + struct.pack("<d", row["score"])
+    return bytes(out + zigzag(len(records)) + zigzag(len(body)) + body + sync)
 
 
 TIPS = b"total,tip\n16.99,1.01\n10.34,1.66\n"
@@ -113,7 +163,8 @@ async def test_compressed_tables_are_read_by_their_inner_name(load):
         "tips.csv.zip": zipped({"tips.csv": TIPS}),
         "download.gz": gzip_named(TIPS, "tips.csv"),  # the gzip header names the inner file
         "actually-gzip.csv": gzip.compress(TIPS),
-        "mac.zip": zipped({"tips.csv": TIPS, "__MACOSX/._tips.csv": b"\0\5\26\7", ".DS_Store": b"x"}),
+        "mac.zip": zipped({"tips.csv": TIPS, "__MACOSX/._tips.csv": b"\0\5\26\7",
+                           ".DS_Store": b"x"}),
     }
     produce = (
         "import pyarrow as pa\n"
@@ -123,9 +174,9 @@ async def test_compressed_tables_are_read_by_their_inner_name(load):
         "        out.write(data)\n"
     )
     code = (
-        "for name in ('tips.csv.gz', 'tips.csv.bz2', 'tips.csv.xz', 'tips.tsv.gz', 'tips.csv.zip',\n"
-        "             'download.gz', 'actually-gzip.csv', 'mac.zip', 'tips.csv.zst',\n"
-        "             'tips.csv.lz4'):\n"
+        "for name in ('tips.csv.gz', 'tips.csv.bz2', 'tips.csv.xz', 'tips.tsv.gz',\n"
+        "             'tips.csv.zip', 'download.gz', 'actually-gzip.csv', 'mac.zip',\n"
+        "             'tips.csv.zst', 'tips.csv.lz4'):\n"
         "    df = load_file(name)\n"
         "    print(name, list(df.columns), df['tip'].tolist())\n"
     )
@@ -293,12 +344,13 @@ async def test_files_declaring_more_than_the_memory_are_refused_and_the_run_goes
     lines = ok(result)
     assert lines[-1] == "still running [1]"
     parquet, bomb, image = lines[:3]
-    assert parquet.startswith("LoadError: load_file('huge.parquet'): not loaded as Apache "
-                              "Parquet (parquet): its footer declares 300,000,000 rows")
+    assert parquet.startswith("TooLargeToLoadError: load_file('huge.parquet'): not loaded as "
+                              "Apache Parquet (parquet): its footer declares 300,000,000 rows")
     assert "columns=[...]" in parquet and "get_file_path(" in parquet
-    assert bomb.startswith("LoadError: load_file('bomb.csv.gz'): not loaded as "
+    assert bomb.startswith("TooLargeToLoadError: load_file('bomb.csv.gz'): not loaded as "
                            "Comma-separated values (csv, gzip-compressed): it unpacks to more than")
-    assert image.startswith("LoadError: load_file('huge.png'): not loaded as PNG image (png): "
+    assert image.startswith("TooLargeToLoadError: load_file('huge.png'): not loaded as PNG image "
+                            "(png): "
                             "it declares 1,600,000,000 pixels")
     for line in (parquet, bomb, image):
         assert "more than this run's memory can hold" in line
@@ -313,6 +365,13 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
                         b"@attribute temp numeric\n@data\nsunny,85\nrainy,?\n",
         "notes.arff": b"@relation notes\n@attribute text string\n@attribute score numeric\n"
                       b"@data\n'hello world',1.5\n'bye',2\n",
+        "towns.dbf": dbf_table(
+            [("NAME", "C", 12, 0), ("POP", "N", 8, 0), ("FOUNDED", "D", 8, 0),
+             ("CAPITAL", "L", 1, 0)],
+            [(False, ["Zürich", 421878, "12180101", "F"]), (True, ["Gone", 1, "20000101", "F"]),
+             (False, ["Genève", 203856, "", "T"])]),
+        "rows.avro": avro_file([{"id": 1, "name": "a", "score": 0.5},
+                                {"id": -7, "name": "bé", "score": None}]),
     }
     produce = (
         "import numpy as np, pandas as pd, pyreadstat, scipy.io, h5py, msgpack\n"
@@ -326,7 +385,8 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
         "    f['rain'] = np.array([0.0, 1.5])\n"
         "np.save('objects.npy', np.array([{'k': 1}, None, 'text'], dtype=object))\n"
         "np.savez('mixed.npz', names=np.array(['a', {'b': 2}], dtype=object), x=np.arange(3))\n"
-        "open('rows.msgpack', 'wb').write(msgpack.packb([{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'y'}]))\n"
+        "rows = [{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'y'}]\n"
+        "open('rows.msgpack', 'wb').write(msgpack.packb(rows))\n"
         "open('stream.mpk', 'wb').write(msgpack.packb({'v': 1}) + msgpack.packb([2, 3]))\n"
     )
     code = (
@@ -347,6 +407,10 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
         "print(m['names'].tolist(), m['x'].tolist())\n"
         "print(load_file('rows.msgpack').to_dict('records'))\n"
         "print(load_file('stream.mpk'))\n"
+        "towns = load_file('towns.dbf')\n"
+        "print(towns['NAME'].tolist(), towns['POP'].tolist(), towns['CAPITAL'].tolist(),\n"
+        "      towns['FOUNDED'].iloc[0].year, towns['FOUNDED'].isna().tolist())\n"
+        "print(load_file('rows.avro').to_dict('records'))\n"
     )
     result = await load(code, samples, produce=produce)
     assert ok(result) == [
@@ -362,9 +426,12 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
         "['a', {'b': 2}] [0, 1, 2]",
         "[{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'y'}]",
         "[{'v': 1}, [2, 3]]",
+        "['Zürich', 'Genève'] [421878, 203856] [False, True] 1218 [False, True]",
+        "[{'id': 1, 'name': 'a', 'score': 0.5}, {'id': -7, 'name': 'bé', 'score': nan}]",
     ]
     assert "'idl.sav': its bytes say IDL save file (idl_save), not SPSS dataset (spss)" \
         in result.stderr
+    assert "'towns.dbf': left out 1 record(s) marked as deleted" in result.stderr
 
 
 async def test_images_pillow_recognises_by_content(load):
@@ -385,7 +452,8 @@ async def test_images_pillow_recognises_by_content(load):
         "for name in ('red.sgi', 'red.qoi', 'red.tga', 'red.blp', 'snapshot.bin', 'frame.bin'):\n"
         "    im = load_file(name)\n"
         "    pixel = im.convert('RGB').getpixel((1, 1))\n"
-        "    near = max(abs(a - b) for a, b in zip(pixel, (200, 10, 30))) < 32  # BLP: a web palette\n"
+        "    # BLP holds a palette: the web palette's nearest colour\n"
+        "    near = max(abs(a - b) for a, b in zip(pixel, (200, 10, 30))) < 32\n"
         "    print(name, im.format, im.size, near)\n"
         "for name in ('gray.ras', 'two.xpm', 'plate.fits', 'raster-without-extension'):\n"
         "    im = load_file(name)\n"
