@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 
 import sandbox_detect
 
@@ -92,6 +90,9 @@ class Source:
         if self.disk_path is not None:
             return self.disk_path
         if self._temp is None:
+            import shutil
+            import tempfile
+
             folder = tempfile.mkdtemp(prefix="load_file-")
             target = os.path.join(folder, _safe_name(self.name))
             room = _room_in_tmp()
@@ -116,6 +117,8 @@ class Source:
 
     def cleanup(self) -> None:
         if self._temp is not None and not self.keep:
+            import shutil
+
             shutil.rmtree(os.path.dirname(self._temp), ignore_errors=True)
             self._temp = None
 
@@ -154,6 +157,8 @@ def _safe_name(name: str) -> str:
 
 
 def _room_in_tmp() -> int | None:
+    import tempfile
+
     free, _ = sandbox_detect.memory_budget()
     try:
         stats = os.statvfs(tempfile.gettempdir())

@@ -7,7 +7,6 @@ at import: the runner imports it before the timer starts, and the unit tests run
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -279,6 +278,8 @@ def sniff_text(text: str) -> str | None:
 def sniff_delimiter(sample: str, default: str | None, complete: bool = True) -> str | None:
     """The delimiter of a table's text sample (",", ";", "\\t", "|", or r"\\s+" for columns lined
     up with spaces), or `default` when the sample does not look like a table."""
+    import csv
+
     lines = sample.splitlines()
     if not complete and len(lines) > 1:
         lines = lines[:-1]  # drop a line cut by the sample's end
@@ -312,6 +313,8 @@ def is_number(token: str) -> bool:
 
 
 def _consistent(lines: list[str], delimiter: str) -> bool:
+    import csv
+
     counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
     return len(counts) > 0 and max(counts) > 1 and _mostly_equal(counts[1:] or counts)
 
@@ -326,6 +329,8 @@ def _mostly_equal(counts: list[int]) -> bool:
 def header_row(sample: str, delimiter: str) -> int:
     """How many preamble lines (titles, notes) come before the table's header: the first line from
     which the rows have the table's usual number of fields."""
+    import csv
+
     lines = sample.splitlines()[:500]
     if len(lines) < 3:
         return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 # Text encodings: the whole file is checked, in chunks, at C speed; only a bounded sample of the
 # non-ASCII bytes, spread over the file, is scored for plausibility in Python.
@@ -35,17 +35,11 @@ SINGLE_BYTE = (
 MULTI_BYTE = ("cp932", "euc_jp", "gb18030", "big5", "cp949")
 
 
-class EncodingGuess(NamedTuple):
-    encoding: str
-    errors: str  # "strict", or "replace" for UTF-8 with a few invalid bytes
-    note: str | None  # what to tell the user, None for UTF-8 and byte-order marks
-    size: int  # bytes read
-
-
-class _Props(NamedTuple):
-    kind: int
-    script: str
-    case: int  # 0 none, 1 lower, 2 upper
+# Named tuples from collections, not typing: typing costs ~5 ms of the runner's start.
+EncodingGuess = namedtuple("EncodingGuess", "encoding errors note size")
+"""encoding; errors: "strict", or "replace" for UTF-8 with a few invalid bytes; note: what to
+tell the user (None for UTF-8 and byte-order marks); size: the bytes read."""
+_Props = namedtuple("_Props", "kind script case")  # case: 0 none, 1 lower, 2 upper
 
 
 _UNDEFINED, _CONTROL, _LETTER, _RARE, _MARK, _SPACE, _APOS, _SYMBOL, _ODD, _ASCII_OTHER = range(10)
