@@ -49,6 +49,7 @@ class Source:
         self.type = given  # the type it is read as, set by the dispatcher
         self.by_content = False
         self.keep = False  # the result reads the file later (h5py.File, sqlite3): keep a copy
+        self.listed = False  # one of several members loaded into {name: object}
         self._head: bytes | None = None
         self._temp: str | None = None
 
@@ -290,7 +291,7 @@ def zip_kind(path: str) -> str:
     return "zip"
 
 
-def members(source: Source) -> list[Source]:
+def members(source: Source, password: bytes | None = None) -> list[Source]:
     """The files a zip or tar archive holds, as Sources (directories and system clutter such as
     __MACOSX left out; a tar's listing stops well past MAX_MEMBERS)."""
     path = source.path()
@@ -303,13 +304,14 @@ def members(source: Source) -> list[Source]:
         for info in archive.infolist():
             if info.is_dir() or _is_junk(info.filename):
                 continue
-            if info.flag_bits & 0x1:
+            if info.flag_bits & 0x1 and password is None:
                 found.append(_encrypted(source, info.filename, info.file_size))
                 continue
             found.append(Source(source.entry, info.filename,
                                 sandbox_detect.type_for_name(info.filename),
-                                opener=_zip_opener(path, info.filename), size=info.file_size,
-                                within=source, how="member of the zip archive"))
+                                opener=_zip_opener(path, info.filename, password),
+                                size=info.file_size, within=source,
+                                how="member of the zip archive"))
     else:
         import tarfile
 
@@ -332,13 +334,13 @@ def _is_junk(name: str) -> bool:
         or base.startswith("._")
 
 
-def _zip_opener(path: str, name: str):
+def _zip_opener(path: str, name: str, password: bytes | None = None):
     def opener():
         import zipfile
 
         archive = zipfile.ZipFile(path)
         try:
-            return archive.open(name)
+            return archive.open(name, pwd=password)
         finally:
             archive.close()  # the member stream keeps the file open until it is closed
 

@@ -82,6 +82,10 @@ def read(source: Source, options: dict):
         raise LoadError(f"load_file({source.label}): {source.name!r} is nested too deeply in "
                         f"archives to unpack here. get_file_path({source.entry.id!r}) gives the "
                         "outer file's path.")
+    if source.given == "encrypted":
+        raise LoadError(f"load_file({source.label}): it is encrypted (password-protected): "
+                        "pass password='...' to read it (zip's ZipCrypto; AES-encrypted zips "
+                        "need pyzipper).")
     try:
         source.type = _choose(source)
         reader = (LOADERS_BY_TYPE.get(source.type) or _CONTENT_LOADERS.get(source.type)
@@ -165,7 +169,10 @@ def _load_archive(source: Source, options: dict):
     """A zip or tar archive: one member is loaded as itself; several give {name: object} for
     those it can read; too many or too large give the path, with a note."""
     wanted = options.pop("member", None)
-    found = members(source)
+    password = options.pop("password", None)
+    if isinstance(password, str):
+        password = password.encode()
+    found = members(source, password)
     names = [m.name for m in found]
     if wanted is not None:
         for member in found:
@@ -190,6 +197,7 @@ def _load_archive(source: Source, options: dict):
         return _archive_path(source)
     loaded, skipped = {}, []
     for member in found:
+        member.listed = True  # unreadable data is skipped, not returned as bytes
         try:
             loaded[member.name] = read(member, dict(options))
         except (LoadError, MissingLibraryError) as exc:
@@ -206,7 +214,10 @@ def _load_archive(source: Source, options: dict):
 
 
 def _archive_path(source: Source) -> str:
-    return source.entry.path if source.within is None else source.path()
+    if source.within is None:
+        return source.entry.path
+    source.keep = True  # an archive inside another: its unpacked copy is what the path names
+    return source.path()
 
 
 def _listing(names: list[str], limit: int = 12) -> str:
@@ -236,7 +247,7 @@ def _load_bytes(source: Source, options: dict):
     audio = media.try_audio(source)
     if audio is not None:
         return audio
-    if source.how.startswith("member"):
+    if source.listed:
         raise LoadError(f"no reader for type {source.type!r}")  # skipped in the archive's dict
     size = source.measure(None)
     guard(source, size, f"its {human(size)}", "")
