@@ -31,17 +31,41 @@ def load_statistical(source: Source, options: dict):
         return frame
     if source.type == "spss":
         require("pyreadstat", "pyreadstat", source)
-    if source.type in ("sas", "xport"):
-        options.setdefault("format", "xport" if source.type == "xport" else "sas7bdat")
+    given = dict(options)
+    if source.type == "sas":
+        options.setdefault("format", "sas7bdat")
+        options.setdefault("encoding", "infer")  # the header names it; else text stays bytes
+    elif source.type == "xport":
+        options.setdefault("format", "xport")
+        options.setdefault("encoding", None)  # XPORT records none: decoded below, by content
     try:
-        return getattr(pd, PANDAS_STAT[source.type])(path, **options)
-    except ValueError:
-        if source.type != "xport":
+        frame = getattr(pd, PANDAS_STAT[source.type])(path, **options)
+    except Exception as exc:  # noqa: BLE001 - pyreadstat reads what pandas does not (XPORT v8)
+        if pyreadstat is None:
             raise
-    # pandas reads XPORT version 5 only; pyreadstat reads version 8 too.
-    pyreadstat = require("pyreadstat", "pyreadstat", source)
-    options.pop("format", None)
-    frame, _meta = pyreadstat.read_xport(path, **options)
+        try:
+            frame, _meta = getattr(pyreadstat, _STAT_METADATA[source.type])(path, **given)
+        except Exception:  # noqa: BLE001 - report pandas' reason
+            raise exc from None
+        if source.type != "xport" or "XPORT" not in str(exc):  # v8 XPORT: expected, no note
+            note(f"{source.label}: pandas could not read it ({type(exc).__name__}: "
+                 f"{' '.join(str(exc).split())[:160]}); read with pyreadstat")
+        return frame
+    return _decode_bytes(frame) if options.get("encoding") is None else frame
+
+
+def _decode_bytes(frame):
+    """Text columns that came back as bytes, decoded in the encoding their content shows."""
+    import io
+
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or not column.map(lambda v: isinstance(v, bytes)).any():
+            continue
+        raw = b"\n".join(v for v in column if isinstance(v, bytes))
+        encoding = detect.detect_encoding(io.BytesIO(raw)).encoding
+        frame[name] = column.map(
+            lambda v: v.decode(encoding, "replace").rstrip() if isinstance(v, bytes) else v)
     return frame
 
 
