@@ -376,6 +376,8 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
     produce = (
         "import numpy as np, pandas as pd, pyreadstat, scipy.io, h5py, msgpack\n"
         "pyreadstat.write_sav(pd.DataFrame({'age': [31.0, 45.0]}), 'spss.sav')\n"
+        "people = pd.DataFrame({'name': ['Zoë', 'Ann'], 'age': [31.0, 45.0]})\n"
+        "pyreadstat.write_xport(people, 'people.xpt', file_format_version=5)\n"
         "nc = scipy.io.netcdf_file('climate.nc', 'w')\n"
         "nc.createDimension('time', 3)\n"
         "temp = nc.createVariable('temp', 'f8', ('time',))\n"
@@ -395,6 +397,7 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
         "packed = load_file('packed.sav')\n"
         "print(float(packed['ratio']), packed['counts'].tolist())\n"
         "print(load_file('spss.sav')['age'].tolist())\n"
+        "print(load_file('people.xpt')['name'].tolist())\n"
         "print(load_file('climate.nc')['temp'].tolist())\n"
         "print(load_file('modern.nc')['rain'].tolist())\n"
         "print(load_file('table.dat').values.tolist())\n"
@@ -417,6 +420,7 @@ async def test_formats_sharing_an_extension_are_told_apart_by_content(load):
         "['counts', 'label', 'ratio'] 2.5 b'hello' [1, 2, 3]",
         "0.5 [4, 5]",
         "[31.0, 45.0]",
+        "['Zoë', 'Ann']",  # XPORT text comes back decoded, not as bytes
         "[11.5, 12.5, 13.5]",
         "[0.0, 1.5]",
         "[[1.0, 2.5, 3.0], [4.0, 5.5, 6.0], [7.0, 8.5, 9.0]]",
