@@ -280,8 +280,9 @@ async def test_arrow_files_pandas_cannot_convert_keep_arrow_types(load):
         "                  pa.timestamp('us'))\n"
         "pq.write_table(pa.table({'ts': stamps}), 'spark.parquet',\n"
         "               use_deprecated_int96_timestamps=True)\n"
-        "feather.write_feather(pa.table({'d': pa.array([2**31 - 1, 0], pa.date32())}),\n"
-        "                      'far.feather')\n"
+        "far = pa.table({'d': pa.array([2**31 - 1, 0], pa.date32())})  # year 5881580\n"
+        "feather.write_feather(far, 'far.feather')\n"
+        "pq.write_table(far, 'far.parquet')\n"
         "codes = pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 0]), pa.array(['a', None]))\n"
         "feather.write_feather(pa.table({'c': codes}), 'nulls.feather')\n"
         "union = pa.UnionArray.from_sparse(pa.array([0, 1, 0], pa.int8()),\n"
@@ -297,8 +298,9 @@ async def test_arrow_files_pandas_cannot_convert_keep_arrow_types(load):
     )
     code = (
         "print(load_file('spark.parquet')['ts'].dt.year.tolist())\n"
-        "far = load_file('far.feather')\n"
-        "print(far['d'].dtype, far['d'].iloc[1])\n"
+        "for name in ('far.feather', 'far.parquet'):\n"
+        "    far = load_file(name)\n"
+        "    print(far['d'].dtype, far['d'].iloc[1])\n"
         "print(load_file('nulls.feather')['c'].tolist())\n"
         "u = load_file('union.arrow')\n"
         "print(u['x'].tolist(), u['u'].tolist())\n"
@@ -310,12 +312,13 @@ async def test_arrow_files_pandas_cannot_convert_keep_arrow_types(load):
     assert ok(result) == [
         "[1, 9999]",  # INT96 nanoseconds would have wrapped these
         "date32[day][pyarrow] 1970-01-01",
+        "date32[day][pyarrow] 1970-01-01",
         "['a', <NA>, <NA>, 'a']",
         "[1, 2, 3] [1, 'b', 3]",
         "batches.arrows [1, 2, 3] ['x', 'y', 'z']",
         "batches.stream [1, 2, 3] ['x', 'y', 'z']",
     ]
-    for name in ("far.feather", "nulls.feather", "union.arrow"):
+    for name in ("far.feather", "far.parquet", "nulls.feather", "union.arrow"):
         assert f"'{name}': pandas could not convert its Arrow types" in result.stderr
         assert "dtype_backend='pyarrow'" in result.stderr
 
