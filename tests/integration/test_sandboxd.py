@@ -365,20 +365,7 @@ async def test_a_restart_mid_run_is_a_sandbox_error_and_the_new_service_reaps(tm
 
 async def test_audit_through_the_service_reports_the_same_policy(service, tmp_path):
     def audit(**env) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "app", "audit", "--json"],
-            env={
-                **service.env,
-                "SANDBOX_SERVICE_URL": f"unix://{service.socket}",
-                "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",  # as the bot in compose
-                **env,
-            },
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return json.loads(done.stdout)
+        return json.loads(_cli(service, tmp_path, "audit", "--json", **env).stdout)
 
     report = audit()
     assert report["ok"], report
@@ -407,7 +394,7 @@ def _cli(service, tmp_path, *args, **env):
             **service.env,
             "DATA_DIR": str(tmp_path / "cli-data"),
             "SANDBOX_SERVICE_URL": f"unix://{service.socket}",
-            "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",  # no engine for the client
+            "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",  # as the bot in compose
             **env,
         },
         cwd=tmp_path,

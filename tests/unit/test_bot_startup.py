@@ -10,23 +10,29 @@ from app.bot.client import heartbeat_is_fresh
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_startup_names_every_missing_piece_in_one_line_each(tmp_path):
-    env = {
+def start_bot(tmp_path, **env) -> subprocess.CompletedProcess:
+    """`python -m app bot` with nothing it needs configured, plus `env`."""
+    base = {
         "PATH": os.environ["PATH"],
         "DISCORD_TOKEN": "",
         "OPENAI_API_KEY": "",
         "MONGODB_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300",
         "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
         "DATA_DIR": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
     }
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "app", "bot"],
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**base, **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_startup_names_every_missing_piece_in_one_line_each(tmp_path):
+    done = start_bot(tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2
     assert all(line.startswith("cannot start: ") for line in lines), done.stderr
@@ -50,22 +56,8 @@ def test_healthcheck_reads_the_heartbeat(tmp_path):
 
 
 def test_with_a_sandbox_service_the_bot_needs_no_docker(tmp_path):
-    env = {
-        "PATH": os.environ["PATH"],
-        "DISCORD_TOKEN": "",
-        "OPENAI_API_KEY": "",
-        "MONGODB_URI": "",
-        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
-        "SANDBOX_SERVICE_URL": f"unix://{tmp_path}/not-yet.sock",
-        "DATA_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "bot"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = start_bot(
+        tmp_path, MONGODB_URI="", SANDBOX_SERVICE_URL=f"unix://{tmp_path}/not-yet.sock"
     )
     assert done.returncode == 2
     assert "DISCORD_TOKEN is not set" in done.stderr

@@ -83,6 +83,14 @@ class Service:
             return response.status, await response.read()
 
 
+def unix_client(socket_path, **options) -> SandboxClient:
+    """A client of whatever answers (or not) on `socket_path`."""
+    defaults = dict(
+        token=None, max_timeout=5, run_deadline=30, max_output_files=5, max_output_bytes=100
+    )
+    return SandboxClient(ServiceAddress.parse(f"unix://{socket_path}"), **{**defaults, **options})
+
+
 async def eventually(condition, seconds: float = 5.0) -> bool:
     """For what the service does after the client has its answer."""
     for _ in range(int(seconds / 0.02)):
@@ -297,10 +305,7 @@ async def test_a_refused_run_is_an_error_result_the_model_can_read(service, tmp_
 
 
 async def test_a_service_that_is_not_there_is_a_sandbox_error_saying_so(tmp_path):
-    address = ServiceAddress.parse(f"unix://{tmp_path}/nobody.sock")
-    client = SandboxClient(
-        address, token=None, max_timeout=5, run_deadline=5, max_output_files=1, max_output_bytes=1
-    )
+    client = unix_client(tmp_path / "nobody.sock")
     result = await client.run(RunRequest(code="print(1)", user_id="u1", output_dir=tmp_path))
     await client.start()  # never raises: the bot starts and chats anyway
     await client.close()
@@ -332,15 +337,7 @@ async def test_a_silent_service_times_out_and_a_cut_stream_leaves_no_partial_fil
         writer.close()
 
     server = await asyncio.start_unix_server(handle, path=str(socket_path))
-    client = SandboxClient(
-        ServiceAddress.parse(f"unix://{socket_path}"),
-        token=None,
-        max_timeout=5,
-        run_deadline=30,
-        max_output_files=5,
-        max_output_bytes=100,
-        idle_timeout=0.5,
-    )
+    client = unix_client(socket_path, idle_timeout=0.5)
     request = RunRequest(code="print(1)", user_id="u1", output_dir=tmp_path / "out")
     try:
         silent = await client.run(request)
@@ -418,14 +415,7 @@ async def test_stats_and_policy_are_read_only_views_of_the_runner(service):
 
 
 def dead_client(tmp_path) -> SandboxClient:
-    return SandboxClient(
-        ServiceAddress.parse(f"unix://{tmp_path}/gone.sock"),
-        token=None,
-        max_timeout=5,
-        run_deadline=5,
-        max_output_files=1,
-        max_output_bytes=1,
-    )
+    return unix_client(tmp_path / "gone.sock")
 
 
 async def test_the_chat_keeps_chatting_while_the_service_is_down(fake_openai, make_chat, tmp_path):
