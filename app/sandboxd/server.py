@@ -204,22 +204,23 @@ class SandboxServer:
         assert task is not None
         self._pending += 1
         self._runs.add(task)
+        # The run's input folder; its collected outputs go beside it (made only when there are).
         work = self.staging / f"run-{os.urandom(8).hex()}"
+        outputs = work.with_name(work.name + "-out")
         try:
             try:
                 line = await request.content.readuntil(b"\n", max_size=self.limits.max_header_bytes)
             except LineTooLong:
                 raise wire.RequestRejected(413, "the run request is too large") from None
             spec = wire.parse_run(line, self.limits)
-            inputs = work / "input"
             if spec.files:
-                _make_input_dir(inputs)
-            await self._receive(request, spec, inputs)
+                _make_input_dir(work)
+            await self._receive(request, spec, work)
             run = RunRequest(
                 code=spec.code,
                 user_id=spec.user_id,
-                output_dir=work / "output",  # made by the collector when there are outputs
-                input_dir=inputs if spec.files else None,
+                output_dir=outputs,
+                input_dir=work if spec.files else None,
                 files=spec.files,
                 timeout=spec.timeout,
                 session_id=spec.session_id,
@@ -229,7 +230,6 @@ class SandboxServer:
             try:
                 result = await self._execute(response, run)
                 await self._send_result(response, result)
-                await response.write_eof()
             except ConnectionResetError:  # the client went away: its run is over already
                 log.info("client went away during the run")
             return response
@@ -237,7 +237,7 @@ class SandboxServer:
             self._pending -= 1
             self._runs.discard(task)
             # Off the answer's path: the connection serves the client's next request meanwhile.
-            removal = asyncio.ensure_future(asyncio.to_thread(shutil.rmtree, work, True))
+            removal = asyncio.ensure_future(asyncio.to_thread(_remove, work, outputs))
             self._removals.add(removal)
             removal.add_done_callback(self._removals.discard)
 
@@ -250,6 +250,7 @@ class SandboxServer:
                 folder / item.filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644
             )
             try:
+                os.fchmod(fd, 0o644)  # whatever the umask: the sandbox's uid reads it
                 left = item.size
                 while left:
                     chunk = await content.read(min(left, CHUNK))
@@ -295,7 +296,11 @@ class SandboxServer:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def _send_result(self, response: web.StreamResponse, result: RunResult) -> None:
-        await response.write(wire.frame("result", result=wire.result_to_wire(result)))
+        head = wire.frame("result", result=wire.result_to_wire(result))
+        if not result.files:  # the common case: one write, the stream's end included
+            await response.write_eof(head + wire.frame("end"))
+            return
+        await response.write(head)
         for output in result.files:
             fd = os.open(output.path, os.O_RDONLY | os.O_NOFOLLOW)
             try:
@@ -308,7 +313,7 @@ class SandboxServer:
                     left -= len(chunk)
             finally:
                 os.close(fd)
-        await response.write(wire.frame("end"))
+        await response.write_eof(wire.frame("end"))
 
 
 def _answers(path: Path) -> bool:
@@ -322,5 +327,13 @@ def _answers(path: Path) -> bool:
 
 
 def _make_input_dir(folder: Path) -> None:
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir()
+    except FileNotFoundError:  # the first run: no staging folder yet
+        folder.mkdir(parents=True)
     folder.chmod(0o755)  # the sandbox's uid reads it through its mount, whatever the umask
+
+
+def _remove(*folders: Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

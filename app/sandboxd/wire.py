@@ -313,10 +313,11 @@ def read_frame(line: bytes) -> dict:
 
 _SPECIAL = {"status", "files", "skipped", "installed_packages"}
 _HINTS = typing.get_type_hints(RunResult)
+_PLAIN = tuple(f.name for f in fields(RunResult) if f.name not in _SPECIAL)
 
 
 def result_to_wire(result: RunResult) -> dict:
-    data = {f.name: getattr(result, f.name) for f in fields(RunResult) if f.name not in _SPECIAL}
+    data = {name: getattr(result, name) for name in _PLAIN}
     data["status"] = result.status.value
     data["files"] = [{"name": f.name, "size": f.size} for f in result.files]
     data["skipped"] = [{"name": s.name, "reason": s.reason} for s in result.skipped]
@@ -329,11 +330,7 @@ def result_from_wire(data: object) -> tuple[dict[str, Any], list[tuple[str, int]
     ProtocolError when a value has the wrong type; unknown keys (a newer service) are ignored."""
     if not isinstance(data, dict):
         raise ProtocolError("the result is not an object")
-    values: dict[str, Any] = {}
-    for f in fields(RunResult):
-        if f.name in _SPECIAL or f.name not in data:
-            continue
-        values[f.name] = _plain(f.name, data[f.name])
+    values: dict[str, Any] = {name: _plain(name, data[name]) for name in _PLAIN if name in data}
     try:
         values["status"] = RunStatus(data.get("status"))
     except ValueError:
