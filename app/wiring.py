@@ -18,6 +18,7 @@ from pathlib import Path
 import openai
 
 from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
+from app.chat.pricing import price_table
 from app.config import Settings
 from app.files import (
     CleanupService,
@@ -40,9 +41,6 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
-
-MODEL_TIMEOUT = 120.0
-
 
 class WiringError(RuntimeError):
     """A dependency cannot be built; str() is one readable line."""
@@ -219,7 +217,7 @@ class Components:
             api_key=settings.openai_api_key.get_secret_value() or "unset",
             base_url=settings.openai_base_url or None,
             max_retries=settings.openai_max_retries,
-            timeout=MODEL_TIMEOUT,
+            timeout=settings.openai_timeout,
         )
 
     def chat_service(
@@ -238,6 +236,7 @@ class Components:
             max_tool_rounds=settings.chat_max_tool_rounds,
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
+            prices=price_table(settings.model_prices),
         )
 
     def cleanup(self, store: FileStore) -> CleanupService:

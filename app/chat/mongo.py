@@ -71,6 +71,7 @@ class MongoChatRecords:
                 "model": record.model,
                 "prompt_tokens": record.prompt_tokens,
                 "completion_tokens": record.completion_tokens,
+                "cached_tokens": record.cached_tokens,
                 "cost": record.cost,
                 "at": record.at,
             }
@@ -81,6 +82,9 @@ class MongoChatRecords:
         totals: dict[str, UsageTotal] = {}
         async for doc in self.usage.find({"user_id": user_id}):
             totals.setdefault(doc["model"], UsageTotal(doc["model"])).add(
-                doc.get("prompt_tokens", 0), doc.get("completion_tokens", 0), doc.get("cost")
+                doc.get("prompt_tokens", 0),
+                doc.get("completion_tokens", 0),
+                doc.get("cost"),
+                cached=doc.get("cached_tokens", 0),
             )
         return sorted(totals.values(), key=lambda t: t.model)

@@ -23,6 +23,8 @@ class UsageRecord:
     completion_tokens: int
     cost: float | None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cached_tokens: int = 0
+    """Of prompt_tokens, how many the provider served from its prompt cache (priced lower)."""
 
 
 @dataclass
@@ -32,11 +34,15 @@ class UsageTotal:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0
+    cached_tokens: int = 0
 
-    def add(self, prompt: int, completion: int, cost: float | None, requests: int = 1) -> None:
+    def add(
+        self, prompt: int, completion: int, cost: float | None, requests: int = 1, cached: int = 0
+    ) -> None:
         self.requests += requests
         self.prompt_tokens += prompt
         self.completion_tokens += completion
+        self.cached_tokens += cached
         self.cost = None if cost is None or self.cost is None else self.cost + cost
 
 
@@ -92,7 +98,10 @@ class MemoryChatRecords:
         totals: dict[str, UsageTotal] = {}
         for record in self._usage.get(user_id, []):
             totals.setdefault(record.model, UsageTotal(record.model)).add(
-                record.prompt_tokens, record.completion_tokens, record.cost
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cost,
+                cached=record.cached_tokens,
             )
         return sorted(totals.values(), key=lambda t: t.model)
 

@@ -23,7 +23,7 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from app.chat import tokens
 from app.chat.history import complete_prefix, flatten, shorten_tool_result
 from app.chat.messages import describe_files, model_error_message, run_notice
-from app.chat.pricing import estimate_cost
+from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, Turn, UsageRecord
 from app.chat.run_files import run_inputs, store_outputs
@@ -59,6 +59,7 @@ class ChatService:
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -72,6 +73,7 @@ class ChatService:
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
+        self.prices = prices or PriceTable()
         self._busy: set[str] = set()
 
     # Public API
@@ -270,8 +272,11 @@ class ChatService:
 
     async def _record_usage(self, user_id, model, messages, response, answer) -> None:
         usage = getattr(response, "usage", None)
+        cached = 0
         if usage is not None and usage.prompt_tokens is not None:
             prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
+            details = getattr(usage, "prompt_tokens_details", None)
+            cached = getattr(details, "cached_tokens", None) or 0
         else:  # servers that do not report usage: estimate, so totals are never silently zero
             prompt = sum(tokens.count_message(m, model) for m in messages)
             completion = tokens.count_text(response.choices[0].message.content or "", model)
@@ -280,8 +285,9 @@ class ChatService:
             model=model,
             prompt_tokens=prompt,
             completion_tokens=completion,
-            cost=estimate_cost(model, prompt, completion),
+            cost=self.prices.cost(model, prompt, completion, cached),
             at=datetime.now(UTC),
+            cached_tokens=cached,
         )
         answer.usage.append(record)
         await self.records.record_usage(record)

@@ -16,11 +16,14 @@ from aiohttp import web
 _ids = itertools.count(1)
 
 
-def reply(text: str, prompt_tokens: int = 100, completion_tokens: int = 20) -> dict:
+def reply(
+    text: str, prompt_tokens: int = 100, completion_tokens: int = 20, cached_tokens: int = 0
+) -> dict:
     return {
         "message": {"role": "assistant", "content": text},
         "finish_reason": "stop",
         "usage": (prompt_tokens, completion_tokens),
+        "cached_tokens": cached_tokens,
     }
 
 
@@ -107,6 +110,7 @@ class FakeOpenAI:
                     "prompt_tokens": prompt,
                     "completion_tokens": completion,
                     "total_tokens": prompt + completion,
+                    "prompt_tokens_details": {"cached_tokens": step.get("cached_tokens", 0)},
                 },
             }
         )
