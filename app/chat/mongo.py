@@ -7,11 +7,7 @@ from datetime import UTC, datetime
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo.errors import PyMongoError
 
-from app.chat.records import Turn, UsageRecord, UsageTotal
-
-
-class RecordsUnavailable(RuntimeError):
-    """MongoDB cannot be reached; str() is a one-line reason without the URI."""
+from app.chat.records import RecordsUnavailable, Turn, UsageRecord, UsageTotal
 
 
 class MongoChatRecords:

@@ -2,7 +2,9 @@
 
 A conversation is kept per (user, channel) as a list of turns; a turn is the list of Chat
 Completions messages it added (user message, tool calls and results, answer), so trimming drops
-whole turns and never separates a tool call from its result. MongoDB storage is in `mongo.py`.
+whole turns and never separates a tool call from its result. MongoDB storage is in `mongo.py`,
+the embedded SQLite storage in `sqlite.py`; tests/unit/test_chat_records.py holds all three to
+one contract.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 Turn = list[dict]
+
+
+class RecordsUnavailable(RuntimeError):
+    """The store cannot be reached; str() is a one-line reason without the URI."""
 
 
 @dataclass(frozen=True)

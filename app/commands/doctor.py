@@ -74,29 +74,27 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
 
 def _check_file_metadata(report: Report, parts: Components) -> None:
     settings = parts.settings
-    if settings.mongodb_uri is None:
-        report.warn(
-            "MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
-            "set MONGODB_URI for the bot and the files command",
-        )
-        return
 
-    async def check() -> None:
+    async def check() -> str:
         # Its own parts: the store's MongoDB client belongs to this event loop only.
         probe = Components(settings)
         try:
             await probe.file_store()
+            return probe.store_description
         finally:
             await probe.close()
 
     try:
-        asyncio.run(check())
+        where = asyncio.run(check())
     except StorageUnavailable as exc:
-        report.fail(
-            str(exc), "start MongoDB or fix MONGODB_URI (docs/operations.md, Troubleshooting)"
+        fix = (
+            "start MongoDB or fix MONGODB_URI (docs/operations.md, Troubleshooting)"
+            if settings.mongodb_uri is not None
+            else "make DATA_DIR writable by this user, or set MONGODB_URI"
         )
+        report.fail(str(exc), fix)
         return
-    report.ok("file metadata", f"MongoDB database {settings.mongodb_database}")
+    report.ok("file metadata, conversations and usage", where)
 
 
 def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> bool:

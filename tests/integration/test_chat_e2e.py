@@ -112,11 +112,12 @@ def test_terminal_chat_prints_answers_code_and_file_paths(
 
     out, err = capsys.readouterr()
     assert code == 0
-    assert "kept for this session only" in err
+    assert "kept for this session only" not in err  # the embedded store keeps them
+    assert (data_dir / "codeinterp.sqlite3").is_file()
     assert "Hi there." in out
     assert "--- code (ok) ---" in out and 'load_file("data.csv")' in out
     path = out.split("file: ", 1)[1].split(" (", 1)[0]
-    # The real file store ran in a scratch folder that is gone; the copy next to the user stays.
+    # The copy next to the user is made from the stored output.
     assert path.startswith(str(tmp_path / "outputs-chat-")) and path.endswith(".png")
     assert open(path, "rb").read(4) == b"\x89PNG"
     assert not list((data_dir / "staging").glob("chat-*"))
