@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import openai
 
-from app.files import StoredFile
+from app.files import StoredFile, scopes
 from app.sandbox import RunResult, RunStatus
 
 
@@ -43,10 +43,16 @@ def run_notice(result: RunResult) -> str:
     return ""
 
 
-def describe_files(files: Sequence[StoredFile]) -> str:
+def describe_files(files: Sequence[StoredFile], scope: str = scopes.PRIVATE) -> str:
+    elsewhere = (
+        ""
+        if scope == scopes.PRIVATE
+        else " Only files shared in this server are available here; a file shared elsewhere "
+        "is used here when the user writes its id (from /files) in a message."
+    )
     if not files:
-        return "The user has no stored files."
-    lines = ["The user's stored files (load them by id with load_file):"]
+        return "The user has no stored files available here." + elsewhere
+    lines = [f"The user's stored files (load them by id with load_file).{elsewhere}"]
     for f in files:
         expiry = f.expires_at.strftime("%Y-%m-%d %H:%M UTC") if f.expires_at else "never"
         lines.append(f"- id {f.file_id}: {f.name} ({f.type}, {f.size} bytes, expires {expiry})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -28,8 +29,8 @@ from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, Turn, UsageRecord
 from app.chat.run_files import run_inputs, store_outputs
 from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
-from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
-from app.files import FileStore, FileStoreError, StoredFile, is_supported
+from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, TurnFiles, Upload
+from app.files import FileStore, FileStoreError, StoredFile, is_supported, scopes
 from app.sandbox import RunRequest, RunStatus, SandboxRunner
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,11 @@ SYSTEM_PROMPT = (
     "If the code fails, read the error, fix the code and run it again. Files the code writes to "
     "its working directory are attached to your answer automatically: mention them by name, do "
     "not paste their contents or links. Keep answers short; the chat shows Markdown."
+)
+# The files of the turn in progress: set by turn(), read where a run gets its inputs, so a run
+# never sees a file of another scope (one task per turn, so one value per turn).
+_turn_files: contextvars.ContextVar[TurnFiles] = contextvars.ContextVar(
+    "turn_files", default=TurnFiles(scopes.PRIVATE)
 )
 
 
@@ -104,7 +110,10 @@ class ChatService:
         text: str,
         uploads: Sequence[Upload] = (),
         observer: RunObserver | None = None,
+        scope: str = scopes.PRIVATE,
     ) -> ChatAnswer:
+        """One turn of the conversation (user, channel). `scope` is where it happens
+        (app/files/scopes.py): uploads and outputs get it, and only its files are used."""
         user_id, channel_id = str(user_id), str(channel_id)
         if user_id in self._busy:
             return ChatAnswer(error="I am still working on your previous message; one at a time.")
@@ -117,7 +126,11 @@ class ChatService:
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                return await self._turn(user_id, channel_id, text, uploads, observer)
+                token = _turn_files.set(TurnFiles(scope))
+                try:
+                    return await self._turn(user_id, channel_id, text, uploads, observer)
+                finally:
+                    _turn_files.reset(token)
         finally:
             self._busy.discard(user_id)
 
@@ -151,9 +164,10 @@ class ChatService:
         new_turn: Turn = [history_message]
 
         turns = await self.records.load_turns(user_id, channel_id)
+        visible = await self._turn_files(user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "system", "content": describe_files(await self._list_files(user_id))},
+            {"role": "system", "content": describe_files(visible, _turn_files.get().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
         fixed += tokens.count_text(user_text, model) + sum(
@@ -191,16 +205,25 @@ class ChatService:
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
             return None
         try:
-            return await self.store.save(user_id, upload.filename, upload.data)
+            scope = _turn_files.get().scope
+            return await self.store.save(user_id, upload.filename, upload.data, scope=scope)
         except FileStoreError as exc:
             answer.notices.append(f"{upload.filename}: {exc}")
             return None
 
-    async def _list_files(self, user_id: str) -> list[StoredFile]:
+    async def _turn_files(self, user_id: str, text: str) -> list[StoredFile]:
+        """The files this turn may use: its scope's, and those the user named by id (a
+        deliberate use elsewhere). What the model is shown is what its runs get, plus the
+        files those runs produce."""
         try:
-            return await self.store.list(user_id)
+            files = await self.store.list(user_id)
         except FileStoreError:
-            return []
+            files = []
+        scope = _turn_files.get().scope
+        named = scopes.named_ids(text)
+        visible = [f for f in files if f.scope == scope or f.file_id in named]
+        _turn_files.set(TurnFiles(scope, frozenset(f.file_id for f in visible)))
+        return visible
 
     def _with_images(self, message: dict, images) -> dict:
         if not images:
@@ -307,9 +330,14 @@ class ChatService:
         return tool_result(result)
 
     async def _run_code(self, user_id, code, timeout, observer):
-        output_dir = self.runs_dir / uuid.uuid4().hex
+        run_id = uuid.uuid4().hex
+        output_dir = self.runs_dir / run_id
+        link_dir = self.runs_dir / f"{run_id}-inputs"
+        allowed = _turn_files.get()
         try:
-            input_dir, files = await run_inputs(self.store, user_id)
+            input_dir, files = await run_inputs(
+                self.store, user_id, only=allowed.file_ids, link_dir=link_dir
+            )
             request = RunRequest(
                 code=code,
                 user_id=user_id,
@@ -330,9 +358,11 @@ class ChatService:
             delivered: list[DeliveredFile] = []
             if result.files:
                 try:
-                    result = await store_outputs(self.store, user_id, result)
+                    result = await store_outputs(self.store, user_id, result, allowed.scope)
                 except FileStoreError as exc:
                     log.warning("outputs not stored", error=str(exc))
+                made = {f.file_id for f in result.files if f.file_id}
+                _turn_files.set(TurnFiles(allowed.scope, allowed.file_ids | made))
                 for produced in result.files:
                     stored = (
                         await self.store.get(user_id, produced.file_id)
@@ -351,3 +381,4 @@ class ChatService:
             return result, tuple(delivered)
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
+            shutil.rmtree(link_dir, ignore_errors=True)

@@ -31,10 +31,10 @@ def is_valid_scope(scope: str) -> bool:
 def describe(scope: str, here: str) -> str:
     """How /files names a file's scope to its owner, seen from `here`."""
     if scope == here:
-        return "here"
+        return "shared here"
     if scope == PRIVATE:
-        return "DMs"
-    return "another server"
+        return "shared in DMs"
+    return "shared in a server" if here == PRIVATE else "shared in another server"
 
 
 def named_ids(text: str) -> set[str]:

@@ -122,3 +122,34 @@ def test_terminal_chat_prints_answers_code_and_file_paths(
     assert open(path, "rb").read(4) == b"\x89PNG"
     assert not list((data_dir / "staging").glob("chat-*"))
     assert "status=ok stdout=rows 2 files=['plot.png']" in out
+
+
+LIST_MOUNT = """
+import os, json
+print(json.dumps({"mount": sorted(os.listdir("/mnt/data")), "listed": [f.name for f in list_files()]}))
+open("made-here.txt", "w").write("x")
+"""
+
+
+async def test_a_server_turn_never_mounts_a_dm_file(fake_openai, make_chat, runner, data_dir):
+    service = make_chat(runner, data_dir)
+    store = service.store
+    private = await store.save("e2e-scope", "private.csv", b"a\n1\n", scope="dm")
+    shared = await store.save("e2e-scope", "shared.csv", b"a\n2\n", scope="guild:9")
+    fake_openai.add(tool_call(LIST_MOUNT), answer_from_result)
+
+    answer = await service.turn("e2e-scope", "c9", "what is mounted?", scope="guild:9")
+
+    seen = json.loads(answer.runs[0].result.stdout)
+    assert seen["listed"] == ["shared.csv"]
+    assert seen["mount"] == [store.absolute_path(shared).name]  # the DM file is not on disk there
+    assert store.absolute_path(private).name not in seen["mount"]
+    outputs = {f.name: f.scope for f in await store.list("e2e-scope")}
+    assert outputs["made-here.txt"] == "guild:9"  # outputs take the conversation's scope
+    assert not any((data_dir / "runs").glob("*-inputs"))  # the linked mount folder is gone
+
+    # named by id, the DM file is used in that one turn
+    fake_openai.add(tool_call(LIST_MOUNT), answer_from_result)
+    answer = await service.turn("e2e-scope", "c9", f"use {private.file_id}", scope="guild:9")
+    seen = json.loads(answer.runs[0].result.stdout)
+    assert set(seen["listed"]) == {"shared.csv", "private.csv", "made-here.txt"}

@@ -132,3 +132,14 @@ async def test_sandbox_is_for_admins_only(cog):
     text = said(interaction)
     assert "Running: 0 of 4 slots; waiting: 0" in text
     assert "network: none" in text and "image: codeinterp-sandbox" in text
+
+
+async def test_files_list_says_where_each_file_was_shared(cog):
+    await cog.services.store.save("1", "here.csv", b"a", scope="guild:77")
+    await cog.services.store.save("1", "private.csv", b"a", scope="dm")
+    interaction = mock_interaction(guild_id=77)
+    await cog.files.callback(cog, interaction, "list")
+    lines = said(interaction).splitlines()
+    assert any("here.csv" in line and "shared here" in line for line in lines)
+    assert any("private.csv" in line and "shared in DMs" in line for line in lines)
+    assert "write an id in a message to use it elsewhere" in lines[0]

@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from app.bot.replies import split_message
 from app.bot.sending import NO_MENTIONS, upload_limit
+from app.files import scopes
 from app.sizes import human_size
 
 if TYPE_CHECKING:
@@ -72,11 +73,13 @@ class CommandsCog(commands.Cog):
             if not files:
                 await self._say(interaction, "You have no stored files.")
                 return
-            lines = [f"Your files ({len(files)}):"]
+            here = scopes.scope_of(interaction.guild_id)
+            lines = [f"Your files ({len(files)}; write an id in a message to use it elsewhere):"]
             for f in files:
                 expiry = f"<t:{int(f.expires_at.timestamp())}:R>" if f.expires_at else "never"
                 lines.append(
-                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), expires {expiry}"
+                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), "
+                    f"{scopes.describe(f.scope, here)}, expires {expiry}"
                 )
             await self._say(interaction, "\n".join(lines))
             return
