@@ -45,9 +45,14 @@ SYSTEM_PROMPT = (
 )
 # The files of the turn in progress: set by turn(), read where a run gets its inputs, so a run
 # never sees a file of another scope (one task per turn, so one value per turn).
-_turn_files: contextvars.ContextVar[TurnFiles] = contextvars.ContextVar(
-    "turn_files", default=TurnFiles(scopes.PRIVATE)
+_turn_files: contextvars.ContextVar[TurnFiles | None] = contextvars.ContextVar(
+    "turn_files", default=None
 )
+NO_FILES = TurnFiles(scopes.PRIVATE)
+
+
+def current_files() -> TurnFiles:
+    return _turn_files.get() or NO_FILES
 
 
 class ChatService:
@@ -167,7 +172,7 @@ class ChatService:
         visible = await self._turn_files(user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "system", "content": describe_files(visible, _turn_files.get().scope)},
+            {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
         fixed += tokens.count_text(user_text, model) + sum(
@@ -205,7 +210,7 @@ class ChatService:
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
             return None
         try:
-            scope = _turn_files.get().scope
+            scope = current_files().scope
             return await self.store.save(user_id, upload.filename, upload.data, scope=scope)
         except FileStoreError as exc:
             answer.notices.append(f"{upload.filename}: {exc}")
@@ -219,7 +224,7 @@ class ChatService:
             files = await self.store.list(user_id)
         except FileStoreError:
             files = []
-        scope = _turn_files.get().scope
+        scope = current_files().scope
         named = scopes.named_ids(text)
         visible = [f for f in files if f.scope == scope or f.file_id in named]
         _turn_files.set(TurnFiles(scope, frozenset(f.file_id for f in visible)))
@@ -333,7 +338,7 @@ class ChatService:
         run_id = uuid.uuid4().hex
         output_dir = self.runs_dir / run_id
         link_dir = self.runs_dir / f"{run_id}-inputs"
-        allowed = _turn_files.get()
+        allowed = current_files()
         try:
             input_dir, files = await run_inputs(
                 self.store, user_id, only=allowed.file_ids, link_dir=link_dir
