@@ -19,7 +19,10 @@ from pathlib import Path
 import openai
 
 from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
+from app.chat.budget import DailyBudget
+from app.chat.model_call import ToolSupport
 from app.chat.pricing import price_table
+from app.chat.records import DailyLimits
 from app.config import Settings
 from app.database import EmbeddedDatabase
 from app.files import (
@@ -262,6 +265,16 @@ class Components:
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
             prices=price_table(settings.model_prices),
+            budget=DailyBudget(
+                self.records,
+                DailyLimits(
+                    tokens=settings.chat_daily_tokens,
+                    cost=settings.chat_daily_cost_usd,
+                    seconds=settings.sandbox_daily_seconds,
+                ),
+            ),
+            tools=ToolSupport(settings.openai_tools),
+            context_window=settings.openai_context_window,
         )
 
     def cleanup(self, store: FileStore) -> CleanupService:

@@ -52,6 +52,39 @@ class UsageTotal:
         self.cost = None if cost is None or self.cost is None else self.cost + cost
 
 
+@dataclass(frozen=True)
+class DailyAmounts:
+    """What one user used (or holds reserved) on one UTC day."""
+
+    tokens: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DailyLimits:
+    """Per-user daily limits; None is unlimited."""
+
+    tokens: int | None = None
+    cost: float | None = None
+    seconds: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.tokens, self.cost, self.seconds))
+
+
+def fits(used: DailyAmounts, add: DailyAmounts, limits: DailyLimits | None) -> bool:
+    """Whether adding `add` keeps every limited amount it increases within its limit."""
+    if limits is None:
+        return True
+    for kind in ("tokens", "cost", "seconds"):
+        limit, amount = getattr(limits, kind), getattr(add, kind)
+        if limit is not None and amount > 0 and getattr(used, kind) + amount > limit:
+            return False
+    return True
+
+
 class ChatRecords(Protocol):
     persistent: bool
 
@@ -69,6 +102,15 @@ class ChatRecords(Protocol):
 
     async def usage_totals(self, user_id: str) -> list[UsageTotal]: ...
 
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts: ...
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        """Atomically add `add` to the user's day (`YYYY-MM-DD`, UTC) if it `fits` the limits
+        (None: always); the new totals, or None when nothing was added."""
+        ...
+
     async def ping(self) -> None: ...
 
 
@@ -81,6 +123,7 @@ class MemoryChatRecords:
         self._turns: dict[tuple[str, str], list[Turn]] = {}
         self._models: dict[str, str] = {}
         self._usage: dict[str, list[UsageRecord]] = defaultdict(list)
+        self._daily: dict[tuple[str, str], DailyAmounts] = {}
 
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
         return [list(turn) for turn in self._turns.get((user_id, channel_id), [])]
@@ -110,6 +153,22 @@ class MemoryChatRecords:
                 cached=record.cached_tokens,
             )
         return sorted(totals.values(), key=lambda t: t.model)
+
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts:
+        return self._daily.get((user_id, day), DailyAmounts())
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        # No await between the check and the add: atomic on the event loop.
+        used = self._daily.get((user_id, day), DailyAmounts())
+        if not fits(used, add, limits):
+            return None
+        total = DailyAmounts(
+            used.tokens + add.tokens, used.cost + add.cost, used.seconds + add.seconds
+        )
+        self._daily[(user_id, day)] = total
+        return total
 
     async def ping(self) -> None:
         return None

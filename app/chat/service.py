@@ -14,7 +14,6 @@ import contextvars
 import shutil
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
@@ -22,13 +21,27 @@ import structlog
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
+from app.chat.budget import DailyBudget
 from app.chat.history import complete_prefix, flatten, shorten_tool_result
-from app.chat.messages import describe_files, model_error_message, run_notice
+from app.chat.messages import (
+    TOOLS_UNAVAILABLE,
+    describe_files,
+    model_error_message,
+    run_notice,
+)
+from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
 from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, Turn, UsageRecord
+from app.chat.records import ChatRecords, DailyAmounts, Turn
 from app.chat.run_files import run_inputs, store_outputs
-from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
+from app.chat.tools import (
+    TOOL_NAME,
+    invalid_call,
+    parse_arguments,
+    refused,
+    tool_definitions,
+    tool_result,
+)
 from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, TurnFiles, Upload
 from app.files import FileStore, FileStoreError, StoredFile, is_supported, scopes
 from app.sandbox import RunRequest, RunStatus, SandboxRunner
@@ -71,6 +84,9 @@ class ChatService:
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
         prices: PriceTable | None = None,
+        budget: DailyBudget | None = None,
+        tools: ToolSupport | None = None,
+        context_window: int | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -85,6 +101,10 @@ class ChatService:
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
         self.prices = prices or PriceTable()
+        self.budget = budget
+        self.context_window = context_window
+        """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
+        self.calls = ModelCaller(client, records, self.prices, budget=budget, tools=tools)
         self._busy: set[str] = set()
 
     # Public API
@@ -128,6 +148,10 @@ class ChatService:
                 return ChatAnswer(
                     error=f"You are sending messages too fast. Try again in {wait:.0f} s."
                 )
+        if self.budget is not None and text.strip():
+            refusal = await self.budget.turn_refusal(user_id)
+            if refusal:
+                return ChatAnswer(error=refusal)
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
@@ -181,11 +205,24 @@ class ChatService:
         kept = self._trim(turns, model, fixed)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
+        if self.calls.tools.learned_chat_only(model):
+            answer.notices.append(TOOLS_UNAVAILABLE)
         try:
             await self._converse(user_id, model, messages, new_turn, answer, observer)
+        except BudgetExceeded as exc:
+            if answer.runs:  # stopped mid-answer: what was made is still delivered
+                answer.text = str(exc)
+            else:
+                answer.error = str(exc)
         except openai.OpenAIError as exc:
-            log.warning("model call failed", error_type=type(exc).__name__)
-            answer.error = model_error_message(exc)
+            # The provider's text can quote the key: the log gets its status and code only.
+            log.warning(
+                "model call failed",
+                error_type=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+                code=getattr(exc, "code", None),
+            )
+            answer.error = model_error_message(exc, model)
         except asyncio.CancelledError:
             interrupted = True  # shutdown: keep what was asked and done so far
             raise
@@ -244,7 +281,7 @@ class ChatService:
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
-        budget = tokens.history_budget(model, self.history_tokens) - fixed
+        budget = tokens.history_budget(model, self.history_tokens, self.context_window) - fixed
         kept: list[Turn] = []
         for turn in reversed(turns):
             cost = sum(tokens.count_message(m, model) for m in turn)
@@ -257,11 +294,11 @@ class ChatService:
     async def _converse(self, user_id, model, messages, new_turn, answer, observer) -> None:
         tools = tool_definitions(self.runner.max_timeout)
         for round_number in range(self.max_tool_rounds + 1):
-            offer_tools = round_number < self.max_tool_rounds
-            response = await self.client.chat.completions.create(
-                model=model, messages=messages, tools=tools if offer_tools else openai.omit
+            offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)
+            response = await self.calls.complete(
+                user_id, model, messages, tools if offer_tools else None, answer
             )
-            await self._record_usage(user_id, model, messages, response, answer)
+            offer_tools = offer_tools and self.calls.tools.offers(model)  # may have just learned
             choice = response.choices[0].message
             # Only function tools are offered; another kind of call has nothing to run.
             calls = [
@@ -298,28 +335,6 @@ class ChatService:
                 messages.append(reply)
                 new_turn.append(reply)
 
-    async def _record_usage(self, user_id, model, messages, response, answer) -> None:
-        usage = getattr(response, "usage", None)
-        cached = 0
-        if usage is not None and usage.prompt_tokens is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
-            details = getattr(usage, "prompt_tokens_details", None)
-            cached = getattr(details, "cached_tokens", None) or 0
-        else:  # servers that do not report usage: estimate, so totals are never silently zero
-            prompt = sum(tokens.count_message(m, model) for m in messages)
-            completion = tokens.count_text(response.choices[0].message.content or "", model)
-        record = UsageRecord(
-            user_id=user_id,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=self.prices.cost(model, prompt, completion, cached),
-            at=datetime.now(UTC),
-            cached_tokens=cached,
-        )
-        answer.usage.append(record)
-        await self.records.record_usage(record)
-
     async def _tool_call(self, user_id, call, answer: ChatAnswer, observer) -> str:
         if call.function.name != TOOL_NAME:
             return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
@@ -327,7 +342,22 @@ class ChatService:
             code, timeout = parse_arguments(call.function.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
-        result, delivered = await self._run_code(user_id, code, timeout, observer)
+        reservation = None
+        if self.budget is not None:
+            wanted = min(timeout or self.runner.max_timeout, self.runner.max_timeout)
+            reservation, note = await self.budget.run_allowance(user_id, wanted)
+            if note and note not in answer.notices:
+                answer.notices.append(note)
+            if reservation is None:
+                return refused("the user's code execution time for today is used up")
+            timeout = reservation.amounts.seconds
+        used = 0.0
+        try:
+            result, delivered = await self._run_code(user_id, code, timeout, observer)
+            used = result.exec_seconds
+        finally:
+            if self.budget is not None:
+                await asyncio.shield(self.budget.settle(reservation, DailyAmounts(seconds=used)))
         answer.runs.append(CodeRun(code=code, result=result, files=delivered))
         notice = run_notice(result)
         if notice and notice not in answer.notices:

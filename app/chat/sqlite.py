@@ -7,7 +7,15 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
-from app.chat.records import RecordsUnavailable, Turn, UsageRecord, UsageTotal
+from app.chat.records import (
+    DailyAmounts,
+    DailyLimits,
+    RecordsUnavailable,
+    Turn,
+    UsageRecord,
+    UsageTotal,
+    fits,
+)
 from app.database import DatabaseUnavailable, EmbeddedDatabase
 
 
@@ -109,8 +117,38 @@ class SqliteChatRecords:
 
         return await self._run(totals)
 
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts:
+        return await self._run(lambda db: _daily(db, user_id, day))
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        def add_if_it_fits(db: sqlite3.Connection) -> DailyAmounts | None:
+            # One BEGIN IMMEDIATE transaction: no other writer between the check and the add.
+            used = _daily(db, user_id, day)
+            if not fits(used, add, limits):
+                return None
+            db.execute(
+                "INSERT INTO daily_usage (user_id, day, tokens, cost, seconds) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, day) DO UPDATE SET "
+                "tokens = tokens + excluded.tokens, cost = cost + excluded.cost, "
+                "seconds = seconds + excluded.seconds",
+                (user_id, day, add.tokens, add.cost, add.seconds),
+            )
+            return _daily(db, user_id, day)
+
+        return await self._run(add_if_it_fits)
+
     async def _run(self, work):
         try:
             return await self.database.run(work)
         except DatabaseUnavailable as exc:
             raise RecordsUnavailable(str(exc)) from None
+
+
+def _daily(db: sqlite3.Connection, user_id: str, day: str) -> DailyAmounts:
+    row = db.execute(
+        "SELECT tokens, cost, seconds FROM daily_usage WHERE user_id = ? AND day = ?",
+        (user_id, day),
+    ).fetchone()
+    return DailyAmounts(int(row[0]), float(row[1]), float(row[2])) if row else DailyAmounts()

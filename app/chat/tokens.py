@@ -29,14 +29,18 @@ LOW_DETAIL_TOKENS = 85
 TILE_TOKENS = 170
 
 
-def context_window(model: str) -> int:
+def context_window(model: str, unknown: int | None = None) -> int:
+    """The model's context window from the table; `unknown` (OPENAI_CONTEXT_WINDOW) or the
+    fallback for models the table does not know (local models)."""
     matches = [prefix for prefix in CONTEXT_WINDOWS if model.startswith(prefix)]
-    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else FALLBACK_CONTEXT
+    if matches:
+        return CONTEXT_WINDOWS[max(matches, key=len)]
+    return unknown or FALLBACK_CONTEXT
 
 
-def history_budget(model: str, configured: int) -> int:
+def history_budget(model: str, configured: int, unknown_window: int | None = None) -> int:
     """Tokens of history sent with a request: the setting, never over half the context window."""
-    return min(configured, context_window(model) // 2)
+    return min(configured, context_window(model, unknown_window) // 2)
 
 
 @lru_cache(maxsize=32)

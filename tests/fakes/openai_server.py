@@ -1,12 +1,14 @@
 """A scripted OpenAI-compatible Chat Completions server on 127.0.0.1, used as the SDK's base_url.
 
 Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`, `error(429)`, or
-a function of the request body returning one of those (to answer what the model was shown).
+a function of the request body returning one of those (to answer what the model was shown). A
+step with `slow(seconds, step)` is answered after that delay (a request still in flight).
 Every request body is kept in `requests`, so tests see exactly what the model saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -46,8 +48,14 @@ def tool_call(
     }
 
 
-def error(status: int, message: str = "scripted failure") -> dict:
-    return {"status": status, "message": message}
+def error(
+    status: int, message: str = "scripted failure", code: str | None = None, headers=None
+) -> dict:
+    return {"status": status, "message": message, "code": code, "headers": headers or {}}
+
+
+def slow(seconds: float, step: dict) -> dict:
+    return {**step, "delay": seconds}
 
 
 def last_tool_result(body: dict) -> dict:
@@ -91,10 +99,13 @@ class FakeOpenAI:
         step = self.script.pop(0)
         if callable(step):
             step = step(body)
+        if step.get("delay"):
+            await asyncio.sleep(step["delay"])
         if "status" in step:
             return web.json_response(
-                {"error": {"message": step["message"], "type": "scripted", "code": None}},
+                {"error": {"message": step["message"], "type": "scripted", "code": step["code"]}},
                 status=step["status"],
+                headers=step["headers"],
             )
         prompt, completion = step["usage"]
         return web.json_response(

@@ -153,3 +153,25 @@ async def test_a_server_turn_never_mounts_a_dm_file(fake_openai, make_chat, runn
     answer = await service.turn("e2e-scope", "c9", f"use {private.file_id}", scope="guild:9")
     seen = json.loads(answer.runs[0].result.stdout)
     assert set(seen["listed"]) == {"shared.csv", "private.csv", "made-here.txt"}
+
+
+async def test_a_run_gets_at_most_the_sandbox_seconds_left_today(
+    fake_openai, make_chat, runner, data_dir
+):
+    from app.chat import MemoryChatRecords
+    from app.chat.budget import DailyBudget
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    records = MemoryChatRecords()
+    budget = DailyBudget(records, DailyLimits(seconds=13))
+    await records.add_daily("e2e-budget", budget.day(), DailyAmounts(seconds=10), None)
+    service = make_chat(runner, data_dir, records=records, budget=budget)
+    fake_openai.add(tool_call("import time\ntime.sleep(20)\nprint('done')"), answer_from_result)
+
+    answer = await service.turn("e2e-budget", "c1", "sleep for a while")
+
+    result = answer.runs[0].result
+    assert result.status is RunStatus.TIMEOUT and result.timeout_seconds == 3
+    assert "Only 3 s of today's code execution time were left" in answer.notices[0]
+    used = (await records.daily_usage("e2e-budget", budget.day())).seconds
+    assert 12.5 <= used <= 13.5  # what ran was counted, not the 20 s asked for

@@ -90,3 +90,69 @@ async def test_usage_totals_with_only_unknown_prices_stay_unknown(records):
     (total,) = await records.usage_totals("u1")
     assert total.cost is None and total.requests == 2 and total.prompt_tokens == 10
     assert await records.usage_totals("nobody") == []
+
+
+async def test_daily_amounts_add_up_per_user_and_day(records):
+    from app.chat.records import DailyAmounts
+
+    assert await records.daily_usage("u1", "2026-01-02") == DailyAmounts()
+    await records.add_daily("u1", "2026-01-02", DailyAmounts(100, 0.5, 3.0), None)
+    total = await records.add_daily("u1", "2026-01-02", DailyAmounts(50, 0.25, -1.0), None)
+    assert total == DailyAmounts(150, 0.75, 2.0)
+    assert await records.daily_usage("u1", "2026-01-02") == total
+    assert await records.daily_usage("u1", "2026-01-03") == DailyAmounts()
+    assert await records.daily_usage("u2", "2026-01-02") == DailyAmounts()
+
+
+async def test_a_daily_add_over_a_limit_adds_nothing_and_the_edge_fits(records):
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    limits = DailyLimits(tokens=1000, seconds=60.0)
+    day = "2026-01-02"
+    assert await records.add_daily("u1", day, DailyAmounts(tokens=1001), limits) is None
+    assert await records.add_daily("u1", day, DailyAmounts(tokens=600), limits) is not None
+    assert await records.add_daily("u1", day, DailyAmounts(tokens=401), limits) is None
+    exact = await records.add_daily("u1", day, DailyAmounts(tokens=400), limits)
+    assert exact.tokens == 1000  # exactly at the limit is within it
+    # seconds have their own limit; tokens already at the limit do not block them
+    assert (await records.add_daily("u1", day, DailyAmounts(seconds=60), limits)).seconds == 60
+    assert await records.add_daily("u1", day, DailyAmounts(seconds=0.5), limits) is None
+    # settling (no limits) may go over: a request that started within it is billed in full
+    over = await records.add_daily("u1", day, DailyAmounts(tokens=25), None)
+    assert over.tokens == 1025
+
+
+async def test_concurrent_reservations_never_pass_a_limit_together(records):
+    import asyncio
+
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    limits = DailyLimits(seconds=55.0)
+    outcomes = await asyncio.gather(
+        *(records.add_daily("u1", "d", DailyAmounts(seconds=10), limits) for _ in range(20))
+    )
+    assert sum(outcome is not None for outcome in outcomes) == 5
+    assert (await records.daily_usage("u1", "d")).seconds == 50
+
+
+async def test_two_processes_on_one_sqlite_file_share_the_limit(tmp_path):
+    import asyncio
+
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    path = tmp_path / "shared.sqlite3"
+    first, second = EmbeddedDatabase(path), EmbeddedDatabase(path)
+    a, b = SqliteChatRecords(first), SqliteChatRecords(second)
+    limits = DailyLimits(tokens=1000)
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                (a if i % 2 else b).add_daily("u1", "d", DailyAmounts(tokens=100), limits)
+                for i in range(30)
+            )
+        )
+        assert sum(outcome is not None for outcome in outcomes) == 10
+        assert (await a.daily_usage("u1", "d")).tokens == 1000
+    finally:
+        await first.close()
+        await second.close()
