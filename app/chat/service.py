@@ -192,6 +192,7 @@ class ChatService:
         request_message = self._with_images(history_message, images)
         new_turn: Turn = [history_message]
 
+        await tokens.prepare(model)  # tiktoken's files load off the event loop
         turns = await self.records.load_turns(user_id, channel_id)
         visible = await self._turn_files(user_id, text)
         system = [

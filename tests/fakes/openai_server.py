@@ -2,7 +2,9 @@
 
 Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`, `error(429)`, or
 a function of the request body returning one of those (to answer what the model was shown). A
-step with `slow(seconds, step)` is answered after that delay (a request still in flight).
+step with `slow(seconds, step)` is answered after that delay (a request still in flight). With
+`reject_tools` set to (status, message), every request that offers tools gets that error without
+taking a step, as Ollama, vLLM or llama.cpp answer for a model or server without tool support.
 Every request body is kept in `requests`, so tests see exactly what the model saw.
 """
 
@@ -69,6 +71,7 @@ class FakeOpenAI:
         self.script: list[dict | Callable[[dict], dict]] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.reject_tools: tuple[int, str] | None = None
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -94,6 +97,11 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if self.reject_tools is not None and body.get("tools"):
+            status, message = self.reject_tools
+            return web.json_response(
+                {"error": {"message": message, "type": "api_error", "code": None}}, status=status
+            )
         if not self.script:
             return web.json_response({"error": {"message": "script exhausted"}}, status=500)
         step = self.script.pop(0)
