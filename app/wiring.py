@@ -277,6 +277,18 @@ class Components:
             context_window=settings.openai_context_window,
         )
 
+    def access(self):
+        """Who may use the bot where (app/bot/access.py), from the ALLOWED_* settings."""
+        from app.bot.access import AccessPolicy  # the bot's only: other verbs never load discord
+
+        settings = self.settings
+        return AccessPolicy(
+            guilds=settings.allowed_guilds,
+            channels=settings.allowed_channels,
+            roles=settings.allowed_roles,
+            allow_dms=settings.allow_dms,
+        )
+
     def cleanup(self, store: FileStore) -> CleanupService:
         return CleanupService(
             store, self.runner, package_cache_days=self.settings.package_cache_days

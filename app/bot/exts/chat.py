@@ -63,6 +63,9 @@ class ChatCog(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if not self.addressed(message):
             return
+        if not self.bot.services.access.allows_message(message):
+            log.debug("message ignored: the bot is not enabled there")
+            return
         task = asyncio.current_task()
         if task is not None:
             self.bot.track(task)

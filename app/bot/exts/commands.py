@@ -177,6 +177,7 @@ class CommandsCog(commands.Cog):
         await self._say(interaction, usage_report(totals, status, when))
 
     @app_commands.command(name="sandbox", description="Sandbox queue, runs and policy (admins)")
+    @app_commands.default_permissions(manage_guild=True)
     async def sandbox(self, interaction: discord.Interaction) -> None:
         if interaction.user.id not in self.services.admin_ids:
             await self._say(interaction, "Only the bot's admins can use /sandbox.")
