@@ -17,6 +17,8 @@ from app.sandbox import EngineError, EngineUnavailable, RunRequest
 from app.sandbox.docker_engine import DockerEngine
 from app.wiring import Components
 
+INDEX_PROBE = "toolz"  # small, approved by default, on every index that mirrors PyPI
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("doctor", help="check Docker, the image, runtimes and the data dir")
@@ -167,6 +169,19 @@ def _check_packages(report: Report, parts: Components) -> None:
         f"{len(installer.catalog.approved)} approved packages, {cached} cached in "
         f"{installer.cache.root}",
     )
+    approved = sorted(installer.catalog.approved)
+    if not approved:
+        return
+    probe = INDEX_PROBE if INDEX_PROBE in approved else approved[0]
+    outcome = asyncio.run(installer.check_index(probe))
+    if outcome.reason:
+        report.fail(
+            f"the package index does not answer from an install container: {outcome.reason}",
+            "see docs/packages.md (TLS-intercepting proxies: PACKAGE_CA_BUNDLE), or set "
+            "PACKAGE_AUTO_INSTALL=false",
+        )
+    else:
+        report.ok("package index", f"answers from an install container ({probe} {outcome.version})")
 
 
 def _probe(report: Report, parts: Components) -> None:
