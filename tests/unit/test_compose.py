@@ -22,7 +22,12 @@ def compose_command() -> list[str]:
 @pytest.fixture
 def project(tmp_path):
     """The stack as a user has it: compose files, build contexts and a .env from the example."""
-    for name in ("compose.yaml", "compose.direct-socket.yaml", "compose.secrets.yaml", "Dockerfile"):
+    for name in (
+        "compose.yaml",
+        "compose.direct-socket.yaml",
+        "compose.secrets.yaml",
+        "Dockerfile",
+    ):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "sandbox-image").symlink_to(ROOT / "sandbox-image")
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
