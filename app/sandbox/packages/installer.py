@@ -253,11 +253,8 @@ class PackageInstaller:
             return InstallOutcome(reason=f"the install step could not run: {reason[:300]}")
 
     def _install_blocking(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
-        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        work = self._new_work_dir(key)
         try:
-            if self.ca_bundle is not None:
-                shutil.copyfile(self.ca_bundle, work / "ca.pem")
-                (work / "ca.pem").chmod(0o644)
             args = self.policy.install_container_args(
                 run_id=run_id, user_id=str(user_id), work_dir=work, distribution=dist
             )
@@ -277,6 +274,18 @@ class PackageInstaller:
             return InstallOutcome(version=version, packages=packages)
         finally:
             self.cache.discard(work)
+
+    def _new_work_dir(self, key: str) -> Path:
+        """A fresh work folder for an install container, with the admin's extra CA in it."""
+        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        try:
+            if self.ca_bundle is not None:
+                shutil.copyfile(self.ca_bundle, work / "ca.pem")
+                (work / "ca.pem").chmod(0o644)
+        except BaseException:
+            self.cache.discard(work)
+            raise
+        return work
 
     def _failure_reason(self, result: dict) -> str:
         """pip's reason, led by what it hides: a certificate the install could not verify (a
@@ -310,11 +319,8 @@ class PackageInstaller:
             return InstallOutcome(reason=f"the install container could not run: {str(exc)[:300]}")
 
     def _check_index_blocking(self, key: str, distribution: str) -> InstallOutcome:
-        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        work = self._new_work_dir(key)
         try:
-            if self.ca_bundle is not None:
-                shutil.copyfile(self.ca_bundle, work / "ca.pem")
-                (work / "ca.pem").chmod(0o644)
             args = self.policy.install_container_args(
                 run_id="doctor",
                 user_id="",
