@@ -146,8 +146,18 @@ def check_index(work: str, dist: str) -> dict:
     tmp = os.path.join(work, "tmp")
     os.makedirs(tmp, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "pip", "index", "versions", dist, "--disable-pip-version-check",
-        "--no-input", "--retries", "1", "--timeout", "20",
+        sys.executable,
+        "-m",
+        "pip",
+        "index",
+        "versions",
+        dist,
+        "--disable-pip-version-check",
+        "--no-input",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
     ]
     bundle = ca_bundle(work)
     if bundle:
