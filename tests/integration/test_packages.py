@@ -275,11 +275,13 @@ def test_run_json_and_packages_cli(package_settings, settings):
 
 
 async def test_behind_a_tls_proxy_without_the_ca_the_failure_names_the_setting(
-    package_settings, engine, make_request
+    package_settings, engine, make_request, tmp_path_factory
 ):
     # This machine's HTTPS goes through an intercepting proxy: without its CA, pip cannot verify
-    # the index, and used to say only "No matching distribution found for toolz".
-    runner = build_runner(package_settings.model_copy(update={"package_ca_bundle": None}), engine)
+    # the index, and used to say only "No matching distribution found for toolz". Its own, empty
+    # package cache: other tests of this module install toolz.
+    fresh = {"package_ca_bundle": None, "data_dir": tmp_path_factory.mktemp("no-ca-data")}
+    runner = build_runner(package_settings.model_copy(update=fresh), engine)
     if not (await runner.packages.check_index("toolz")).reason:
         pytest.skip("the package index is trusted without an extra CA here (no TLS proxy)")
     result = await runner.run(make_request("import toolz\n"))
