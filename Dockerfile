@@ -14,7 +14,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /srv/codeinterp
 
 # Dependencies first, so a change to app/ rebuilds only the last layers. The admin's extra CA
-# certificates (sandbox-image/extra-ca/, as for the sandbox image) are trusted for pip.
+# certificates (sandbox-image/extra-ca/, as for the sandbox image) are trusted for pip and for
+# tiktoken, whose encoding files are fetched here, at build time, so the running bot (read-only,
+# maybe offline) counts tokens exactly; without network here it falls back to estimates.
+ENV TIKTOKEN_CACHE_DIR=/srv/codeinterp/tiktoken
 COPY pyproject.toml README.md ./
 COPY sandbox-image/extra-ca/ /tmp/extra-ca/
 RUN set -eu; \
@@ -30,6 +33,9 @@ RUN set -eu; \
     /opt/venv/bin/pip install --prefer-binary "setuptools>=68" wheel; \
     mkdir app && touch app/__init__.py; \
     /opt/venv/bin/pip install --prefer-binary --no-build-isolation .; \
+    REQUESTS_CA_BUNDLE="$bundle" SSL_CERT_FILE="$bundle" /opt/venv/bin/python -c \
+        "import tiktoken; [tiktoken.get_encoding(n) for n in ('o200k_base', 'cl100k_base')]" \
+        || echo "tiktoken encodings not fetched: the bot will estimate token counts"; \
     rm -rf app /tmp/extra-ca "$bundle" /root/.cache
 
 # /data is the process's DATA_DIR; /run/codeinterp is where the bot and sandboxd share the

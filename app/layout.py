@@ -9,6 +9,8 @@
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
     sandboxd/          the sandbox service's default Unix socket (`python -m app sandboxd`)
+    codeinterp.sqlite3 the embedded database when MONGODB_URI is not set (app/database.py)
+    state/             small files of the bot's own (the slash commands' hash)
 
 Nothing here imports from app: the sandbox, the file store and the CLI all take their folders
 from one object. `sweepable()` names the folders whose old entries are crash leftovers, so the
@@ -32,6 +34,9 @@ SBOM = "sbom"
 TMP = "tmp"
 SERVICE = "sandboxd"
 SERVICE_SOCKET = "sandboxd.sock"
+STATE = "state"
+DATABASE = "codeinterp.sqlite3"
+COMMANDS_HASH = "slash-commands.sha256"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,19 @@ class DataLayout:
         """Where `python -m app sandboxd` listens unless SANDBOXD_LISTEN says otherwise."""
         return self.root / SERVICE / SERVICE_SOCKET
 
+    @property
+    def database(self) -> Path:
+        return self.root / DATABASE
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    @property
+    def commands_hash(self) -> Path:
+        """The hash of the slash commands last synced to Discord (synced again on change)."""
+        return self.state / COMMANDS_HASH
+
     def new_run_dir(self) -> Path:
         """A fresh (not yet created) folder for one run's outputs."""
         return self.runs / uuid.uuid4().hex
@@ -87,6 +105,19 @@ class DataLayout:
         """A fresh, created work folder of an admin tool (swept by cleanup if left behind)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp)).resolve()
+
+    def owned_folders(self) -> tuple[Path, ...]:
+        """Every folder of DATA_DIR the bot writes into (the start-up check tries each)."""
+        return (
+            self.users,
+            self.incoming,
+            self.runs,
+            self.staging,
+            self.pool,
+            self.packages,
+            self.tmp,
+            self.state,
+        )
 
     def sweepable(self) -> tuple[Path, ...]:
         """Folders whose entries belong to a single run or command: once older than any run,

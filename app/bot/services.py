@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from app.bot.access import AccessPolicy
 from app.chat import ChatService
 from app.files import FileStore
 from app.sandbox import SandboxService
@@ -16,3 +17,5 @@ class BotServices:
     runner: SandboxService
     """The sandbox: the in-process runner, or a client of the sandbox service."""
     admin_ids: frozenset[int] = frozenset()
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    """Who may use the bot where; open to everyone unless the ALLOWED_* settings say."""

@@ -46,7 +46,7 @@ async def _main(parts: Components) -> int:
     else:
         problems = await startup_problems(settings, parts.docker, parts.records)
     store = None
-    if not problems:  # MongoDB already named once if it is the problem
+    if not problems:  # the store already named once if it is the problem
         try:
             store = await parts.file_store()
         except StorageUnavailable as exc:
@@ -56,6 +56,7 @@ async def _main(parts: Components) -> int:
             print(f"cannot start: {line}", file=sys.stderr)
         await parts.close()
         return 2
+    log.info("store in use", store=parts.store_description)
     records = parts.records
     if hasattr(records, "ensure_indexes"):
         await records.ensure_indexes()
@@ -66,7 +67,10 @@ async def _main(parts: Components) -> int:
     cleanup = asyncio.create_task(
         parts.cleanup(store).run_periodically(settings.cleanup_interval_minutes)
     )
-    bot = CodeInterpreterBot(BotServices(chat, store, sandbox, settings.admin_ids))
+    bot = CodeInterpreterBot(
+        BotServices(chat, store, sandbox, settings.admin_ids, access=parts.access()),
+        commands_hash=parts.layout.commands_hash,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
