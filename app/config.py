@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +47,15 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 # host and port (then always with SANDBOX_SERVICE_TOKEN). app/sandboxd/address.py parses it.
 SERVICE_URL = re.compile(r"^(unix:///\S+|http://[A-Za-z0-9._-]+:[0-9]{1,5}/?)$")
 MIN_TOKEN_LENGTH = 16
+
+
+def check_token(token: str) -> None:
+    if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
+        raise ValueError(
+            f"SANDBOX_SERVICE_TOKEN must be at least {MIN_TOKEN_LENGTH} printable characters "
+            "without spaces (e.g. the output of `openssl rand -hex 24`)"
+        )
+
 
 _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -140,7 +148,8 @@ class Settings(BaseSettings):
     # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
     sandbox_service_url: str = ""
     sandboxd_listen: str = ""
-    sandbox_service_token: SecretStr | None = Field(None, validate_default=True)
+    sandbox_service_token: SecretStr | None = None
+    sandbox_service_token_file: Path | None = None
 
     # Image build
     sandbox_base_image: str = Field("python:3.11-slim-bookworm", min_length=1)
@@ -227,21 +236,9 @@ class Settings(BaseSettings):
 
     @field_validator("sandbox_service_token")
     @classmethod
-    def _service_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    def _service_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            token = value.get_secret_value()
-            if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
-                raise ValueError(
-                    f"must be at least {MIN_TOKEN_LENGTH} printable characters without spaces "
-                    "(e.g. the output of `openssl rand -hex 24`)"
-                )
-            return value
-        for name in ("sandbox_service_url", "sandboxd_listen"):
-            if str(info.data.get(name, "")).startswith("http://"):
-                raise ValueError(
-                    f"must be set when {name.upper()} is http://...: the service over TCP "
-                    "answers only requests that carry this token"
-                )
+            check_token(value.get_secret_value())
         return value
 
     @field_validator(
@@ -266,7 +263,12 @@ class Settings(BaseSettings):
         parse_prices(value)
         return value
 
-    @field_validator("discord_token_file", "openai_api_key_file", "mongodb_uri_file")
+    @field_validator(
+        "discord_token_file",
+        "openai_api_key_file",
+        "mongodb_uri_file",
+        "sandbox_service_token_file",
+    )
     @classmethod
     def _secret_file_readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -276,7 +278,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:
         """`<NAME>_FILE` (compose secrets, /run/secrets/...): the secret is that file's text."""
-        for name in ("discord_token", "openai_api_key", "mongodb_uri"):
+        for name in ("discord_token", "openai_api_key", "mongodb_uri", "sandbox_service_token"):
             path: Path | None = getattr(self, f"{name}_file")
             if path is None:
                 continue
@@ -290,6 +292,22 @@ class Settings(BaseSettings):
             if not text:
                 raise ValueError(f"{name.upper()}_FILE {path} is empty")
             setattr(self, name, SecretStr(text))
+        return self
+
+    @model_validator(mode="after")
+    def _service_token_needed(self) -> Settings:
+        """The sandbox service over TCP answers only requests that carry its token (after the
+        secret files are read: the token may come from one)."""
+        if self.sandbox_service_token is not None:
+            check_token(self.sandbox_service_token.get_secret_value())
+            return self
+        for name in ("sandbox_service_url", "sandboxd_listen"):
+            if getattr(self, name).startswith("http://"):
+                raise ValueError(
+                    f"{name.upper()} is http://..., so SANDBOX_SERVICE_TOKEN (or "
+                    "SANDBOX_SERVICE_TOKEN_FILE) must be set: over TCP the sandbox service "
+                    "answers only requests that carry it"
+                )
         return self
 
     @property
@@ -328,6 +346,7 @@ class Settings(BaseSettings):
         "discord_token_file",
         "openai_api_key_file",
         "mongodb_uri_file",
+        "sandbox_service_token_file",
         mode="before",
     )
     @classmethod

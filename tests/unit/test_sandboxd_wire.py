@@ -158,3 +158,17 @@ def test_the_service_rows_hop_is_measured_per_run():
     found = figures({"results": [data]})
     assert found["runc service hop pandas p50 ms"] == 1.5
     assert found["runc warm via service pandas p50 ms"] == 13.0
+
+
+def test_the_token_may_come_from_a_secret_file(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("a-token-from-a-swarm-secret\n")
+    settings = Settings(
+        _env_file=None, sandboxd_listen="http://0.0.0.0:8750", sandbox_service_token_file=secret
+    )
+    assert settings.sandbox_service_token.get_secret_value() == "a-token-from-a-swarm-secret"
+    secret.write_text("short")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, sandbox_service_token_file=secret)
+    (line,) = describe_errors(caught.value)
+    assert "at least 16" in line and "short" not in line
