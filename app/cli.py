@@ -8,12 +8,24 @@ import sys
 
 from pydantic import ValidationError
 
-from app.commands import audit, bench, bot, chat, cleanup, doctor, files, image, packages, run
+from app.commands import (
+    audit,
+    bench,
+    bot,
+    chat,
+    cleanup,
+    doctor,
+    files,
+    image,
+    packages,
+    run,
+    sandboxd,
+)
 from app.config import Settings, describe_errors
 from app.logs import configure_logging
 from app.wiring import Components
 
-COMMANDS = (bot, chat, run, files, cleanup, doctor, image, packages, bench, audit)
+COMMANDS = (bot, sandboxd, chat, run, files, cleanup, doctor, image, packages, bench, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

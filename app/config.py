@@ -43,6 +43,20 @@ def parse_size(value: object) -> int:
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 
+# Where the sandbox service listens or is reached: a Unix socket by absolute path, or HTTP on a
+# host and port (then always with SANDBOX_SERVICE_TOKEN). app/sandboxd/address.py parses it.
+SERVICE_URL = re.compile(r"^(unix:///\S+|http://[A-Za-z0-9._-]+:[0-9]{1,5}/?)$")
+MIN_TOKEN_LENGTH = 16
+
+
+def check_token(token: str) -> None:
+    if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
+        raise ValueError(
+            f"SANDBOX_SERVICE_TOKEN must be at least {MIN_TOKEN_LENGTH} printable characters "
+            "without spaces (e.g. the output of `openssl rand -hex 24`)"
+        )
+
+
 _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
@@ -131,6 +145,12 @@ class Settings(BaseSettings):
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
 
+    # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
+    sandbox_service_url: str = ""
+    sandboxd_listen: str = ""
+    sandbox_service_token: SecretStr | None = None
+    sandbox_service_token_file: Path | None = None
+
     # Image build
     sandbox_base_image: str = Field("python:3.11-slim-bookworm", min_length=1)
     sandbox_pip_index_url: str = ""
@@ -201,10 +221,25 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) and value else value or None
 
-    @field_validator("discord_token", "mongodb_uri", mode="before")
+    @field_validator("discord_token", "mongodb_uri", "sandbox_service_token", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("sandbox_service_url", "sandboxd_listen")
+    @classmethod
+    def _service_address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not SERVICE_URL.match(value):
+            raise ValueError("expected unix:///absolute/path/to.sock or http://host:port")
+        return value
+
+    @field_validator("sandbox_service_token")
+    @classmethod
+    def _service_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_token(value.get_secret_value())
+        return value
 
     @field_validator(
         "chat_daily_tokens",
@@ -228,7 +263,12 @@ class Settings(BaseSettings):
         parse_prices(value)
         return value
 
-    @field_validator("discord_token_file", "openai_api_key_file", "mongodb_uri_file")
+    @field_validator(
+        "discord_token_file",
+        "openai_api_key_file",
+        "mongodb_uri_file",
+        "sandbox_service_token_file",
+    )
     @classmethod
     def _secret_file_readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -238,7 +278,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:
         """`<NAME>_FILE` (compose secrets, /run/secrets/...): the secret is that file's text."""
-        for name in ("discord_token", "openai_api_key", "mongodb_uri"):
+        for name in ("discord_token", "openai_api_key", "mongodb_uri", "sandbox_service_token"):
             path: Path | None = getattr(self, f"{name}_file")
             if path is None:
                 continue
@@ -252,6 +292,22 @@ class Settings(BaseSettings):
             if not text:
                 raise ValueError(f"{name.upper()}_FILE {path} is empty")
             setattr(self, name, SecretStr(text))
+        return self
+
+    @model_validator(mode="after")
+    def _service_token_needed(self) -> Settings:
+        """The sandbox service over TCP answers only requests that carry its token (after the
+        secret files are read: the token may come from one)."""
+        if self.sandbox_service_token is not None:
+            check_token(self.sandbox_service_token.get_secret_value())
+            return self
+        for name in ("sandbox_service_url", "sandboxd_listen"):
+            if getattr(self, name).startswith("http://"):
+                raise ValueError(
+                    f"{name.upper()} is http://..., so SANDBOX_SERVICE_TOKEN (or "
+                    "SANDBOX_SERVICE_TOKEN_FILE) must be set: over TCP the sandbox service "
+                    "answers only requests that carry it"
+                )
         return self
 
     @property
@@ -290,6 +346,7 @@ class Settings(BaseSettings):
         "discord_token_file",
         "openai_api_key_file",
         "mongodb_uri_file",
+        "sandbox_service_token_file",
         mode="before",
     )
     @classmethod
@@ -339,8 +396,16 @@ class Settings(BaseSettings):
         return value
 
 
+SECRETS = frozenset(
+    name.upper()
+    for name, field in Settings.model_fields.items()
+    if "SecretStr" in str(field.annotation)
+)
+
+
 def describe_errors(error: ValidationError) -> list[str]:
-    """One line per invalid variable, named as it is set in the environment."""
+    """One line per invalid variable, named as it is set in the environment (never a secret's
+    value)."""
     lines = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
@@ -349,6 +414,7 @@ def describe_errors(error: ValidationError) -> list[str]:
             continue
         name = str(item["loc"][0]).upper()
         value = item.get("input")
-        shown = "" if isinstance(value, dict) or value is None else f"={str(value)!r}"
+        hidden = isinstance(value, dict) or value is None or name in SECRETS
+        shown = "" if hidden else f"={str(value)!r}"
         lines.append(f"invalid setting {name}{shown}: {message}")
     return lines

@@ -8,6 +8,7 @@
     packages/          the auto-install package cache, one folder per image
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
+    sandboxd/          the sandbox service's default Unix socket (`python -m app sandboxd`)
     codeinterp.sqlite3 the embedded database when MONGODB_URI is not set (app/database.py)
     state/             small files of the bot's own (the slash commands' hash)
 
@@ -31,6 +32,8 @@ POOL = "pool"
 PACKAGES = "packages"
 SBOM = "sbom"
 TMP = "tmp"
+SERVICE = "sandboxd"
+SERVICE_SOCKET = "sandboxd.sock"
 STATE = "state"
 DATABASE = "codeinterp.sqlite3"
 COMMANDS_HASH = "slash-commands.sha256"
@@ -71,6 +74,11 @@ class DataLayout:
     @property
     def tmp(self) -> Path:
         return self.root / TMP
+
+    @property
+    def service_socket(self) -> Path:
+        """Where `python -m app sandboxd` listens unless SANDBOXD_LISTEN says otherwise."""
+        return self.root / SERVICE / SERVICE_SOCKET
 
     @property
     def database(self) -> Path:

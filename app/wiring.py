@@ -2,9 +2,11 @@
 
     Settings -> DataLayout, SandboxPolicy (once; the owner token is a policy field)
              -> engine -> package installer, warm pool, run slots -> SandboxRunner
+             -> the SandboxService: that runner, or a SandboxClient when SANDBOX_SERVICE_URL is set
              -> the store: MongoDB (MONGODB_URI) or the embedded SQLite file under DATA_DIR
              -> file store (its metadata repository) -> chat records, model client -> ChatService
              -> CleanupService
+    `sandboxd`: the runner -> SandboxServer (SANDBOXD_LISTEN), with its own housekeeping
 
 A `Components` object builds each part on first use, so a command asks only for what it needs
 (`files list` never touches Docker; `image hash` builds nothing). The CLI verbs and the bot take
@@ -13,10 +15,12 @@ their parts from it; tests build it with an engine or a repository of their own.
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 
 import openai
+import structlog
 
 from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
 from app.chat.budget import DailyBudget
@@ -35,16 +39,23 @@ from app.files import (
 from app.layout import DataLayout
 from app.sandbox import (
     Engine,
+    EngineError,
+    EngineUnavailable,
     PackageCache,
     PackageCatalog,
     PackageInstaller,
     RunSlots,
     SandboxPolicy,
     SandboxRunner,
+    SandboxService,
     WarmPool,
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
+from app.sandboxd import RunLimits, SandboxClient, SandboxServer, ServiceAddress
+
+IN_CONTAINER = Path("/.dockerenv")
+log = structlog.get_logger(__name__)
 
 
 class WiringError(RuntimeError):
@@ -75,6 +86,28 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
     )
 
 
+def mounted_host_path(engine: DockerEngine, path: Path) -> Path | None:
+    """When this process runs in a container of `engine`, the host path of `path` (from the
+    container's mounts); None elsewhere. Bind sources of sandbox containers are host paths."""
+    if not IN_CONTAINER.exists():
+        return None
+    try:
+        info = engine.inspect(socket.gethostname())
+    except (EngineUnavailable, EngineError):
+        return None
+    target = path.resolve()
+    mounts = [
+        (Path(m["Destination"]), Path(m["Source"]))
+        for m in info.get("Mounts") or []
+        if m.get("Destination") and m.get("Source")
+    ]
+    covering = [(inside, host) for inside, host in mounts if target.is_relative_to(inside)]
+    if not covering:
+        return None
+    inside, host = max(covering, key=lambda pair: len(pair[0].parts))  # the innermost mount
+    return host / target.relative_to(inside)
+
+
 def package_catalog(settings: Settings) -> PackageCatalog:
     return PackageCatalog.build(settings.approved_packages, settings.package_import_mapping)
 
@@ -91,8 +124,12 @@ class Components:
         *,
         engine: Engine | None = None,
         repository: FileRepository | None = None,
+        owner: str | None = None,
     ) -> None:
+        """`owner`: the token labelled on this process's containers (default: its own, as
+        app/sandbox/leftovers.owner_token makes it; sandboxd marks its own as a service's)."""
         self.settings = settings
+        self._owner = owner
         self._engine = engine
         self._owns_engine = engine is None
         self._repository = repository
@@ -106,7 +143,15 @@ class Components:
 
     @cached_property
     def policy(self) -> SandboxPolicy:
-        return sandbox_policy(self.settings, owner=owner_token())
+        settings = self.settings
+        if settings.host_data_dir is None and self._owns_engine and IN_CONTAINER.exists():
+            # In a container (the compose `sandbox` service, a Swarm task) DATA_DIR is a mount:
+            # its host path comes from the engine unless HOST_DATA_DIR names it.
+            found = mounted_host_path(self.docker, settings.data_dir)
+            if found is not None:
+                log.info("HOST_DATA_DIR found from this container's mounts", path=str(found))
+                settings = settings.model_copy(update={"host_data_dir": found})
+        return sandbox_policy(settings, owner=self._owner or owner_token())
 
     @cached_property
     def engine(self) -> Engine:
@@ -160,6 +205,71 @@ class Components:
             slots=RunSlots(self.settings.sandbox_max_concurrent_runs),
             packages=self.installer if self.settings.package_auto_install else None,
             pool=self.pool,
+        )
+
+    @property
+    def uses_service(self) -> bool:
+        """Whether runs go to a sandbox service (SANDBOX_SERVICE_URL) instead of this process."""
+        return bool(self.settings.sandbox_service_url)
+
+    @cached_property
+    def sandbox(self) -> SandboxService:
+        """What the chat, `run`, `doctor` and the bot run code with: this process's runner, or a
+        client of the sandbox service, which then holds the only Docker access."""
+        if not self.uses_service:
+            return self.runner
+        return self.sandbox_client(ServiceAddress.parse(self.settings.sandbox_service_url))
+
+    def sandbox_client(self, address: ServiceAddress) -> SandboxClient:
+        settings = self.settings
+        token = settings.sandbox_service_token
+        return SandboxClient(
+            address,
+            token=token.get_secret_value() if token else None,
+            max_timeout=settings.code_execution_timeout,
+            # Waiting for a slot, package installs, the run and its collection: a run that takes
+            # longer than this has a service that no longer works.
+            run_deadline=2 * settings.code_execution_timeout
+            + settings.package_install_timeout
+            + 600,
+            max_output_files=settings.sandbox_max_output_files,
+            max_output_bytes=settings.sandbox_output_size,
+        )
+
+    async def reap_leftovers(self) -> None:
+        """A one-shot command's start: this process's runner reaps its instance's leftovers; a
+        sandbox service does its own."""
+        if not self.uses_service:
+            await self.runner.reap_leftovers()
+
+    def service_address(self) -> ServiceAddress:
+        """Where `sandboxd` listens: SANDBOXD_LISTEN, else DATA_DIR's socket (app/layout.py)."""
+        listen = self.settings.sandboxd_listen or f"unix://{self.layout.service_socket.resolve()}"
+        return ServiceAddress.parse(listen)
+
+    def sandbox_server(self) -> SandboxServer:
+        """The sandbox service around this process's runner (see `python -m app sandboxd`)."""
+        settings = self.settings
+        token = settings.sandbox_service_token
+        limits = RunLimits(
+            max_code_bytes=self.policy.max_code_bytes,
+            max_timeout=settings.code_execution_timeout,
+            max_files=settings.max_files_per_user,
+            max_file_bytes=int(settings.max_file_size_mb * 1024**2),
+        )
+        housekeeping = CleanupService(
+            None,
+            self.runner,
+            layout=self.layout,
+            package_cache_days=settings.package_cache_days,
+        )
+        return SandboxServer(
+            self.runner,
+            limits,
+            address=self.service_address(),
+            staging=self.layout.staging,
+            token=token.get_secret_value() if token else None,
+            housekeeping=lambda: housekeeping.run_periodically(settings.cleanup_interval_minutes),
         )
 
     # Files and chat
@@ -254,7 +364,7 @@ class Components:
         settings = self.settings
         return ChatService(
             client or self.model_client(),
-            self.runner,
+            self.sandbox,
             store,
             self.records,
             runs_dir=self.layout.runs,
@@ -290,14 +400,21 @@ class Components:
         )
 
     def cleanup(self, store: FileStore) -> CleanupService:
+        """The cleanup pass of the files; with a sandbox service, containers, warm folders and
+        cached packages are the service's to clean."""
         return CleanupService(
-            store, self.runner, package_cache_days=self.settings.package_cache_days
+            store,
+            None if self.uses_service else self.runner,
+            package_cache_days=self.settings.package_cache_days,
         )
 
     # Shutdown
 
     async def close(self) -> None:
-        """Remove the warm pool and pending containers, close the engine and the repository."""
+        """Remove the warm pool and pending containers, close the engine, the sandbox client and
+        the repository."""
+        if "sandbox" in self.__dict__ and self.uses_service:
+            await self.sandbox.close()
         if "runner" in self.__dict__:
             await self.runner.close()
         if self._store is not None:

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from app.bot.access import AccessPolicy
 from app.chat import ChatService
 from app.files import FileStore
-from app.sandbox import SandboxRunner
+from app.sandbox import SandboxService
 
 
 @dataclass
 class BotServices:
     chat: ChatService
     store: FileStore
-    runner: SandboxRunner
+    runner: SandboxService
+    """The sandbox: the in-process runner, or a client of the sandbox service."""
     admin_ids: frozenset[int] = frozenset()
     access: AccessPolicy = field(default_factory=AccessPolicy)
     """Who may use the bot where; open to everyone unless the ALLOWED_* settings say."""

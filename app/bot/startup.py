@@ -6,17 +6,29 @@ import os
 import tempfile
 from pathlib import Path
 
+import structlog
+
 from app.chat.records import ChatRecords
 from app.config import Settings
 from app.layout import DataLayout
+from app.sandbox import SandboxUnavailable
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.sandbox.starter import IMAGE_BUILD_HINT
+from app.sandboxd import SandboxClient, ServiceRefused
+
+log = structlog.get_logger(__name__)
 
 
 async def startup_problems(
-    settings: Settings, engine: DockerEngine, records: ChatRecords
+    settings: Settings,
+    engine: DockerEngine | None,
+    records: ChatRecords,
+    service: SandboxClient | None = None,
 ) -> list[str]:
+    """The Docker engine and the image are checked when the bot runs the sandbox itself; with a
+    sandbox service, that the service accepts the bot (a service that is down is no reason not to
+    chat: runs say the sandbox is unavailable until it answers)."""
     problems = []
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         problems.append(
@@ -37,6 +49,15 @@ async def startup_problems(
                 if mongodb
                 else f"the embedded database: {exc}"
             )
+    if service is not None:
+        try:
+            await service.health()
+        except ServiceRefused as exc:
+            problems.append(f"sandbox service: {exc}")
+        except SandboxUnavailable as exc:
+            log.warning("sandbox service unavailable at start", error=str(exc))
+        return problems
+    assert engine is not None, "without a sandbox service the bot needs the engine"
     try:
         await engine.call(engine.ping)
     except EngineUnavailable as exc:

@@ -44,7 +44,7 @@ from app.chat.tools import (
 )
 from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, TurnFiles, Upload
 from app.files import FileStore, FileStoreError, StoredFile, is_supported, scopes
-from app.sandbox import RunRequest, RunStatus, SandboxRunner
+from app.sandbox import RunRequest, RunStatus, SandboxService
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ class ChatService:
     def __init__(
         self,
         client: openai.AsyncOpenAI,
-        runner: SandboxRunner,
+        runner: SandboxService,
         store: FileStore,
         records: ChatRecords,
         *,
@@ -90,6 +90,7 @@ class ChatService:
     ) -> None:
         self.client = client
         self.runner = runner
+        """The sandbox: this process's runner or a client of the sandbox service."""
         self.store = store
         self.records = records
         self.runs_dir = Path(runs_dir)

@@ -16,10 +16,10 @@ from app.wiring import Components
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "bench",
-        help="benchmark host, bare docker, cold and warm runs",
+        help="benchmark host, bare docker, cold and warm runs, and warm via the sandbox service",
         description="Measure p50/p95 of host Python, bare docker, the cold and the warm run path "
-        "for three snippets under runc and runsc, throughput with concurrent users, and a soak. "
-        "Progress goes to stderr.",
+        "and the warm path through the sandbox service's socket, for three snippets under runc "
+        "and runsc, throughput with concurrent users, and a soak. Progress goes to stderr.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -162,6 +162,8 @@ def print_report(report: dict) -> None:
         p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
         p95 = "-" if row["p95_ms"] is None else f"{row['p95_ms']:.1f}"
         extra = f"  ({row['cold_fallbacks']} served cold)" if row.get("cold_fallbacks") else ""
+        if row.get("hop_p50_ms") is not None:
+            extra += f"  hop {row['hop_p50_ms']:+.1f} ms over direct {row['direct_p50_ms']:.1f}"
         if row.get("phases_p50_ms"):
             extra += "  p50 " + ", ".join(f"{k} {v:.0f}" for k, v in row["phases_p50_ms"].items())
         print(

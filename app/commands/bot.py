@@ -15,6 +15,7 @@ from app.bot.client import heartbeat_is_fresh
 from app.bot.startup import startup_problems
 from app.files import StorageUnavailable
 from app.logs import configure_logging
+from app.sandboxd import SandboxClient
 from app.wiring import Components
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,11 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
 
 async def _main(parts: Components) -> int:
     settings = parts.settings
-    problems = await startup_problems(settings, parts.docker, parts.records)
+    sandbox = parts.sandbox
+    if isinstance(sandbox, SandboxClient):
+        problems = await startup_problems(settings, None, parts.records, service=sandbox)
+    else:
+        problems = await startup_problems(settings, parts.docker, parts.records)
     store = None
     if not problems:  # the store already named once if it is the problem
         try:
@@ -55,14 +60,15 @@ async def _main(parts: Components) -> int:
     records = parts.records
     if hasattr(records, "ensure_indexes"):
         await records.ensure_indexes()
-    runner = parts.runner
-    await runner.start()  # reaps leftovers of dead processes, then fills the warm pool
+    # The runner reaps leftovers of dead processes and fills the warm pool; a client checks the
+    # service.
+    await sandbox.start()
     chat = parts.chat_service(store)
     cleanup = asyncio.create_task(
         parts.cleanup(store).run_periodically(settings.cleanup_interval_minutes)
     )
     bot = CodeInterpreterBot(
-        BotServices(chat, store, runner, settings.admin_ids, access=parts.access()),
+        BotServices(chat, store, sandbox, settings.admin_ids, access=parts.access()),
         commands_hash=parts.layout.commands_hash,
     )
     loop = asyncio.get_running_loop()

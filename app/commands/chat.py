@@ -66,7 +66,8 @@ async def _main(args, parts: Components, uploads: list[Upload]) -> int:
             )
         service = parts.chat_service(store)
         try:
-            await parts.runner.start()  # a session is long-lived: reap leftovers, keep a pool
+            # Long-lived: reap leftovers and keep a pool, or check that the service answers.
+            await parts.sandbox.start()
             save_dir = Path(f"outputs-chat-{uuid.uuid4().hex[:12]}").resolve()
             await chat_session(
                 service, args.user, uploads, _stdin_lines(), sys.stdout, sys.stderr, save_dir
@@ -100,7 +101,8 @@ class TerminalProgress:
         print("running code ...", file=self.err, flush=True)
 
     def run_queued(self, position: int) -> None:
-        print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
+        if position:  # 0: the wait is over
+            print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
 
     async def run_finished(self, result: RunResult) -> None:
         print(

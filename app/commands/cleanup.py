@@ -45,6 +45,11 @@ async def _cleanup(args, parts: Components) -> int:
     try:
         store = await parts.file_store()
         report = await parts.cleanup(store).run_once(dry_run=args.dry_run)
+        if parts.uses_service:
+            report.notes.append(
+                "sandbox containers, warm-pool folders and cached packages belong to the sandbox "
+                "service (SANDBOX_SERVICE_URL), which cleans them itself"
+            )
     except StorageUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -13,8 +13,15 @@ from app.chat.run_files import typed_input
 from app.config import Settings
 from app.files import StorageUnavailable
 from app.ops.image import HASH_LABEL, SOURCE_DIR, source_hash
-from app.sandbox import EngineError, EngineUnavailable, RunRequest
+from app.sandbox import (
+    EngineError,
+    EngineUnavailable,
+    RunRequest,
+    RunResult,
+    SandboxUnavailable,
+)
 from app.sandbox.docker_engine import DockerEngine
+from app.sandboxd import ServiceAddress
 from app.wiring import Components
 
 INDEX_PROBE = "toolz"  # small, approved by default, on every index that mirrors PyPI
@@ -46,6 +53,8 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
     settings = parts.settings
     _check_data_dir(report, settings)
     _check_file_metadata(report, parts)
+    if parts.uses_service:
+        return _service_checks(args, report, parts)
     try:
         engine = parts.docker
         if _check_engine(report, engine, settings):
@@ -58,6 +67,38 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
         asyncio.run(parts.close())
     print("all checks passed" if report.failures == 0 else f"{report.failures} check(s) failed")
     return 0 if report.failures == 0 else 1
+
+
+def _service_checks(args: argparse.Namespace, report: Report, parts: Components) -> int:
+    """With SANDBOX_SERVICE_URL, the engine and the image are the service's: ask it, then run
+    the probe through it (files over its API, its mounts, its image)."""
+    asyncio.run(_ask_service(args, report, parts))
+    print("all checks passed" if report.failures == 0 else f"{report.failures} check(s) failed")
+    return 0 if report.failures == 0 else 1
+
+
+async def _ask_service(args: argparse.Namespace, report: Report, parts: Components) -> None:
+    client = parts.sandbox_client(ServiceAddress.parse(parts.settings.sandbox_service_url))
+    try:
+        health = await client.health()
+        status = await client.status()
+        report.ok(
+            "sandbox service",
+            f"{status.where}: image {health.get('image')}, runtime {health.get('runtime')}, "
+            f"{status.capacity} slots, {status.warm_ready} of {status.warm_size} warm",
+        )
+        if not args.no_probe:
+            token = uuid.uuid4().hex
+            _judge_probe(report, await _probe_run(parts, token), token)
+    except SandboxUnavailable as exc:
+        report.fail(
+            str(exc),
+            "start it (`python -m app sandboxd`, or the compose `sandbox` service) and check "
+            "SANDBOX_SERVICE_URL and SANDBOX_SERVICE_TOKEN",
+        )
+    finally:
+        await client.close()
+        await parts.close()
 
 
 def _check_data_dir(report: Report, settings: Settings) -> None:
@@ -186,27 +227,32 @@ def _check_packages(report: Report, parts: Components) -> None:
 
 def _probe(report: Report, parts: Components) -> None:
     """A real run that reads a file through the input mount, so a wrong HOST_DATA_DIR shows."""
-    runner = parts.runner
-    work = parts.layout.new_tmp_dir("doctor-")
     token = uuid.uuid4().hex
+    _judge_probe(report, asyncio.run(_probe_run(parts, token)), token)
+
+
+async def _probe_run(parts: Components, token: str) -> RunResult:
+    work = parts.layout.new_tmp_dir("doctor-")
     (work / "input").mkdir()
     (work / "input" / "probe.txt").write_text(token)
     probe = typed_input("probe", "probe.txt", "probe.txt", len(token))
     try:
-        result = asyncio.run(
-            runner.run(
-                RunRequest(
-                    code="print(load_file('probe'))",
-                    user_id="doctor",
-                    output_dir=work / "output",
-                    input_dir=work / "input",
-                    files=(probe,),
-                    timeout=60,
-                )
+        result = await parts.sandbox.run(
+            RunRequest(
+                code="print(load_file('probe'))",
+                user_id="doctor",
+                output_dir=work / "output",
+                input_dir=work / "input",
+                files=(probe,),
+                timeout=60,
             )
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _judge_probe(report: Report, result: RunResult, token: str) -> None:
     if result.succeeded and result.stdout.strip() == token:
         report.ok(
             "test run", f"setup {result.setup_seconds:.2f} s, exec {result.exec_seconds:.2f} s"
@@ -214,7 +260,8 @@ def _probe(report: Report, parts: Components) -> None:
     elif "HOST_DATA_DIR" in result.message or "FileNotFoundError" in result.stderr:
         report.fail(
             "the sandbox cannot see files under DATA_DIR through its bind mount",
-            "when the bot runs in a container, set HOST_DATA_DIR to the host path of DATA_DIR",
+            "when the sandbox runs in a container, set HOST_DATA_DIR to the host path of its "
+            "DATA_DIR",
         )
     else:
         detail = result.message or result.stderr.strip()[-300:]

@@ -1,5 +1,5 @@
-"""`python -m app image build|hash`: build the sandbox image, reusing a build of the same
-sources."""
+"""`python -m app image build|build-app|hash`: build the sandbox image or the app image (the bot
+and sandboxd), reusing a build of the same sources."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.ops.image import ImageBuilder, ImageBuildError, source_hash
+from app.ops.image import APP_IMAGE, ImageBuilder, ImageBuildError, app_builder, source_hash
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.wiring import Components
@@ -23,6 +23,23 @@ def add_parser(sub) -> None:
         "SANDBOX_IMAGE. An image with the same hash is reused. When the base image can be neither "
         "found nor pulled, a base is built from Debian packages with debootstrap (needs root).",
     )
+    _build_options(build)
+    build.set_defaults(handler=execute_build, app=False)
+    app = actions.add_parser(
+        "build-app",
+        help="build (or reuse) the image of the bot and sandboxd (the root Dockerfile)",
+        description="Build the app image (the bot and the sandbox service) from the root "
+        "Dockerfile, tagged with a content hash of its sources and as --tag. Same base rules and "
+        "CA options as `image build`, so it builds where nothing can be pulled.",
+    )
+    app.add_argument("--tag", default=APP_IMAGE, help=f"image to tag (default {APP_IMAGE})")
+    _build_options(app)
+    app.set_defaults(handler=execute_build, app=True)
+    hashed = actions.add_parser("hash", help="print the content hash of sandbox-image/")
+    hashed.set_defaults(handler=lambda args, parts: print(source_hash()) or 0)
+
+
+def _build_options(build) -> None:
     build.add_argument("--base", help="base image (default: SANDBOX_BASE_IMAGE)")
     build.add_argument(
         "--debian-base",
@@ -44,9 +61,6 @@ def add_parser(sub) -> None:
         help="PEM CA bundle pip should trust during the build; repeatable",
     )
     build.add_argument("--force", action="store_true", help="rebuild even if the hash exists")
-    build.set_defaults(handler=execute_build)
-    hashed = actions.add_parser("hash", help="print the content hash of sandbox-image/")
-    hashed.set_defaults(handler=lambda args, parts: print(source_hash()) or 0)
 
 
 def execute_build(args: argparse.Namespace, parts: Components) -> int:
@@ -62,7 +76,10 @@ def execute_build(args: argparse.Namespace, parts: Components) -> int:
         say(f"error: {exc}")
         engine.close()
         return 1
-    builder = ImageBuilder(engine, settings.sandbox_image, say, sbom_dir=parts.layout.sbom)
+    if args.app:
+        builder = app_builder(engine, args.tag, say)
+    else:
+        builder = ImageBuilder(engine, settings.sandbox_image, say, sbom_dir=parts.layout.sbom)
     base = args.base or settings.sandbox_base_image
     try:
         if args.debian_base:

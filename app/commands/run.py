@@ -1,4 +1,5 @@
-"""`python -m app run`: run code through the same runner the bot uses."""
+"""`python -m app run`: run code through the same sandbox the bot uses (this process's runner, or
+the sandbox service when SANDBOX_SERVICE_URL is set)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ async def _stage(store: FileStore, user_id: str, attachments: list[Path]):
 
 async def _run(args, parts: Components, code: str, attachments: list[Path]) -> int:
     staging = parts.layout.new_staging_dir()
-    runner = parts.runner
+    sandbox = parts.sandbox
     try:
         try:
             store = await _open_store(parts, staging)
@@ -131,8 +132,8 @@ async def _run(args, parts: Components, code: str, attachments: list[Path]) -> i
         except FileStoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED if isinstance(exc, StorageUnavailable) else EXIT_USAGE
-        await runner.reap_leftovers()
-        result = await runner.run(
+        await parts.reap_leftovers()
+        result = await sandbox.run(
             RunRequest(
                 code=code,
                 user_id=args.user,

@@ -28,6 +28,7 @@ import structlog
 
 from app.files.repository import RepositoryUnavailable
 from app.files.store import FileStore, StorageUnavailable
+from app.layout import DataLayout
 
 log = structlog.get_logger(__name__)
 
@@ -80,14 +81,21 @@ class CleanupService:
 
     def __init__(
         self,
-        store: FileStore,
+        store: FileStore | None,
         sandbox: SandboxLeftovers | None = None,
         *,
+        layout: DataLayout | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         wall_clock=time.time,
         package_cache_days: float = 7,
     ) -> None:
+        """`store` None: a process without user files (the sandbox service), whose `layout` is
+        swept for work folders only."""
+        if layout is None:
+            assert store is not None, "without a store, give the layout to sweep"
+            layout = store.layout
         self.store = store
+        self.layout = layout
         self.sandbox = sandbox
         self.package_cache_days = package_cache_days
         self.grace_seconds = grace_seconds
@@ -96,7 +104,9 @@ class CleanupService:
     async def run_once(self, dry_run: bool = False) -> CleanupReport:
         """One full pass. Raises StorageUnavailable when the metadata store cannot be read."""
         report = CleanupReport(dry_run=dry_run)
-        if self.store.repository.persistent:
+        if self.store is None:
+            pass  # no user files here
+        elif self.store.repository.persistent:
             try:
                 await self._files_pass(report, dry_run)
             except RepositoryUnavailable as exc:
@@ -138,6 +148,7 @@ class CleanupService:
 
     async def _files_pass(self, report: CleanupReport, dry_run: bool) -> None:
         store = self.store
+        assert store is not None
         for stored in await store.repository.expired(store.clock()):
             report.expired += 1
             if not dry_run:
@@ -160,14 +171,14 @@ class CleanupService:
 
     def _orphans(self, known: set[Path], dry_run: bool) -> int:
         removed = 0
-        users = self.store.layout.users
+        users = self.layout.users
         candidates: list[Path] = []
         with contextlib.suppress(FileNotFoundError):
             for user_dir in users.iterdir():
                 if user_dir.is_dir() and not user_dir.is_symlink():
                     candidates.extend(user_dir.iterdir())
         with contextlib.suppress(FileNotFoundError):
-            candidates.extend(self.store.layout.incoming.iterdir())
+            candidates.extend(self.layout.incoming.iterdir())
         for path in candidates:
             if path in known or not self._old_enough(path):
                 continue
@@ -179,7 +190,7 @@ class CleanupService:
     def _old_work_folders(self, dry_run: bool) -> int:
         """Entries of runs/, staging/ and tmp/ older than any run: a crashed process's."""
         removed = 0
-        for folder in self.store.layout.sweepable():
+        for folder in self.layout.sweepable():
             with contextlib.suppress(FileNotFoundError):
                 for path in folder.iterdir():
                     if self._old_enough(path):

@@ -54,6 +54,8 @@ class AuditReport:
     checks: list[Check] = field(default_factory=list)
     python_packages: list[dict] = field(default_factory=list)
     sbom: str | None = None
+    service: dict = field(default_factory=dict)
+    """With SANDBOX_SERVICE_URL: the service's address, policy and time limit."""
 
     @property
     def ok(self) -> bool:

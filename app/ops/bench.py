@@ -4,7 +4,10 @@ Paths, for each snippet and runtime, on the same image and policy:
 - host:   the snippet in a fresh host Python process (floor for the code, imports included);
 - docker: a bare docker SDK create/start/wait/remove of the snippet (floor for a container);
 - cold:   our runner without a warm pool (create, start, runner, collect; removal after reply);
-- warm:   our runner taking a ready container from the pool.
+- warm:   our runner taking a ready container from the pool;
+- service: the warm path through the sandbox service's API on a Unix socket, interleaved with
+          direct warm runs on the same pool, so the difference is the socket hop
+          (app/ops/bench_service.py).
 Also a `code_floor` (the snippet alone in a forked host process with the imports done: what a
 warm run cannot beat), throughput with N concurrent users, and a soak that counts leaked
 containers and the growth of this process's memory. Figures are measured, never asserted; the
@@ -14,7 +17,6 @@ project's targets live outside the product (`--targets FILE`, docs/performance-t
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import shutil
@@ -36,9 +38,17 @@ from app.ops.bench_figures import (
     machine_description,
     percentile,
     ratios,
-    rss_mb,
 )
-from app.sandbox import InputFile, RunRequest, RunStatus, SandboxRunner
+from app.ops.bench_load import soak, throughput
+from app.ops.bench_service import measure_service
+from app.sandbox import (
+    InputFile,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    SandboxRunner,
+    SandboxService,
+)
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
 from app.sandbox.policy import PYTHON
@@ -178,26 +188,28 @@ class Benchmark:
                 opts.progress(f"{runtime} / docker / {snippet}")
                 measured.append(await self._measure_docker(runtime, snippet))
             for path in ("cold", "warm"):
-                runner = self._runner(runtime, pool_size=opts.pool_size if path == "warm" else 0)
+                runner = self.runner(runtime, pool_size=opts.pool_size if path == "warm" else 0)
                 await runner.start()
                 try:
                     for snippet in SNIPPETS:
                         opts.progress(f"{runtime} / {path} / {snippet}")
                         measured.append(await self._measure_runner(runner, runtime, path, snippet))
+                    if path == "warm":
+                        measured += await measure_service(self, runner, runtime)
                 finally:
                     await runner.close()
         report["results"] = [f.to_dict() for f in measured]
         report["ratios"] = ratios(report["results"])
         if runtimes:
             opts.progress(f"throughput ({runtimes[0]}, {opts.users} users)")
-            report["throughput"] = await self._throughput(runtimes[0])
+            report["throughput"] = await throughput(self, runtimes[0])
             opts.progress(f"soak ({runtimes[0]}, {opts.soak_runs} runs)")
-            report["soak"] = await self._soak(runtimes[0])
+            report["soak"] = await soak(self, runtimes[0])
         report["figures"] = figures(report)
         report["targets"] = judge(report["figures"], opts.targets)
         return report
 
-    def _runner(
+    def runner(
         self, runtime: str, *, pool_size: int, concurrent: int | None = None
     ) -> SandboxRunner:
         update = {"sandbox_runtime": runtime, "sandbox_warm_pool_size": pool_size}
@@ -205,7 +217,7 @@ class Benchmark:
             update["sandbox_max_concurrent_runs"] = concurrent
         return Components(self.settings.model_copy(update=update), engine=self.engine).runner
 
-    def _request(self, snippet: str, user: str = "bench") -> RunRequest:
+    def request(self, snippet: str, user: str = "bench") -> RunRequest:
         return RunRequest(
             code=SNIPPETS[snippet],
             user_id=user,
@@ -332,118 +344,35 @@ class Benchmark:
     ) -> Figure:
         figure = Figure(runtime, path, snippet)
         for rep in range(self.options.repetitions + 1):
-            if runner.pool is not None:
-                await runner.pool.wait_ready(1, timeout=300)
-            await runner.wait_removals()  # the previous run's removal must not overlap this one
-            taken_before = runner.pool.stats.taken if runner.pool else 0
-            request = self._request(snippet)
-            started = time.perf_counter()
-            result = await runner.run(request)
-            elapsed = (time.perf_counter() - started) * 1000
-            shutil.rmtree(request.output_dir, ignore_errors=True)
-            collected = snippet != "plot" or any(f.name == "plot.png" for f in result.files)
-            if result.status is not RunStatus.OK or not collected:
-                figure.errors += 1
-                continue
-            if runner.pool is not None and runner.pool.stats.taken == taken_before:
-                figure.cold_fallbacks += 1
-                continue  # served cold: not a warm figure
-            if rep:
+            timed = await self.timed_run(runner, snippet, figure)
+            if rep and timed is not None:
+                elapsed, result = timed
                 figure.samples.append(elapsed)
                 for phase in ("setup", "exec", "collect"):
                     seconds = getattr(result, f"{phase}_seconds")
                     figure.phases.setdefault(phase, []).append(seconds * 1000)
         return figure
 
-    # load
-
-    async def _throughput(self, runtime: str) -> dict:
-        opts = self.options
-        runner = self._runner(runtime, pool_size=opts.users, concurrent=opts.users)
-        await runner.start()
-        latencies: list[float] = []
-        errors = 0
-        remaining = opts.throughput_runs
-        pool = runner.pool
-        assert pool is not None, "the throughput test always has a warm pool"
-        try:
-            await pool.wait_ready(timeout=300)
-
-            async def user(n: int) -> None:
-                nonlocal remaining, errors
-                while remaining > 0:
-                    remaining -= 1
-                    request = self._request("pandas", user=f"user-{n}")
-                    started = time.perf_counter()
-                    result = await runner.run(request)
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    shutil.rmtree(request.output_dir, ignore_errors=True)
-                    errors += result.status is not RunStatus.OK
-
-            started = time.perf_counter()
-            await asyncio.gather(*(user(n) for n in range(opts.users)))
-            seconds = time.perf_counter() - started
-            stats = pool.stats
-        finally:
-            await runner.close()
-        return {
-            "runtime": runtime,
-            "snippet": "pandas",
-            "users": opts.users,
-            "runs": len(latencies),
-            "seconds": round(seconds, 2),
-            "runs_per_second": round(len(latencies) / seconds, 2) if seconds else None,
-            "p50_ms": round(percentile(latencies, 50) or 0, 1),
-            "p95_ms": round(percentile(latencies, 95) or 0, 1),
-            "warm": stats.taken,
-            "cold_fallbacks": stats.missed,
-            "errors": errors,
-        }
-
-    async def _soak(self, runtime: str) -> dict:
-        opts = self.options
-        concurrent = max(1, min(opts.users, 2))
-        runner = self._runner(runtime, pool_size=opts.pool_size, concurrent=concurrent)
-        await runner.start()
-        errors = 0
-        done = 0
-        try:
-            gc.collect()
-            rss_start = rss_mb()
-            started = time.perf_counter()
-
-            async def user(n: int) -> None:
-                nonlocal done, errors
-                while done < opts.soak_runs:
-                    done += 1
-                    request = self._request("print", user=f"soak-{n}")
-                    result = await runner.run(request)
-                    shutil.rmtree(request.output_dir, ignore_errors=True)
-                    errors += result.status is not RunStatus.OK or result.stdout != "1\n"
-
-            await asyncio.gather(*(user(n) for n in range(concurrent)))
-            seconds = time.perf_counter() - started
-            stats = runner.pool.stats if runner.pool else None
-        finally:
-            await runner.close()
-        gc.collect()
-        rss_end = rss_mb()
-        leaked = self.engine.list_containers(sandbox_policy(self.settings).ownership_filter())
-        for container_id in leaked:
-            self.engine.remove(container_id)
-        staging = self.layout.pool
-        leaked_staging = list(staging.iterdir()) if staging.is_dir() else []
-        return {
-            "runtime": runtime,
-            "runs": done,
-            "concurrent": concurrent,
-            "seconds": round(seconds, 1),
-            "errors": errors,
-            "warm": stats.taken if stats else 0,
-            "cold_fallbacks": stats.missed if stats else 0,
-            "leaked_containers": len(leaked),
-            "leaked_staging_folders": len(leaked_staging),
-            "rss_start_mb": round(rss_start, 1),
-            "rss_end_mb": round(rss_end, 1),
-            "rss_growth_mb": round(rss_end - rss_start, 1),
-        }
+    async def timed_run(
+        self, runner: SandboxRunner, snippet: str, figure: Figure, via: SandboxService | None = None
+    ) -> tuple[float, RunResult] | None:
+        """One run of `snippet` (through `via`, else the runner itself) in ms, once the pool is
+        ready and the previous removal done; None, counted on `figure`, when it failed or was
+        served cold although a pool is there."""
+        if runner.pool is not None:
+            await runner.pool.wait_ready(1, timeout=300)
+        await runner.wait_removals()  # the previous run's removal must not overlap this one
+        taken_before = runner.pool.stats.taken if runner.pool else 0
+        request = self.request(snippet)
+        started = time.perf_counter()
+        result = await (via or runner).run(request)
+        elapsed = (time.perf_counter() - started) * 1000
+        shutil.rmtree(request.output_dir, ignore_errors=True)
+        collected = snippet != "plot" or any(f.name == "plot.png" for f in result.files)
+        if result.status is not RunStatus.OK or not collected:
+            figure.errors += 1
+            return None
+        if runner.pool is not None and runner.pool.stats.taken == taken_before:
+            figure.cold_fallbacks += 1
+            return None  # served cold: not a warm figure
+        return elapsed, result

@@ -25,6 +25,10 @@ class Figure:
     cold_fallbacks: int = 0
     phases: dict[str, list[float]] = field(default_factory=dict)
     """Our paths: ms per phase of RunResult (setup, exec, collect), to show where time goes."""
+    baseline: list[float] = field(default_factory=list)
+    """The service path: the direct warm run just before each of `samples`."""
+    hops: list[float] = field(default_factory=list)
+    """The service path: per run, its time at the client minus the runner's time for it."""
 
     def to_dict(self) -> dict:
         p50, p95 = percentile(self.samples, 50), percentile(self.samples, 95)
@@ -37,8 +41,13 @@ class Figure:
             "n": len(self.samples),
             "errors": self.errors,
         }
-        if self.path == "warm":
+        if self.path in ("warm", "service"):
             data["cold_fallbacks"] = self.cold_fallbacks
+        if self.baseline:
+            data["direct_p50_ms"] = round(percentile(self.baseline, 50) or 0.0, 2)
+        if self.hops:
+            data["hop_p50_ms"] = round(percentile(self.hops, 50) or 0.0, 2)
+            data["hop_p95_ms"] = round(percentile(self.hops, 95) or 0.0, 2)
         if self.phases:
             data["phases_p50_ms"] = {
                 name: round(percentile(values, 50) or 0.0, 1)
@@ -114,9 +123,16 @@ def figures(report: dict) -> dict[str, float]:
         if value is not None:
             found[name] = round(value, 2)
 
+    hops = {
+        (r["runtime"], r["snippet"]): r.get("hop_p50_ms")
+        for r in report["results"]
+        if r["path"] == "service"
+    }
     for runtime in ("runc", "runsc"):
         warm, cold = p50.get((runtime, "warm", "pandas")), p50.get((runtime, "cold", "pandas"))
         put(f"{runtime} warm pandas p50 ms", warm)
+        put(f"{runtime} warm via service pandas p50 ms", p50.get((runtime, "service", "pandas")))
+        put(f"{runtime} service hop pandas p50 ms", hops.get((runtime, "pandas")))
         if warm and cold:
             put(f"{runtime} warm pandas speed-up over cold x", cold / warm)
         for snippet in SNIPPET_NAMES:

@@ -1,9 +1,11 @@
-"""Building the sandbox image: content-hash tags, reuse, and a Debian base for registry-less hosts.
+"""Building the images: content-hash tags, reuse, and a Debian base for registry-less hosts.
 
-The image is tagged `<repo>:<hash>` where the hash covers every file of sandbox-image/ except the
-admin's local CA certificates, so the same sources give the same tag everywhere and an existing
-build is reused. When the base image can be neither found nor pulled, a base is made from Debian
-packages with debootstrap, from the mirror the machine's apt configuration names.
+The sandbox image is tagged `<repo>:<hash>` where the hash covers every file of sandbox-image/
+except the admin's local CA certificates, so the same sources give the same tag everywhere and an
+existing build is reused. When the base image can be neither found nor pulled, a base is made
+from Debian packages with debootstrap, from the mirror the machine's apt configuration names.
+The app image (the root Dockerfile: the bot and `sandboxd`) is built the same way by
+`app_builder`, from the same base, trusting the same CA files.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from app.sandbox.engine import EngineError
 from app.sandbox.policy import LABEL_PREFIX
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "sandbox-image"
+APP_DIR = SOURCE_DIR.parent
+APP_IMAGE = "codeinterp-bot:latest"
+APP_TOP_FILES = ("Dockerfile", "pyproject.toml", "README.md")
 EXTRA_CA_DIR = "extra-ca"
 HASH_LABEL = f"{LABEL_PREFIX}.source-hash"
 BASE_LABEL = f"{LABEL_PREFIX}.base-image"
@@ -54,10 +59,22 @@ def _hashed_files(source_dir: Path) -> list[Path]:
     return files
 
 
-def source_hash(source_dir: Path = SOURCE_DIR) -> str:
+def app_files(root: Path) -> list[Path]:
+    """The app image's sources: the Dockerfile, the project files, app/ and sandbox-image/."""
+    package = [
+        p
+        for p in sorted((root / "app").rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
+    return [root / name for name in APP_TOP_FILES] + package + _hashed_files(root / SOURCE_DIR.name)
+
+
+def source_hash(
+    source_dir: Path = SOURCE_DIR, files: Callable[[Path], list[Path]] = _hashed_files
+) -> str:
     """12 hex digits over the names and contents of the image sources."""
     digest = hashlib.sha256()
-    for path in _hashed_files(source_dir):
+    for path in files(source_dir):
         digest.update(path.relative_to(source_dir).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:12]
@@ -87,19 +104,25 @@ def ca_files(source_dir: Path, extra: Iterable[Path]) -> list[Path]:
     return found
 
 
-def build_context(source_dir: Path, cas: list[Path]) -> io.BytesIO:
-    """A tar of sandbox-image/ with the chosen CA files placed in extra-ca/."""
+def build_context(
+    source_dir: Path,
+    cas: list[Path],
+    files: Callable[[Path], list[Path]] = _hashed_files,
+    ca_folder: str = EXTRA_CA_DIR,
+) -> io.BytesIO:
+    """A tar of the sources (sandbox-image/ by default) with the chosen CA files placed in
+    `ca_folder`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in _hashed_files(source_dir):
+        for path in files(source_dir):
             tar.add(path, arcname=path.relative_to(source_dir).as_posix())
-        folder = tarfile.TarInfo(EXTRA_CA_DIR)
+        folder = tarfile.TarInfo(ca_folder)
         folder.type = tarfile.DIRTYPE
         folder.mode = 0o755
         tar.addfile(folder)
         for index, path in enumerate(cas):
             data = path.read_bytes()
-            info = tarfile.TarInfo(f"{EXTRA_CA_DIR}/ca-{index:02d}.pem")
+            info = tarfile.TarInfo(f"{ca_folder}/ca-{index:02d}.pem")
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -156,10 +179,14 @@ class ImageBuilder:
     source_dir: Path = SOURCE_DIR
     sbom_dir: Path | None = None
     """Where the CycloneDX SBOM of each built image goes (None: no SBOM)."""
+    files: Callable[[Path], list[Path]] = _hashed_files
+    """The build context's files under source_dir (those the content hash covers)."""
+    ca_folder: str = EXTRA_CA_DIR
+    """Where the build finds the CA files pip trusts, in the context."""
 
     def tag_for_hash(self) -> str:
         repo, _ = split_reference(self.image)
-        return f"{repo}:{source_hash(self.source_dir)}"
+        return f"{repo}:{source_hash(self.source_dir, self.files)}"
 
     def find(self, reference: str) -> dict | None:
         return self.engine.image_inspect(reference)
@@ -267,7 +294,7 @@ class ImageBuilder:
         self, tag: str, base: str, cas: list[Path], index_url: str, extra_index_url: str
     ) -> None:
         self.log(f"building {tag} from {base} ({len(cas)} extra CA file(s)); this takes minutes")
-        context = build_context(self.source_dir, cas)
+        context = build_context(self.source_dir, cas, self.files, self.ca_folder)
         buildargs = {"BASE_IMAGE": base}
         if index_url:
             buildargs["PIP_INDEX_URL"] = index_url
@@ -303,6 +330,18 @@ class ImageBuilder:
                     raise ImageBuildError(_explain_build_failure(chunk["error"], tail))
         except EngineError as exc:
             raise ImageBuildError(_explain_build_failure(str(exc), tail)) from None
+
+
+def app_builder(engine: DockerEngine, image: str, log: Log) -> ImageBuilder:
+    """The builder of the app image (root Dockerfile), with the sandbox image's CA folder."""
+    return ImageBuilder(
+        engine,
+        image,
+        log,
+        source_dir=APP_DIR,
+        files=app_files,
+        ca_folder=f"{SOURCE_DIR.name}/{EXTRA_CA_DIR}",
+    )
 
 
 def _explain_build_failure(error: str, tail: list[str]) -> str:

@@ -17,6 +17,7 @@ from app.sandbox.result import (
     SkippedOutput,
 )
 from app.sandbox.runner import SandboxRunner
+from app.sandbox.service import SandboxService, SandboxStatus, SandboxUnavailable
 from app.sandbox.slots import RunSlots
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "RunStatus",
     "SandboxPolicy",
     "SandboxRunner",
+    "SandboxService",
+    "SandboxStatus",
+    "SandboxUnavailable",
     "SkippedOutput",
     "WarmPool",
 ]

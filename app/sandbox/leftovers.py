@@ -4,6 +4,11 @@ Every container carries its creator's owner token (host, pid and process start t
 pid is not mistaken for the creator). A container is a leftover when its owner process is known to
 be gone, when it has no owner, or when it is older than any run can be. Containers of another host
 or container are judged by age only: their owner's liveness cannot be seen from here.
+
+The sandbox service (`python -m app sandboxd`) marks its token `sandboxd@`: there is one service
+per engine and instance, so to a service every container of another service's token is a
+leftover, even from another container (a recreated service container has a new hostname). Its
+runs are never taken for leftovers by the in-process tools, which judge them by age.
 """
 
 from __future__ import annotations
@@ -28,15 +33,22 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def owner_token() -> str:
-    """This process's token, labelled on every container it creates."""
+SERVICE_MARK = "sandboxd@"
+
+
+def owner_token(service: bool = False) -> str:
+    """This process's token, labelled on every container it creates; `service` for sandboxd."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
+    token = f"{socket.gethostname()}:{pid}:{_process_start(pid) or 0}"
+    return SERVICE_MARK + token if service else token
 
 
-def owner_is_dead(token: str) -> bool:
-    """True when the process that created a container is known to be gone."""
-    host, _, rest = token.partition(":")
+def owner_is_dead(token: str, me: str = "") -> bool:
+    """True when the process that created a container is known to be gone; `me` is the asking
+    process's own token."""
+    if token.startswith(SERVICE_MARK) and me.startswith(SERVICE_MARK):
+        return token != me  # a service's containers outlive it only as leftovers
+    host, _, rest = token.removeprefix(SERVICE_MARK).partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False  # another host or container: its liveness cannot be seen from here
@@ -72,7 +84,7 @@ class LeftoverReaper:
         for info in self.engine.containers(self.policy.ownership_filter()):
             owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
             too_old = now - info.get("Created", now) > self.max_age
-            if too_old or not owner or owner_is_dead(owner):
+            if too_old or not owner or owner_is_dead(owner, self.policy.owner):
                 found.append(info["Id"])
         return found
 

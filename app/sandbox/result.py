@@ -56,6 +56,8 @@ class RunRequest:
     files: tuple[InputFile, ...] = ()
     timeout: float | None = None
     """Seconds for the exec step; never more than CODE_EXECUTION_TIMEOUT."""
+    session_id: str = ""
+    """The conversation the run belongs to, if any (logged with the run)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from app.sandbox.packages import PackageInstaller, PackagePlan
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.pool import WarmContainer, WarmPool, remove_sandbox
 from app.sandbox.result import RunRequest, RunResult, RunStatus
+from app.sandbox.service import SandboxStatus
 from app.sandbox.slots import RunSlots
 from app.sandbox.starter import ContainerStarter, Sandbox
 from app.sandbox.status import classify, explain, failure_message
@@ -89,7 +90,10 @@ class SandboxRunner:
         self, request: RunRequest, on_queued: Callable[[int], None] | None = None
     ) -> RunResult:
         run_id = uuid.uuid4().hex[:12]
-        with structlog.contextvars.bound_contextvars(run_id=run_id, user_id=request.user_id):
+        context = {"run_id": run_id, "user_id": request.user_id}
+        if request.session_id:
+            context["session_id"] = request.session_id
+        with structlog.contextvars.bound_contextvars(**context):
             problem = self._check_request(request)
             if problem:
                 log.info("run refused", reason=problem)
@@ -141,6 +145,25 @@ class SandboxRunner:
         """Wait until every container removal scheduled so far is done."""
         while self._removals:
             await asyncio.gather(*list(self._removals), return_exceptions=True)
+
+    @property
+    def waiting(self) -> int:
+        return self.slots.waiting
+
+    async def status(self) -> SandboxStatus:
+        pool = self.pool
+        return SandboxStatus(
+            where="in-process",
+            running=self.slots.running,
+            waiting=self.slots.waiting,
+            capacity=self.slots.capacity,
+            warm_ready=pool.ready if pool is not None and self._started else 0,
+            warm_size=pool.size if pool is not None else 0,
+            max_timeout=self.max_timeout,
+        )
+
+    async def describe_policy(self) -> dict[str, object]:
+        return self.policy.describe()
 
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""

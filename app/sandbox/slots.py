@@ -27,7 +27,8 @@ class RunSlots:
     async def acquire(
         self, user_id: str, on_queued: Callable[[int], None] | None = None
     ) -> AsyncIterator[None]:
-        """Hold a slot for one run. `on_queued(position)` is called if the run has to wait."""
+        """Hold a slot for one run. `on_queued(position)` is called if the run has to wait, and
+        with 0 once it has its slot."""
         lock = self._user_locks.setdefault(user_id, asyncio.Lock())
         self._user_refs[user_id] = self._user_refs.get(user_id, 0) + 1
         try:
@@ -61,6 +62,8 @@ class RunSlots:
             else:
                 self._waiters.remove(waiter)
             raise
+        if on_queued is not None:
+            on_queued(0)
 
     def _leave(self) -> None:
         while self._waiters:

@@ -11,22 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_startup_names_every_missing_piece_in_one_line_each(tmp_path):
-    env = {
-        "PATH": os.environ["PATH"],
-        "DISCORD_TOKEN": "",
-        "OPENAI_API_KEY": "",
-        "MONGODB_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300",
-        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
-        "DATA_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "bot"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _start(tmp_path, MONGODB_URI="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2
     assert all(line.startswith("cannot start: ") for line in lines), done.stderr
@@ -99,3 +84,14 @@ def test_a_folder_the_bot_cannot_write_is_named(tmp_path, monkeypatch):
     problem = startup.data_dir_problem(settings)
     assert problem.startswith(f"DATA_DIR folder {data / 'users'} is not writable by uid")
     assert "chown -R" in problem and "/srv/ci/data" in problem  # the host path, in compose
+
+
+def test_with_a_sandbox_service_the_bot_needs_no_docker(tmp_path):
+    done = _start(tmp_path, SANDBOX_SERVICE_URL=f"unix://{tmp_path}/not-yet.sock")
+    assert done.returncode == 2
+    assert "DISCORD_TOKEN is not set" in done.stderr
+    # No engine is asked for, and a service that is not up yet is logged, not a reason to stop.
+    problems = [line for line in done.stderr.splitlines() if line.startswith("cannot start")]
+    assert not [line for line in problems if "Docker" in line or "sandbox" in line.lower()]
+    assert "sandbox service unavailable at start" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -61,6 +61,7 @@ async def test_queue_position_is_reported_and_cancel_frees_the_place():
         await second
     gate.set()
     assert await third == "c"
+    assert positions[-1] == 0  # the wait is over: told once more
     await first
     assert slots.waiting == 0 and slots.running == 0
     async with slots.acquire("d"):  # the slot was not leaked by the cancelled waiter

@@ -103,12 +103,12 @@ class ChatCog(commands.Cog):
             return
         uploads = [await self._download(a) for a in message.attachments]
         channel = message.channel
-        slots = self.bot.services.runner.slots
+        sandbox = self.bot.services.runner
 
         async def send_status(text: str):
             return await channel.send(text, allowed_mentions=NO_MENTIONS)
 
-        progress = RunProgress(send_status, waiting=lambda: slots.waiting)
+        progress = RunProgress(send_status, waiting=lambda: sandbox.waiting)
         async with channel.typing():
             answer = await self.chat.turn(
                 user_id,

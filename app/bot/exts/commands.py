@@ -13,6 +13,7 @@ from app.bot.replies import split_message
 from app.bot.sending import NO_MENTIONS, upload_limit
 from app.chat.messages import usage_report
 from app.files import scopes
+from app.sandbox import SandboxUnavailable
 from app.sizes import human_size
 
 if TYPE_CHECKING:
@@ -182,11 +183,18 @@ class CommandsCog(commands.Cog):
         if interaction.user.id not in self.services.admin_ids:
             await self._say(interaction, "Only the bot's admins can use /sandbox.")
             return
-        runner = self.services.runner
-        slots = runner.slots
+        sandbox = self.services.runner
+        try:
+            status = await sandbox.status()
+            policy = await sandbox.describe_policy()
+        except SandboxUnavailable as exc:
+            await self._say(interaction, f"The sandbox is unavailable right now: {exc}")
+            return
         lines = [
-            f"Running: {slots.running} of {slots.capacity} slots; waiting: {slots.waiting}",
-            f"Timeout: {runner.max_timeout:g} s",
-            *(f"{key}: {value}" for key, value in runner.policy.describe().items()),
+            f"Sandbox: {status.where}",
+            f"Running: {status.running} of {status.capacity} slots; waiting: {status.waiting}",
+            f"Warm: {status.warm_ready} of {status.warm_size} ready",
+            f"Timeout: {status.max_timeout:g} s",
+            *(f"{key}: {value}" for key, value in policy.items()),
         ]
         await self._say(interaction, "```\n" + "\n".join(lines) + "\n```")
