@@ -95,6 +95,8 @@ class Attack:
     make_request: object
     runtime: str
     data_dir: Path
+    loop_stall: float = 0.0
+    """The longest the event loop went without running during the last attack (seconds)."""
 
     async def run(
         self, code: str, *, timeout: float = 5.0, alone: bool = True, **kwargs
@@ -102,11 +104,25 @@ class Attack:
         """Run an attack; `alone=False` when another run of this test may still be going."""
         request = self.make_request(code, timeout=timeout, **kwargs)
         started = time.monotonic()
-        result = await self.runner.run(request)
+        watch = asyncio.create_task(self._watch_loop())
+        try:
+            result = await self.runner.run(request)
+        finally:
+            watch.cancel()
         self.check_host(result, request, timeout, time.monotonic() - started)
         if alone:
             await self.check_no_leftovers()
         return result
+
+    async def _watch_loop(self, tick: float = 0.05) -> None:
+        """Measure how long the loop is held: the host must parse what it reads off the loop."""
+        self.loop_stall = 0.0
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            self.loop_stall = max(self.loop_stall, now - last - tick)
+            last = now
 
     async def check_no_leftovers(self) -> None:
         """No container but the warm pool's idle ones once the run's removal is done."""
