@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import docker
 import requests
-from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from app.sandbox.engine import (
     EngineError,
@@ -111,6 +111,11 @@ class DockerEngine:
     @_translated
     def info(self) -> dict:
         return self.client.info()
+
+    @_translated
+    def version(self) -> dict:
+        """The engine's versions, its components' (containerd, runc, docker-init) included."""
+        return self.client.version()
 
     @_translated
     def image_labels(self, reference: str) -> dict[str, str] | None:
@@ -259,6 +264,33 @@ class DockerEngine:
             {"Id": c["Id"], "Labels": c.get("Labels") or {}, "Created": c.get("Created", 0)}
             for c in self.client.api.containers(all=True, filters=filters)
         ]
+
+    @_translated
+    def ensure_network(self, args: dict) -> None:
+        name = args["name"]
+        try:
+            network = self.client.api.inspect_network(name)
+        except NotFound:
+            try:
+                self.client.api.create_network(
+                    name,
+                    driver=args["driver"],
+                    options=args["options"],
+                    labels=args["labels"],
+                    check_duplicate=True,
+                )
+                return
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: created meanwhile by another process
+                    raise
+            network = self.client.api.inspect_network(name)
+        found = network.get("Options") or {}
+        for key, value in args["options"].items():
+            if found.get(key) != value:
+                raise EngineError(
+                    f"the network {name} exists with {key}={found.get(key)!r}, not {value!r}: "
+                    f"remove it (`docker network rm {name}`); the next install creates it again"
+                )
 
     def list_containers(self, filters: dict) -> list[str]:
         return [c["Id"] for c in self.containers(filters)]
