@@ -15,3 +15,5 @@ class BotServices:
     store: FileStore
     runner: SandboxRunner
     admin_ids: frozenset[int] = frozenset()
+    link_domains: tuple[str, ...] = ()
+    """CHAT_LINK_DOMAINS: links to these stay clickable in the bot's messages (app/bot/sending)."""

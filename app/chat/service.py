@@ -4,6 +4,8 @@ A turn: store the uploads, load and trim the history to the model's budget, call
 the `execute_python_code` tool, run each call in the sandbox and give the model the full result,
 for a bounded number of rounds, then save the turn and return a value the bot (or the terminal
 chat) renders. Every failure a user can meet becomes a short friendly sentence in the answer.
+What a turn may cost (runs, sandbox seconds, upload bytes) is capped (app/chat/limits.py); images
+for vision models are probed and encoded off the event loop.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
 from app.chat.history import complete_prefix, flatten, shorten_tool_result
-from app.chat.messages import describe_files, model_error_message, run_notice
+from app.chat.limits import TurnBudget, TurnLimits
+from app.chat.messages import describe_files, model_error_message, quoted, run_notice
 from app.chat.pricing import estimate_cost
 from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, Turn, UsageRecord
 from app.chat.run_files import run_inputs, store_outputs
-from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
+from app.chat.tools import (
+    TOOL_NAME,
+    invalid_call,
+    over_limit,
+    parse_arguments,
+    tool_definitions,
+    tool_result,
+)
 from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
 from app.files import FileStore, FileStoreError, StoredFile, is_supported
 from app.sandbox import RunRequest, RunStatus, SandboxRunner
@@ -35,6 +45,8 @@ from app.sandbox import RunRequest, RunStatus, SandboxRunner
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
+# What one image sent to a vision model may weigh (the providers' limit is about 20 MB).
+VISION_MAX_BYTES = 20 * 1024**2
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -59,6 +71,7 @@ class ChatService:
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
+        limits: TurnLimits | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -72,6 +85,7 @@ class ChatService:
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
+        self.limits = limits or TurnLimits()
         self._busy: set[str] = set()
 
     # Public API
@@ -124,28 +138,38 @@ class ChatService:
     async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
         model = await self.model_for(user_id)
         answer = ChatAnswer(model=model)
+        budget = TurnBudget(self.limits)
         vision = self.supports_vision(model)
         images: list[tuple[StoredFile, bytes]] = []
         for upload in uploads:
-            stored = await self._store_upload(user_id, upload, answer)
-            if stored is not None:
-                answer.stored_uploads.append(stored)
-                if vision and stored.category == "image":
+            stored = await self._store_upload(user_id, upload, answer, budget)
+            if stored is None:
+                continue
+            answer.stored_uploads.append(stored)
+            if vision and stored.category == "image":
+                if len(upload.data) <= VISION_MAX_BYTES:
                     images.append((stored, upload.data))
+                else:
+                    answer.notices.append(
+                        f"{stored.name}: too large to show to the model; stored as file "
+                        f"{stored.file_id}."
+                    )
         if not text.strip():
             if answer.stored_uploads:
                 names = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
-                answer.text = f"Stored {names}. Ask me anything about it."
+                answer.text = f"Stored {names}. Ask me anything about it."  # the user's own
             elif not answer.notices:
                 answer.text = "Ask me something, or attach a file to work with."
             return answer
 
         user_text = text.strip()
         if answer.stored_uploads:
-            listed = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
+            listed = ", ".join(f"{quoted(f.name)} (id {f.file_id})" for f in answer.stored_uploads)
             user_text += f"\n\n[Attached and stored: {listed}]"
         history_message = {"role": "user", "content": user_text}
-        request_message = self._with_images(history_message, images)
+        request_message, image_tokens = await asyncio.to_thread(
+            self._with_images, history_message, images
+        )
         new_turn: Turn = [history_message]
 
         turns = await self.records.load_turns(user_id, channel_id)
@@ -154,14 +178,12 @@ class ChatService:
             {"role": "system", "content": describe_files(await self._list_files(user_id))},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
-        fixed += tokens.count_text(user_text, model) + sum(
-            tokens.image_tokens(*tokens.image_size(data)) for _, data in images
-        )
+        fixed += tokens.count_text(user_text, model) + image_tokens
         kept = self._trim(turns, model, fixed)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
         try:
-            await self._converse(user_id, model, messages, new_turn, answer, observer)
+            await self._converse(user_id, model, messages, new_turn, answer, observer, budget)
         except openai.OpenAIError as exc:
             log.warning("model call failed", error_type=type(exc).__name__)
             answer.error = model_error_message(exc)
@@ -181,9 +203,13 @@ class ChatService:
                 )
         return answer
 
-    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer):
+    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer, budget):
         if upload.refused:
             answer.notices.append(f"{upload.filename}: {upload.refused}")
+            return None
+        over = budget.refuse_upload(len(upload.data))
+        if over:
+            answer.notices.append(f"{upload.filename}: {over}")
             return None
         if not is_supported(upload.filename):
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
@@ -200,17 +226,22 @@ class ChatService:
         except FileStoreError:
             return []
 
-    def _with_images(self, message: dict, images) -> dict:
+    @staticmethod
+    def _with_images(message: dict, images) -> tuple[dict, int]:
+        """The request's user message with its images, and their token estimate. Blocking (the
+        header probe and base64 of up to VISION_MAX_BYTES each): run in a thread."""
         if not images:
-            return message
+            return message, 0
         parts: list[dict] = [{"type": "text", "text": message["content"]}]
+        estimate = 0
         for stored, data in images:
+            estimate += tokens.image_tokens(*tokens.image_size(data))
             mime = "image/jpeg" if stored.type in ("jpg", "jpeg") else f"image/{stored.type}"
             encoded = base64.b64encode(data).decode("ascii")
             parts.append(
                 {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}}
             )
-        return {"role": "user", "content": parts}
+        return {"role": "user", "content": parts}, estimate
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
@@ -224,8 +255,8 @@ class ChatService:
             kept.append(turn)
         return kept[::-1]
 
-    async def _converse(self, user_id, model, messages, new_turn, answer, observer) -> None:
-        tools = tool_definitions(self.runner.max_timeout)
+    async def _converse(self, user_id, model, messages, new_turn, answer, observer, budget):
+        tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds
             response = await self.client.chat.completions.create(
@@ -262,8 +293,8 @@ class ChatService:
             }
             messages.append(assistant)
             new_turn.append(assistant)
-            for call in calls:
-                content = await self._tool_call(user_id, call, answer, observer)
+            for call in calls:  # parallel calls count one by one
+                content = await self._tool_call(user_id, call, answer, observer, budget)
                 reply = {"role": "tool", "tool_call_id": call.id, "content": content}
                 messages.append(reply)
                 new_turn.append(reply)
@@ -286,14 +317,19 @@ class ChatService:
         answer.usage.append(record)
         await self.records.record_usage(record)
 
-    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer) -> str:
+    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer, budget) -> str:
+        refused = budget.refuse_call()
+        if refused:
+            return over_limit(refused)
         if call.function.name != TOOL_NAME:
             return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
         try:
             code, timeout = parse_arguments(call.function.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
+        timeout = budget.timeout_for(timeout, self.runner.max_timeout)
         result, delivered = await self._run_code(user_id, code, timeout, observer)
+        budget.sandbox_seconds += result.exec_seconds
         answer.runs.append(CodeRun(code=code, result=result, files=delivered))
         notice = run_notice(result)
         if notice and notice not in answer.notices:
