@@ -18,6 +18,7 @@ import functools
 import io
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 import docker
 import requests
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import DockerException, ImageNotFound, NotFound
 
 from app.sandbox.engine import (
     EngineError,
@@ -34,6 +35,7 @@ from app.sandbox.engine import (
     ExecStream,
     ImageMissing,
 )
+from app.sandbox.identities import created_ns
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +75,7 @@ class DockerEngine:
         self._client_factory = client_factory or (lambda: docker.from_env(timeout=timeout))
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+        self._network_lock = threading.Lock()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -267,26 +270,32 @@ class DockerEngine:
 
     @_translated
     def ensure_network(self, args: dict) -> None:
-        name = args["name"]
-        try:
-            network = self.client.api.inspect_network(name)
-        except NotFound:
-            try:
-                self.client.api.create_network(
-                    name,
-                    driver=args["driver"],
-                    options=args["options"],
-                    labels=args["labels"],
-                    check_duplicate=True,
-                )
-                return
-            except APIError as exc:
-                if exc.status_code != 409:  # 409: created meanwhile by another process
-                    raise
-            network = self.client.api.inspect_network(name)
-        found = network.get("Options") or {}
+        """Create the network unless it exists. The engine does not refuse a second network of
+        the same name created at the same moment, so a creator that finds an older twin removes
+        its own at once (before anything joins it): every process ends up with the oldest."""
+        with self._network_lock:
+            name = args["name"]
+            for _ in range(20):
+                found = [n for n in self.client.api.networks(names=[name]) if n["Name"] == name]
+                if len(found) == 1:
+                    return self._check_network(args, found[0]["Id"])
+                if not found:
+                    created = self.client.api.create_network(
+                        name, driver=args["driver"], options=args["options"], labels=args["labels"]
+                    )["Id"]
+                    twins = [n for n in self.client.api.networks(names=[name]) if n["Name"] == name]
+                    oldest = min(twins, key=lambda n: (created_ns(n), n["Id"]))
+                    if oldest["Id"] != created:
+                        self.client.api.remove_network(created)
+                    continue
+                time.sleep(0.1)  # another process is removing its twin
+            raise EngineError(f"more than one network is named {name}: remove the extra ones")
+
+    def _check_network(self, args: dict, network_id: str) -> None:
+        found = self.client.api.inspect_network(network_id).get("Options") or {}
         for key, value in args["options"].items():
             if found.get(key) != value:
+                name = args["name"]
                 raise EngineError(
                     f"the network {name} exists with {key}={found.get(key)!r}, not {value!r}: "
                     f"remove it (`docker network rm {name}`); the next install creates it again"

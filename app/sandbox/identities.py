@@ -32,7 +32,7 @@ class NoFreeUid(EngineError):
     load, or another program uses the same labels)."""
 
 
-def _created_ns(inspect: dict) -> int:
+def created_ns(inspect: dict) -> int:
     """An engine's RFC 3339 creation time (nanoseconds) as an integer; 0 when unreadable."""
     text = str(inspect.get("Created") or "")
     whole, _, rest = text.partition(".")
@@ -65,10 +65,10 @@ class CodeUids:
         others = [info["Id"] for info in holders if info["Id"] != container_id]
         if not others:
             return True
-        mine = (_created_ns(self.engine.inspect(container_id)), container_id)
+        mine = (created_ns(self.engine.inspect(container_id)), container_id)
         for other in others:
             inspect = self.engine.inspect(other)
-            if inspect and (_created_ns(inspect), other) < mine:
+            if inspect and (created_ns(inspect), other) < mine:
                 return False
         return True
 
