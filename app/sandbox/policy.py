@@ -73,9 +73,6 @@ class SandboxPolicy:
     output_inodes: int = 8192
     tmp_inodes: int = 65536
     collect_timeout: float = 60.0
-    # A collector that has not said a word by then will not (gVisor with its threads exhausted
-    # hangs an exec instead of refusing it): give up on the outputs rather than wait a minute.
-    collector_start_timeout: float = 15.0
     # The code's uids: each sandbox container gets one of its own (app/sandbox/identities.py).
     # Below 65536, so a user-namespace remap of the usual 65536 ids still maps them.
     code_uid_first: int = 20000
@@ -427,36 +424,3 @@ class SandboxPolicy:
             "--code-uid",
             str(code_uid),
         ]
-
-    def describe(self) -> dict[str, object]:
-        """Human-readable summary of what a run gets (doctor, admin views)."""
-        return {
-            "image": self.image,
-            "runtime": self.runtime,
-            "network": "none",
-            "user (code)": f"one uid per run from {self.code_uid_range}",
-            "capabilities": "all dropped",
-            "no-new-privileges": True,
-            "root filesystem": "read-only",
-            "memory": f"{self.memory_bytes} bytes, no swap",
-            "cpus": self.cpus,
-            "pids limit": self.pids_limit,
-            "seccomp": (
-                f"the project's profile ({SECCOMP_FILE.name}: no io_uring)"
-                if self.runtime == "runc"
-                else "gVisor's own kernel (runsc confines it)"
-            ),
-            "/tmp": f"tmpfs {self.tmp_size_bytes} bytes, {self.tmp_inodes} inodes, noexec",
-            "output": (
-                f"tmpfs {self.output_size_bytes} bytes, {self.output_inodes} inodes at "
-                f"{self.output_mount}, noexec, read by the output warden (keeper uid)"
-            ),
-            "input": f"the run's files only, read-only binds under {self.input_mount}",
-            "packages": (
-                f"approved auto-installed packages: read-only binds under {self.package_mount}, "
-                "installed beforehand by a separate container (network, no user code or files)"
-            ),
-            "stdout/stderr cap": f"{self.max_stream_bytes} bytes each",
-            "output files cap": f"{self.max_output_files} files, {self.output_size_bytes} bytes",
-            "environment": "allow-list only: " + ", ".join(sorted(self.code_environment())),
-        }

@@ -119,26 +119,31 @@ def _supervise(pid: int, job_w: int) -> int:
             return status
         if job is None:
             break  # the host went away before handing over any code
-        try:
-            ready, _, _ = select.select([0, wake_r], [], [])
-        except InterruptedError:
-            continue
-        if wake_r in ready:
-            os.read(wake_r, 512)
-        if 0 in ready:
-            command = host.line()
-            if command is None or command.strip() == b"stop":
-                break
+        if not host.has_line():
+            try:
+                ready, _, _ = select.select([0, wake_r], [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                os.read(wake_r, 512)
+            if 0 not in ready:
+                continue
+        command = host.line()
+        if command is None or command.strip() == b"stop":
+            break
     reap_other_processes()  # the child among them
     return _wait(pid)
 
 
 class _Lines:
-    """Lines from a file descriptor, read without buffering past what is asked for."""
+    """Lines from a file descriptor; what is read past a line is kept for the next one."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.pending = b""
+
+    def has_line(self) -> bool:
+        return b"\n" in self.pending
 
     def line(self) -> bytes | None:
         while b"\n" not in self.pending:

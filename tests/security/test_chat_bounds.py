@@ -103,9 +103,10 @@ async def test_injected_links_are_neither_previewed_nor_clickable(
 
 
 async def test_uploads_never_hold_the_bot_and_are_capped_per_message(chat_for, fake_openai, attack):
-    chat, store = chat_for(chat_max_upload_mb=40, openai_model="gpt-4o")
-    # 19 MB that start like a JPEG and hold no marker: a byte-by-byte walk takes seconds each.
-    hostile = b"\xff\xd8" + b"\x00" * (19 * 1024**2)
+    chat, store = chat_for(chat_max_upload_mb=20, openai_model="gpt-4o")
+    # 8 MB that start like a JPEG and hold no marker: a byte-by-byte walk of all six on the
+    # event loop takes seconds.
+    hostile = b"\xff\xd8" + b"\x00" * (8 * 1024**2)
     uploads = [Upload(f"photo{i}.jpg", hostile) for i in range(6)]
     fake_openai.add(tool_call("print('looked')"), reply("seen"))
     watch = LoopWatch()
@@ -117,4 +118,4 @@ async def test_uploads_never_hold_the_bot_and_are_capped_per_message(chat_for, f
     await attack.check_no_leftovers()
     assert watch.longest < 2.0, f"the event loop was held for {watch.longest:.1f} s"
     assert len(answer.stored_uploads) == 2 and len(await store.list("u1")) == 2
-    assert sum("may total at most 40.0 MB" in n for n in answer.notices) == 4
+    assert sum("may total at most 20.0 MB" in n for n in answer.notices) == 4

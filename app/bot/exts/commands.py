@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from app.bot.replies import split_message
 from app.bot.sending import SEND_OPTIONS, upload_limit
+from app.sandbox.summary import policy_summary
 from app.sizes import human_size
 
 if TYPE_CHECKING:
@@ -184,6 +185,6 @@ class CommandsCog(commands.Cog):
         lines = [
             f"Running: {slots.running} of {slots.capacity} slots; waiting: {slots.waiting}",
             f"Timeout: {runner.max_timeout:g} s",
-            *(f"{key}: {value}" for key, value in runner.policy.describe().items()),
+            *(f"{key}: {value}" for key, value in policy_summary(runner.policy).items()),
         ]
         await self._say(interaction, "```\n" + "\n".join(lines) + "\n```")
