@@ -32,7 +32,7 @@ MAX_LINE = 65536
 
 
 class WardenGone(RuntimeError):
-    """The warden did not answer (it died, or the sandbox did): collect the one-shot way."""
+    """The warden did not answer (it died, or the sandbox did): the outputs are lost."""
 
 
 class DoneWatch:
