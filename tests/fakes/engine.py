@@ -60,7 +60,10 @@ def output_stream(files: dict[str, bytes]) -> bytes:
 def _read_line(sock: socket.socket) -> bytes | None:
     line = bytearray()
     while not line.endswith(b"\n"):
-        chunk = sock.recv(1)
+        try:
+            chunk = sock.recv(1)
+        except OSError:  # the container was removed meanwhile
+            return None
         if not chunk:
             return None
         line += chunk
