@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import shutil
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
@@ -23,23 +23,32 @@ import structlog
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
+from app.chat.budget import DailyBudget
 from app.chat.history import complete_prefix, flatten, shorten_tool_result
 from app.chat.limits import TurnBudget, TurnLimits
-from app.chat.messages import describe_files, model_error_message, quoted, run_notice
-from app.chat.pricing import estimate_cost
+from app.chat.messages import (
+    TOOLS_UNAVAILABLE,
+    describe_files,
+    model_error_message,
+    quoted,
+    run_notice,
+)
+from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
+from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, Turn, UsageRecord
+from app.chat.records import ChatRecords, DailyAmounts, Turn
 from app.chat.run_files import run_inputs, store_outputs
 from app.chat.tools import (
     TOOL_NAME,
     invalid_call,
     over_limit,
     parse_arguments,
+    refused,
     tool_definitions,
     tool_result,
 )
-from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
-from app.files import FileStore, FileStoreError, StoredFile, is_supported
+from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, TurnFiles, Upload
+from app.files import FileStore, FileStoreError, StoredFile, is_supported, scopes
 from app.sandbox import RunRequest, RunStatus, SandboxRunner
 
 log = structlog.get_logger(__name__)
@@ -54,6 +63,16 @@ SYSTEM_PROMPT = (
     "its working directory are attached to your answer automatically: mention them by name, do "
     "not paste their contents or links. Keep answers short; the chat shows Markdown."
 )
+# The files of the turn in progress: set by turn(), read where a run gets its inputs, so a run
+# never sees a file of another scope (one task per turn, so one value per turn).
+_turn_files: contextvars.ContextVar[TurnFiles | None] = contextvars.ContextVar(
+    "turn_files", default=None
+)
+NO_FILES = TurnFiles(scopes.PRIVATE)
+
+
+def current_files() -> TurnFiles:
+    return _turn_files.get() or NO_FILES
 
 
 class ChatService:
@@ -71,6 +90,10 @@ class ChatService:
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
+        prices: PriceTable | None = None,
+        budget: DailyBudget | None = None,
+        tools: ToolSupport | None = None,
+        context_window: int | None = None,
         limits: TurnLimits | None = None,
     ) -> None:
         self.client = client
@@ -86,6 +109,11 @@ class ChatService:
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
         self.limits = limits or TurnLimits()
+        self.prices = prices or PriceTable()
+        self.budget = budget
+        self.context_window = context_window
+        """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
+        self.calls = ModelCaller(client, records, self.prices, budget=budget, tools=tools)
         self._busy: set[str] = set()
 
     # Public API
@@ -116,7 +144,10 @@ class ChatService:
         text: str,
         uploads: Sequence[Upload] = (),
         observer: RunObserver | None = None,
+        scope: str = scopes.PRIVATE,
     ) -> ChatAnswer:
+        """One turn of the conversation (user, channel). `scope` is where it happens
+        (app/files/scopes.py): uploads and outputs get it, and only its files are used."""
         user_id, channel_id = str(user_id), str(channel_id)
         if user_id in self._busy:
             return ChatAnswer(error="I am still working on your previous message; one at a time.")
@@ -126,10 +157,18 @@ class ChatService:
                 return ChatAnswer(
                     error=f"You are sending messages too fast. Try again in {wait:.0f} s."
                 )
+        if self.budget is not None and text.strip():
+            refusal = await self.budget.turn_refusal(user_id)
+            if refusal:
+                return ChatAnswer(error=refusal)
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                return await self._turn(user_id, channel_id, text, uploads, observer)
+                token = _turn_files.set(TurnFiles(scope))
+                try:
+                    return await self._turn(user_id, channel_id, text, uploads, observer)
+                finally:
+                    _turn_files.reset(token)
         finally:
             self._busy.discard(user_id)
 
@@ -138,11 +177,11 @@ class ChatService:
     async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
         model = await self.model_for(user_id)
         answer = ChatAnswer(model=model)
-        budget = TurnBudget(self.limits)
+        limits = TurnBudget(self.limits)  # what this turn may still cost
         vision = self.supports_vision(model)
         images: list[tuple[StoredFile, bytes]] = []
         for upload in uploads:
-            stored = await self._store_upload(user_id, upload, answer, budget)
+            stored = await self._store_upload(user_id, upload, answer, limits)
             if stored is None:
                 continue
             answer.stored_uploads.append(stored)
@@ -172,21 +211,36 @@ class ChatService:
         )
         new_turn: Turn = [history_message]
 
+        await tokens.prepare(model)  # tiktoken's files load off the event loop
         turns = await self.records.load_turns(user_id, channel_id)
+        visible = await self._turn_files(user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "system", "content": describe_files(await self._list_files(user_id))},
+            {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
         fixed += tokens.count_text(user_text, model) + image_tokens
         kept = self._trim(turns, model, fixed)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
+        if self.calls.tools.learned_chat_only(model):
+            answer.notices.append(TOOLS_UNAVAILABLE)
         try:
-            await self._converse(user_id, model, messages, new_turn, answer, observer, budget)
+            await self._converse(user_id, model, messages, new_turn, answer, observer, limits)
+        except BudgetExceeded as exc:
+            if answer.runs:  # stopped mid-answer: what was made is still delivered
+                answer.text = str(exc)
+            else:
+                answer.error = str(exc)
         except openai.OpenAIError as exc:
-            log.warning("model call failed", error_type=type(exc).__name__)
-            answer.error = model_error_message(exc)
+            # The provider's text can quote the key: the log gets its status and code only.
+            log.warning(
+                "model call failed",
+                error_type=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+                code=getattr(exc, "code", None),
+            )
+            answer.error = model_error_message(exc, model)
         except asyncio.CancelledError:
             interrupted = True  # shutdown: keep what was asked and done so far
             raise
@@ -203,11 +257,11 @@ class ChatService:
                 )
         return answer
 
-    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer, budget):
+    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer, limits):
         if upload.refused:
             answer.notices.append(f"{upload.filename}: {upload.refused}")
             return None
-        over = budget.refuse_upload(len(upload.data))
+        over = limits.refuse_upload(len(upload.data))
         if over:
             answer.notices.append(f"{upload.filename}: {over}")
             return None
@@ -215,16 +269,25 @@ class ChatService:
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
             return None
         try:
-            return await self.store.save(user_id, upload.filename, upload.data)
+            scope = current_files().scope
+            return await self.store.save(user_id, upload.filename, upload.data, scope=scope)
         except FileStoreError as exc:
             answer.notices.append(f"{upload.filename}: {exc}")
             return None
 
-    async def _list_files(self, user_id: str) -> list[StoredFile]:
+    async def _turn_files(self, user_id: str, text: str) -> list[StoredFile]:
+        """The files this turn may use: its scope's, and those the user named by id (a
+        deliberate use elsewhere). What the model is shown is what its runs get, plus the
+        files those runs produce."""
         try:
-            return await self.store.list(user_id)
+            files = await self.store.list(user_id)
         except FileStoreError:
-            return []
+            files = []
+        scope = current_files().scope
+        named = scopes.named_ids(text)
+        visible = [f for f in files if f.scope == scope or f.file_id in named]
+        _turn_files.set(TurnFiles(scope, frozenset(f.file_id for f in visible)))
+        return visible
 
     @staticmethod
     def _with_images(message: dict, images) -> tuple[dict, int]:
@@ -245,7 +308,7 @@ class ChatService:
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
-        budget = tokens.history_budget(model, self.history_tokens) - fixed
+        budget = tokens.history_budget(model, self.history_tokens, self.context_window) - fixed
         kept: list[Turn] = []
         for turn in reversed(turns):
             cost = sum(tokens.count_message(m, model) for m in turn)
@@ -255,14 +318,14 @@ class ChatService:
             kept.append(turn)
         return kept[::-1]
 
-    async def _converse(self, user_id, model, messages, new_turn, answer, observer, budget):
+    async def _converse(self, user_id, model, messages, new_turn, answer, observer, limits):
         tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
         for round_number in range(self.max_tool_rounds + 1):
-            offer_tools = round_number < self.max_tool_rounds
-            response = await self.client.chat.completions.create(
-                model=model, messages=messages, tools=tools if offer_tools else openai.omit
+            offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)
+            response = await self.calls.complete(
+                user_id, model, messages, tools if offer_tools else None, answer
             )
-            await self._record_usage(user_id, model, messages, response, answer)
+            offer_tools = offer_tools and self.calls.tools.offers(model)  # may have just learned
             choice = response.choices[0].message
             # Only function tools are offered; another kind of call has nothing to run.
             calls = [
@@ -294,42 +357,38 @@ class ChatService:
             messages.append(assistant)
             new_turn.append(assistant)
             for call in calls:  # parallel calls count one by one
-                content = await self._tool_call(user_id, call, answer, observer, budget)
+                content = await self._tool_call(user_id, call, answer, observer, limits)
                 reply = {"role": "tool", "tool_call_id": call.id, "content": content}
                 messages.append(reply)
                 new_turn.append(reply)
 
-    async def _record_usage(self, user_id, model, messages, response, answer) -> None:
-        usage = getattr(response, "usage", None)
-        if usage is not None and usage.prompt_tokens is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
-        else:  # servers that do not report usage: estimate, so totals are never silently zero
-            prompt = sum(tokens.count_message(m, model) for m in messages)
-            completion = tokens.count_text(response.choices[0].message.content or "", model)
-        record = UsageRecord(
-            user_id=user_id,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=estimate_cost(model, prompt, completion),
-            at=datetime.now(UTC),
-        )
-        answer.usage.append(record)
-        await self.records.record_usage(record)
-
-    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer, budget) -> str:
-        refused = budget.refuse_call()
-        if refused:
-            return over_limit(refused)
+    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer, limits) -> str:
+        over = limits.refuse_call()
+        if over:
+            return over_limit(over)
         if call.function.name != TOOL_NAME:
             return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
         try:
             code, timeout = parse_arguments(call.function.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
-        timeout = budget.timeout_for(timeout, self.runner.max_timeout)
-        result, delivered = await self._run_code(user_id, code, timeout, observer)
-        budget.sandbox_seconds += result.exec_seconds
+        timeout = limits.timeout_for(timeout, self.runner.max_timeout)
+        reservation = None
+        if self.budget is not None:
+            reservation, note = await self.budget.run_allowance(user_id, timeout)
+            if note and note not in answer.notices:
+                answer.notices.append(note)
+            if reservation is None:
+                return refused("the user's code execution time for today is used up")
+            timeout = reservation.amounts.seconds
+        used = 0.0
+        try:
+            result, delivered = await self._run_code(user_id, code, timeout, observer)
+            used = result.exec_seconds
+        finally:
+            limits.sandbox_seconds += used
+            if self.budget is not None:
+                await asyncio.shield(self.budget.settle(reservation, DailyAmounts(seconds=used)))
         answer.runs.append(CodeRun(code=code, result=result, files=delivered))
         notice = run_notice(result)
         if notice and notice not in answer.notices:
@@ -337,9 +396,14 @@ class ChatService:
         return tool_result(result)
 
     async def _run_code(self, user_id, code, timeout, observer):
-        output_dir = self.runs_dir / uuid.uuid4().hex
+        run_id = uuid.uuid4().hex
+        output_dir = self.runs_dir / run_id
+        link_dir = self.runs_dir / f"{run_id}-inputs"
+        allowed = current_files()
         try:
-            input_dir, files = await run_inputs(self.store, user_id)
+            input_dir, files = await run_inputs(
+                self.store, user_id, only=allowed.file_ids, link_dir=link_dir
+            )
             request = RunRequest(
                 code=code,
                 user_id=user_id,
@@ -360,9 +424,11 @@ class ChatService:
             delivered: list[DeliveredFile] = []
             if result.files:
                 try:
-                    result = await store_outputs(self.store, user_id, result)
+                    result = await store_outputs(self.store, user_id, result, allowed.scope)
                 except FileStoreError as exc:
                     log.warning("outputs not stored", error=str(exc))
+                made = {f.file_id for f in result.files if f.file_id}
+                _turn_files.set(TurnFiles(allowed.scope, allowed.file_ids | made))
                 for produced in result.files:
                     stored = (
                         await self.store.get(user_id, produced.file_id)
@@ -381,3 +447,4 @@ class ChatService:
             return result, tuple(delivered)
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
+            shutil.rmtree(link_dir, ignore_errors=True)

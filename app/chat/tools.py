@@ -105,6 +105,11 @@ def invalid_call(reason: str) -> str:
     return json.dumps({"status": "invalid_call", "message": reason})
 
 
+def refused(reason: str) -> str:
+    """The model's view of a call that was not run (a limit of the user's), so it can answer."""
+    return json.dumps({"status": "refused", "message": f"not run: {reason}"})
+
+
 def over_limit(reason: str) -> str:
     """The result of a call past the turn's limits: nothing ran."""
     return json.dumps({"status": "over_limit", "message": reason})

@@ -10,6 +10,7 @@ import discord
 from app.bot import BotServices, CodeInterpreterBot
 
 BOT_ID = 900
+GUILD_ID = 77
 
 
 def mock_user(user_id: int, bot: bool = False, cls=discord.Member):
@@ -67,6 +68,7 @@ def mock_message(
     attachments=(),
     reply_to_bot: bool = False,
     channel=None,
+    guild_id: int = GUILD_ID,
 ):
     message = mock.Mock(spec_set=discord.Message)
     message.content = (f"<@{BOT_ID}> " if mentions_bot else "") + content
@@ -78,6 +80,7 @@ def mock_message(
         message.guild = None
     else:
         message.guild = mock.Mock(spec_set=discord.Guild)
+        message.guild.id = guild_id
         message.guild.filesize_limit = 10 * 1024 * 1024
     message.reference = None
     if reply_to_bot:
@@ -90,15 +93,20 @@ def mock_message(
     return message
 
 
-def mock_interaction(user_id: int = 1, channel_id: int = 50, guild: bool = True):
+def mock_interaction(
+    user_id: int = 1, channel_id: int = 50, guild: bool = True, guild_id: int = GUILD_ID
+):
     interaction = mock.Mock(spec_set=discord.Interaction)
     interaction.user = mock_user(user_id)
     interaction.channel_id = channel_id
     if guild:
         interaction.guild = mock.Mock(spec_set=discord.Guild)
+        interaction.guild.id = guild_id
         interaction.guild.filesize_limit = 10 * 1024 * 1024
+        interaction.guild_id = guild_id
     else:
         interaction.guild = None
+        interaction.guild_id = None
     interaction.response = mock.Mock(spec_set=discord.InteractionResponse)
     interaction.response.send_message = mock.AsyncMock()
     interaction.response.edit_message = mock.AsyncMock()

@@ -1,12 +1,16 @@
 """A scripted OpenAI-compatible Chat Completions server on 127.0.0.1, used as the SDK's base_url.
 
 Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`, `error(429)`, or
-a function of the request body returning one of those (to answer what the model was shown).
+a function of the request body returning one of those (to answer what the model was shown). A
+step with `slow(seconds, step)` is answered after that delay (a request still in flight). With
+`reject_tools` set to (status, message), every request that offers tools gets that error without
+taking a step, as Ollama, vLLM or llama.cpp answer for a model or server without tool support.
 Every request body is kept in `requests`, so tests see exactly what the model saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -16,11 +20,14 @@ from aiohttp import web
 _ids = itertools.count(1)
 
 
-def reply(text: str, prompt_tokens: int = 100, completion_tokens: int = 20) -> dict:
+def reply(
+    text: str, prompt_tokens: int = 100, completion_tokens: int = 20, cached_tokens: int = 0
+) -> dict:
     return {
         "message": {"role": "assistant", "content": text},
         "finish_reason": "stop",
         "usage": (prompt_tokens, completion_tokens),
+        "cached_tokens": cached_tokens,
     }
 
 
@@ -58,8 +65,14 @@ def tool_results(body: dict) -> list[dict]:
     return [json.loads(m["content"]) for m in body["messages"] if m.get("role") == "tool"]
 
 
-def error(status: int, message: str = "scripted failure") -> dict:
-    return {"status": status, "message": message}
+def error(
+    status: int, message: str = "scripted failure", code: str | None = None, headers=None
+) -> dict:
+    return {"status": status, "message": message, "code": code, "headers": headers or {}}
+
+
+def slow(seconds: float, step: dict) -> dict:
+    return {**step, "delay": seconds}
 
 
 def last_tool_result(body: dict) -> dict:
@@ -73,6 +86,7 @@ class FakeOpenAI:
         self.script: list[dict | Callable[[dict], dict]] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.reject_tools: tuple[int, str] | None = None
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -98,15 +112,23 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if self.reject_tools is not None and body.get("tools"):
+            status, message = self.reject_tools
+            return web.json_response(
+                {"error": {"message": message, "type": "api_error", "code": None}}, status=status
+            )
         if not self.script:
             return web.json_response({"error": {"message": "script exhausted"}}, status=500)
         step = self.script.pop(0)
         if callable(step):
             step = step(body)
+        if step.get("delay"):
+            await asyncio.sleep(step["delay"])
         if "status" in step:
             return web.json_response(
-                {"error": {"message": step["message"], "type": "scripted", "code": None}},
+                {"error": {"message": step["message"], "type": "scripted", "code": step["code"]}},
                 status=step["status"],
+                headers=step["headers"],
             )
         prompt, completion = step["usage"]
         return web.json_response(
@@ -122,6 +144,7 @@ class FakeOpenAI:
                     "prompt_tokens": prompt,
                     "completion_tokens": completion,
                     "total_tokens": prompt + completion,
+                    "prompt_tokens_details": {"cached_tokens": step.get("cached_tokens", 0)},
                 },
             }
         )

@@ -149,3 +149,14 @@ async def test_attachments_past_the_turns_total_are_never_downloaded(
     assert "b.csv: not stored: the files of one message may total at most" in sent_text(
         message.reply
     )
+
+
+async def test_uploads_are_stored_in_the_scope_of_where_they_were_shared(cog, fake_openai):
+    store = cog.bot.services.store
+    in_server = mock_message(
+        "", mentions_bot=True, attachments=[mock_attachment("a.csv", b"a\n1\n")], guild_id=5
+    )
+    in_dm = mock_message("", dm=True, attachments=[mock_attachment("b.csv", b"b\n1\n")])
+    await cog.on_message(in_server)
+    await cog.on_message(in_dm)
+    assert {f.name: f.scope for f in await store.list("1")} == {"a.csv": "guild:5", "b.csv": "dm"}

@@ -15,6 +15,7 @@ from app.bot.progress import RunProgress
 from app.bot.replies import plan_reply
 from app.bot.sending import SEND_OPTIONS, inert_links, upload_limit
 from app.chat import Upload
+from app.files import scopes
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
@@ -61,6 +62,9 @@ class ChatCog(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if not self.addressed(message):
+            return
+        if not self.bot.services.access.allows_message(message):
+            log.debug("message ignored: the bot is not enabled there")
             return
         task = asyncio.current_task()
         if task is not None:
@@ -116,7 +120,12 @@ class ChatCog(commands.Cog):
         progress = RunProgress(send_status, waiting=lambda: slots.waiting)
         async with channel.typing():
             answer = await self.chat.turn(
-                user_id, str(channel.id), self.strip_mention(message.content), uploads, progress
+                user_id,
+                str(channel.id),
+                self.strip_mention(message.content),
+                uploads,
+                progress,
+                scope=scopes.scope_of(message.guild.id if message.guild else None),
             )
         for index, outgoing in enumerate(plan_reply(answer, upload_limit(message.guild))):
             files = [to_file(a) for a in outgoing.attachments]

@@ -11,6 +11,8 @@ from discord.ext import commands
 
 from app.bot.replies import split_message
 from app.bot.sending import SEND_OPTIONS, upload_limit
+from app.chat.messages import usage_report
+from app.files import scopes
 from app.sandbox.summary import policy_summary
 from app.sizes import human_size
 
@@ -73,11 +75,13 @@ class CommandsCog(commands.Cog):
             if not files:
                 await self._say(interaction, "You have no stored files.")
                 return
-            lines = [f"Your files ({len(files)}):"]
+            here = scopes.scope_of(interaction.guild_id)
+            lines = [f"Your files ({len(files)}; write an id in a message to use it elsewhere):"]
             for f in files:
                 expiry = f"<t:{int(f.expires_at.timestamp())}:R>" if f.expires_at else "never"
                 lines.append(
-                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), expires {expiry}"
+                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), "
+                    f"{scopes.describe(f.scope, here)}, expires {expiry}"
                 )
             await self._say(interaction, "\n".join(lines))
             return
@@ -160,22 +164,21 @@ class CommandsCog(commands.Cog):
             if current.lower() in m.lower()
         ][:25]
 
-    @app_commands.command(name="usage", description="Your tokens and estimated cost per model")
+    @app_commands.command(name="usage", description="Your usage today, what is left, and totals")
     async def usage(self, interaction: discord.Interaction) -> None:
-        totals = await self.services.chat.records.usage_totals(str(interaction.user.id))
-        if not totals:
-            await self._say(interaction, "No usage recorded for you yet.")
-            return
-        lines = ["Your usage (estimated cost):"]
-        for t in totals:
-            cost = "price unknown" if t.cost is None else f"${t.cost:.4f}"
-            lines.append(
-                f"`{t.model}`: {t.requests} requests, {t.prompt_tokens} input + "
-                f"{t.completion_tokens} output tokens, {cost}"
-            )
-        await self._say(interaction, "\n".join(lines))
+        chat = self.services.chat
+        user_id = str(interaction.user.id)
+        status = await chat.budget.status(user_id) if chat.budget is not None else None
+        totals = await chat.records.usage_totals(user_id)
+
+        def when(moment) -> str:
+            stamp = int(moment.timestamp())
+            return f"<t:{stamp}:t>, <t:{stamp}:R>"
+
+        await self._say(interaction, usage_report(totals, status, when))
 
     @app_commands.command(name="sandbox", description="Sandbox queue, runs and policy (admins)")
+    @app_commands.default_permissions(manage_guild=True)
     async def sandbox(self, interaction: discord.Interaction) -> None:
         if interaction.user.id not in self.services.admin_ids:
             await self._say(interaction, "Only the bot's admins can use /sandbox.")
