@@ -4,7 +4,6 @@ ChatService and bot extension, a scripted model (tests/fakes/openai_server.py) a
 """
 
 import asyncio
-import time
 
 import openai
 import pytest
@@ -15,6 +14,8 @@ from app.wiring import Components
 from tests.fakes.discord_mocks import mock_bot, mock_message, sent_text
 from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import reply, tool_call, tool_calls, tool_results
+
+from .conftest import LoopWatch
 
 
 @pytest.fixture
@@ -33,21 +34,6 @@ async def chat_for(settings, engine, runner, fake_openai, data_dir):
     yield build
     for client in made:
         await client.close()
-
-
-class LoopWatch:
-    """The longest the event loop went without running while a turn was answered."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-
-    async def run(self, tick: float = 0.02) -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            self.longest = max(self.longest, now - last - tick)
-            last = now
 
 
 async def test_parallel_tool_calls_count_one_by_one(chat_for, fake_openai, attack):

@@ -9,7 +9,6 @@ import json
 
 import docker
 import pytest
-from integration.test_packages import InstallContainers
 
 from app.sandbox import RunStatus
 from app.wiring import build_runner
@@ -37,31 +36,30 @@ async def install_runner(settings, engine, runner):
     await limited_runner.close()
 
 
-@pytest.fixture
-def installs(engine, settings):
-    counter = InstallContainers(engine, settings.sandbox_instance)
-    yield counter
-    counter.close()
-
-
 async def test_imports_nobody_runs_install_at_most_the_per_run_limit(
-    install_runner, make_request, installs
+    install_runner,
+    make_request,
+    install_containers,
 ):
     code = "if False:\n" + "".join(f"    import {m}\n" for m in APPROVED_MISSING) + "print('ran')"
     result = await install_runner.run(make_request(code, user_id="amplifier"))
     assert result.status is RunStatus.OK and result.stdout == "ran\n", result.message
-    assert installs.created() <= 2
+    assert install_containers.created() <= 2
 
 
-async def test_one_user_gets_a_daily_number_of_installs(install_runner, make_request, installs):
+async def test_one_user_gets_a_daily_number_of_installs(
+    install_runner, make_request, install_containers
+):
     for names in (APPROVED_MISSING[:2], APPROVED_MISSING[2:4], APPROVED_MISSING[4:]):
         code = "if False:\n" + "".join(f"    import {m}\n" for m in names) + "print('ran')"
         result = await install_runner.run(make_request(code, user_id="daily"))
         assert result.status is RunStatus.OK, result.message
-    assert installs.created() <= 3
+    assert install_containers.created() <= 3
 
 
-async def test_install_containers_cannot_reach_each_other(install_runner, make_request, installs):
+async def test_install_containers_cannot_reach_each_other(
+    install_runner, make_request, install_containers
+):
     result = await install_runner.run(make_request("import toolz\n", user_id="netcheck"))
     assert result.status is RunStatus.ERROR  # the install failed: the index refuses connections
     policy = install_runner.policy
