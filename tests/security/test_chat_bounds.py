@@ -4,6 +4,7 @@ ChatService and bot extension, a scripted model (tests/fakes/openai_server.py) a
 """
 
 import asyncio
+import uuid
 
 import openai
 import pytest
@@ -16,6 +17,11 @@ from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import reply, tool_call, tool_calls, tool_results
 
 from .conftest import LoopWatch
+
+
+def new_id() -> str:
+    """A user or channel of its own: conversations are stored in DATA_DIR across tests."""
+    return uuid.uuid4().hex[:10]
 
 
 @pytest.fixture
@@ -39,7 +45,7 @@ async def chat_for(settings, engine, runner, fake_openai, data_dir):
 async def test_parallel_tool_calls_count_one_by_one(chat_for, fake_openai, attack):
     chat, _ = chat_for(chat_max_tool_calls=3)
     fake_openai.add(tool_calls(*[f"print({i})" for i in range(12)]), reply("done"))
-    answer = await chat.turn("u1", "c1", "go")
+    answer = await chat.turn(new_id(), new_id(), "go")
     await attack.check_no_leftovers()
     assert len(answer.runs) == 3, [r.result.status for r in answer.runs]
     statuses = [r["status"] for r in tool_results(fake_openai.requests[1])]
@@ -50,7 +56,7 @@ async def test_a_messages_sandbox_seconds_are_capped(chat_for, fake_openai, atta
     chat, _ = chat_for(chat_max_sandbox_seconds=4)
     sleeper = "import time\ntime.sleep(3)\nprint('slept')"
     fake_openai.add(tool_calls(sleeper, sleeper, sleeper), reply("done"))
-    answer = await chat.turn("u1", "c1", "sleep thrice")
+    answer = await chat.turn(new_id(), new_id(), "sleep thrice")
     await attack.check_no_leftovers()
     spent = sum(r.result.exec_seconds for r in answer.runs)
     assert spent <= 4 + 1.5, spent
@@ -98,10 +104,11 @@ async def test_uploads_never_hold_the_bot_and_are_capped_per_message(chat_for, f
     watch = LoopWatch()
     watcher = asyncio.create_task(watch.run())
     try:
-        answer = await chat.turn("u1", "c1", "what is in these?", uploads)
+        user = new_id()
+        answer = await chat.turn(user, new_id(), "what is in these?", uploads)
     finally:
         watcher.cancel()
     await attack.check_no_leftovers()
     assert watch.longest < 2.0, f"the event loop was held for {watch.longest:.1f} s"
-    assert len(answer.stored_uploads) == 2 and len(await store.list("u1")) == 2
+    assert len(answer.stored_uploads) == 2 and len(await store.list(user)) == 2
     assert sum("may total at most 20.0 MB" in n for n in answer.notices) == 4

@@ -44,12 +44,10 @@ async def test_another_users_files_are_unreachable(attack, data_dir, input_dir):
     )
     result = await attack.run(code, timeout=15, input_dir=input_dir, files=files)
     assert result.status is RunStatus.OK, result.stderr
-    assert result.stdout.splitlines() == [
-        "[]",
-        "['mine.csv']",
-        "False False",
-        "['/mnt/data', '/mnt/output']",
-    ]
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["[]", "['mine.csv']", "False False"]
+    # Cold: the run's one file is mounted on its own; warm: the container's staging folder.
+    assert lines[3] in ("['/mnt/data/mine.csv', '/mnt/output']", "['/mnt/data', '/mnt/output']")
 
 
 async def test_input_mount_is_read_only_and_hashes_unchanged(attack, input_dir):
@@ -281,5 +279,6 @@ async def test_empty_files_cannot_exhaust_inodes(attack):
             assert why == "ENOSPC" and int(count) < cap, (folder, count, why)
     else:
         # gVisor's tmpfs keeps its inodes in the sandbox kernel's memory, which the memory
-        # limit bounds: filling them ends in ENOSPC or in the sandbox being stopped.
-        assert result.status in (RunStatus.OK, RunStatus.OOM, RunStatus.KILLED), result.message
+        # limit bounds: filling them ends in ENOSPC, the sandbox being stopped, or the timeout.
+        bounded = (RunStatus.OK, RunStatus.OOM, RunStatus.KILLED, RunStatus.TIMEOUT)
+        assert result.status in bounded, result.message

@@ -44,13 +44,17 @@ INOTIFY = (
     "release = os.close\n"
 )
 MQUEUE = (
+    "libc.mq_open.restype = ctypes.c_int\n"
     "count = [0]\n"
     "def grab():\n"  # each queue with the default attributes costs about 80 KiB of the quota
     "    count[0] += 1\n"
-    "    name = f'/dev/mqueue/q{os.getpid()}-{count[0]}'\n"
-    "    os.close(os.open(name, os.O_CREAT | os.O_RDWR, 0o600))\n"
-    "    return name\n"
-    "release = os.unlink\n"
+    "    name = f'/q{os.getpid()}-{count[0]}'.encode()\n"
+    "    fd = libc.mq_open(name, os.O_CREAT | os.O_RDWR, 0o600, None)\n"
+    "    if fd < 0:\n"
+    "        raise OSError(ctypes.get_errno(), 'mq_open')\n"
+    "    return fd, name\n"
+    "def release(queue):\n"
+    "    libc.mq_close(queue[0]); libc.mq_unlink(queue[1])\n"
 )
 PIPES = (
     "def grab():\n"
