@@ -305,7 +305,7 @@ class SandboxRunner:
                 warm.close()
                 await self._dispose(warm.container_id, warm.staging)
             return
-        # A manifest mounts only its files; no manifest, the folder (a `run --attach` command).
+        # A manifest mounts only its files; a request with a folder and no manifest, the folder.
         names = [f.filename for f in request.files] if request.files else None
 
         def args_for(code_uid: int) -> dict:

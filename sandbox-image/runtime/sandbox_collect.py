@@ -112,7 +112,8 @@ class Collector:
                 self.skip(rel, "name too long")
                 continue
             try:
-                fd = os.open(os.path.join(self.root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                path = os.path.join(self.root, rel)
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError as exc:
                 self.skip(rel, f"unreadable ({_why(exc)})")
                 continue

@@ -5,20 +5,21 @@ exercise them once (lazy imports, caches), then forks the child that will run th
 a ready marker to stdout. It reads the job from its stdin and hands it to the child through a pipe
 of the child's own: the host's timer starts when it hands the code over. Later lines on its stdin
 are the host's: `stop` (the time is up) or the end of the stream (the host went away) makes it
-kill every process of the code. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}, optionally with
-"approved_packages": {import name: distribution}; "paths" are read-only package folders of the
-host's package cache (auto-installed approved packages), added after the image's site-packages.
+kill every process of the code. The job is one JSON line: {"code": str, "files": [...], "paths":
+[...]}, optionally with "approved_packages": {import name: distribution}; "paths" are read-only
+package folders of the host's package cache (auto-installed approved packages), added after the
+image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
-left behind), so nothing the code started can write output after its main program ended, and
-opens the output folder to the warden (another uid: files the code made private would be lost to
-it otherwise). Then it names itself done (`cidone-<status>`), writes a done marker with the exit status (the child's exit
-code, or 128 + signal number) to stdout and to stderr, waits for the host to close its stdin, and
-exits with that status. The marker lets the host collect at once instead
-of waiting for this process's exit to travel through the engine; it is only a hint, because the
-code can print the same bytes: the host acts on it only after the output warden (another uid)
-confirmed that no process of the code is left. This process makes itself non-dumpable, so the
-code (same uid) cannot ptrace it or read its memory.
+left behind), so nothing the code started can write output after its main program ended, and opens
+the output folder to the warden (another uid: files the code made private would be lost to it
+otherwise). Then it names itself done (`cidone-<status>`), writes a done marker with the exit
+status (the child's exit code, or 128 + signal number) to stdout and to stderr, waits for the host
+to close its stdin, and exits with that status. The marker lets the host collect at once instead of
+waiting for this process's exit to travel through the engine; it is only a hint, because the code
+can print the same bytes: the host acts on it only after the output warden (another uid) confirmed
+that no process of the code is left. This process makes itself non-dumpable, so the code (same uid)
+cannot ptrace it or read its memory.
 
 Nothing here is trusted by the host beyond the exit status: a program can forge any output.
 """
@@ -276,8 +277,9 @@ def open_to_warden(root: str, max_depth: int = 8) -> None:
 
 def processes_of(uid: int, exclude: int = 0) -> list[tuple[int, int, str]]:
     """(pid, parent pid, name) of the live (non-zombie) processes whose real, effective, saved or
-    filesystem uid is `uid`. A parent of 0 means started by `docker exec` (its parent is outside the container):
-    the runner. The code's processes always have a parent inside (the runner, or init)."""
+    filesystem uid is `uid`. A parent of 0 means started by `docker exec` (its parent is outside
+    the container): the runner. The code's processes always have a parent inside (the runner, or
+    init)."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == exclude:
