@@ -57,6 +57,9 @@ def check_token(token: str) -> None:
         )
 
 
+_DOMAIN = re.compile(
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z"
+)
 _DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
@@ -90,6 +93,29 @@ def parse_import_names(text: str) -> dict[str, str]:
             )
         mapping[module] = normalize_distribution(dist)
     return mapping
+
+
+# The uids the image gives its own accounts (sandbox-image/Dockerfile: the keeper and the
+# installer); a range of code uids must leave them out.
+RESERVED_UIDS = (10002, 10003)
+
+
+def parse_uid_range(text: str) -> tuple[int, int]:
+    """`first-last` -> (first, last); ValueError saying what is wrong."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError("expected a range of uids like 20000-29999")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first < 1000 or last > 65535:
+        raise ValueError(
+            "the uids must be from 1000 to 65535 (below 1000 are the system's; a user-namespace "
+            "remap maps 65536)"
+        )
+    if last - first + 1 < 64:
+        raise ValueError("give at least 64 uids: each container (warm ones too) needs its own")
+    if any(first <= uid <= last for uid in RESERVED_UIDS):
+        raise ValueError(f"the range must leave out {RESERVED_UIDS}, the image's own accounts")
+    return first, last
 
 
 def parse_ids(text: str) -> frozenset[int]:
@@ -142,6 +168,7 @@ class Settings(BaseSettings):
     sandbox_max_concurrent_runs: int = Field(4, ge=1, le=256)
     sandbox_max_code_bytes: ByteSize = 1024**2
     sandbox_instance: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    sandbox_uid_range: str = "20000-29999"
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
 
@@ -164,6 +191,8 @@ class Settings(BaseSettings):
     package_proxy: str = ""
     package_install_timeout: float = Field(300.0, gt=0, le=3600)
     package_cache_days: float = Field(7.0, gt=0, le=3650)
+    package_max_per_run: int = Field(5, ge=0, le=100)
+    package_max_per_user_day: int = Field(20, ge=0, le=10_000)
 
     # Storage
     data_dir: Path = Path("data")
@@ -210,6 +239,10 @@ class Settings(BaseSettings):
     openai_context_window: int | None = Field(None, ge=1024, le=100_000_000)
     openai_prices: str = ""
     chat_max_tool_rounds: int = Field(6, ge=1, le=20)
+    chat_max_tool_calls: int = Field(10, ge=1, le=200)
+    chat_max_sandbox_seconds: float = Field(600.0, gt=0, le=86400)
+    chat_max_upload_mb: float = Field(100, gt=0, le=100_000)
+    chat_link_domains: str = ""
     chat_history_tokens: int = Field(12000, ge=500, le=1_000_000)
 
     # Logging
@@ -336,6 +369,21 @@ class Settings(BaseSettings):
         listed = [m.strip() for m in self.openai_allowed_models.split(",") if m.strip()]
         return tuple(dict.fromkeys([self.openai_model, *listed]))
 
+    @field_validator("chat_link_domains")
+    @classmethod
+    def _domains(cls, value: str) -> str:
+        for domain in (d.strip() for d in value.split(",")):
+            if domain and not _DOMAIN.match(domain):
+                raise ValueError(f"not a domain name: {domain!r} (give names like docs.python.org)")
+        return value
+
+    @property
+    def link_domains(self) -> tuple[str, ...]:
+        """CHAT_LINK_DOMAINS: domains whose links the bot leaves clickable (subdomains too)."""
+        return tuple(
+            d.strip().lower().strip(".") for d in self.chat_link_domains.split(",") if d.strip()
+        )
+
     @property
     def vision_model_prefixes(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.openai_vision_models.split(",") if m.strip())
@@ -366,6 +414,17 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError("no such file: give a PEM file with the CA certificates to trust")
         return value
+
+    @field_validator("sandbox_uid_range")
+    @classmethod
+    def _uid_range(cls, value: str) -> str:
+        parse_uid_range(value)
+        return value
+
+    @property
+    def code_uids(self) -> tuple[int, int]:
+        """SANDBOX_UID_RANGE as (first, last)."""
+        return parse_uid_range(self.sandbox_uid_range)
 
     @field_validator("package_approved")
     @classmethod

@@ -22,7 +22,7 @@ from pathlib import Path
 import openai
 import structlog
 
-from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
+from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords, TurnLimits
 from app.chat.budget import DailyBudget
 from app.chat.model_call import ToolSupport
 from app.chat.pricing import price_table
@@ -76,6 +76,8 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         max_stream_bytes=settings.sandbox_max_output_bytes,
         max_output_files=settings.sandbox_max_output_files,
         max_code_bytes=settings.sandbox_max_code_bytes,
+        code_uid_first=settings.code_uids[0],
+        code_uid_last=settings.code_uids[1],
         data_dir=settings.data_dir,
         host_data_dir=settings.host_data_dir,
         install_timeout=settings.package_install_timeout,
@@ -179,6 +181,8 @@ class Components:
             PackageCache(self.layout.packages),
             package_catalog(self.settings),
             ca_bundle=self.settings.package_ca_bundle,
+            max_per_run=self.settings.package_max_per_run,
+            max_per_user_day=self.settings.package_max_per_user_day,
         )
 
     @cached_property
@@ -374,6 +378,11 @@ class Components:
             max_tool_rounds=settings.chat_max_tool_rounds,
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
+            limits=TurnLimits(
+                max_tool_calls=settings.chat_max_tool_calls,
+                max_sandbox_seconds=settings.chat_max_sandbox_seconds,
+                max_upload_bytes=int(settings.chat_max_upload_mb * 1024**2),
+            ),
             prices=price_table(settings.model_prices),
             budget=DailyBudget(
                 self.records,

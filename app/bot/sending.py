@@ -1,10 +1,35 @@
-"""How the bot sends: never a ping, and within the upload limit of where it sends."""
+"""How the bot sends: never a ping, never a link preview, links inert unless their domain is
+allowed, and within the upload limit of where it sends.
+
+The model's text can carry what a prompt injection put there (a file, a page of output): a link
+whose query holds the user's data is fetched by Discord's preview service as soon as it is
+posted, and clicked by a user who trusts the bot. So every message goes out with embeds
+suppressed, and `inert_links` rewrites the text first: a link to an allowed domain
+(CHAT_LINK_DOMAINS, subdomains included) stays clickable as `<url>`; any other becomes inline
+code, which Discord neither links nor previews; a masked link `[text](url)` is shown as its text
+and its address, so nothing hides where it points. Code blocks and inline code are left alone
+(Discord does not link inside them).
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 
 NO_MENTIONS = discord.AllowedMentions.none()
+SEND_OPTIONS: dict[str, Any] = {"allowed_mentions": NO_MENTIONS, "suppress_embeds": True}
+"""Keyword arguments of every message the bot sends (send, reply, followups)."""
+
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
+_MASKED = re.compile(r"\[([^\[\]\n]*)\]\(\s*<?([^()\s<>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+_ANGLED = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>]+)>")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>]+|\bmailto:[^\s<>]+")
+_TRAILING = ".,:;!?*_~'\"|"
+_HOST = re.compile(r"[a-z0-9.-]+")
 
 
 def upload_limit(guild: discord.Guild | None) -> int:
@@ -12,3 +37,43 @@ def upload_limit(guild: discord.Guild | None) -> int:
     if guild is None:
         return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
     return guild.filesize_limit
+
+
+def link_allowed(url: str, domains: Sequence[str]) -> bool:
+    """An http(s) link to one of `domains` or a subdomain, with nothing that could make a
+    browser or Discord read another host into it (user info, backslashes, odd characters)."""
+    if not domains or "\\" in url or "@" in url.split("?", 1)[0]:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not _HOST.fullmatch(host):
+        return False
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _shown(url: str, domains: Sequence[str]) -> str:
+    url = url.replace("`", "")
+    return f"<{url}>" if link_allowed(url, domains) else f"`{url}`"
+
+
+def _inert_prose(text: str, domains: Sequence[str]) -> str:
+    text = _MASKED.sub(lambda m: f"{m.group(1).strip()} ({m.group(2)})", text)
+    text = _ANGLED.sub(lambda m: m.group(1), text)
+
+    def url(match: re.Match) -> str:
+        found = match.group(0)
+        core = found.rstrip(_TRAILING)
+        while core.endswith(")") and core.count(")") > core.count("("):
+            core = core[:-1].rstrip(_TRAILING)  # a bracket closing the sentence, not the link
+        return _shown(core, domains) + found[len(core) :]
+
+    return _URL.sub(url, text)
+
+
+def inert_links(text: str, domains: Sequence[str] = ()) -> str:
+    """`text` with every link inert but those to `domains` (see the module doc)."""
+    pieces = _CODE.split(text)
+    return "".join(p if i % 2 else _inert_prose(p, domains) for i, p in enumerate(pieces))

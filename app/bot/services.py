@@ -19,3 +19,5 @@ class BotServices:
     admin_ids: frozenset[int] = frozenset()
     access: AccessPolicy = field(default_factory=AccessPolicy)
     """Who may use the bot where; open to everyone unless the ALLOWED_* settings say."""
+    link_domains: tuple[str, ...] = ()
+    """CHAT_LINK_DOMAINS: links to these stay clickable in the bot's messages (app/bot/sending)."""

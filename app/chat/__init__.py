@@ -3,6 +3,7 @@
 It is where the file store and the sandbox meet: app/chat/run_files.py converts between them.
 """
 
+from app.chat.limits import TurnLimits
 from app.chat.messages import model_error_message, run_notice
 from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, MemoryChatRecords, UsageRecord, UsageTotal
@@ -18,6 +19,7 @@ __all__ = [
     "DeliveredFile",
     "MemoryChatRecords",
     "RunObserver",
+    "TurnLimits",
     "Upload",
     "UsageRecord",
     "UsageTotal",

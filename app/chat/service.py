@@ -4,6 +4,8 @@ A turn: store the uploads, load and trim the history to the model's budget, call
 the `execute_python_code` tool, run each call in the sandbox and give the model the full result,
 for a bounded number of rounds, then save the turn and return a value the bot (or the terminal
 chat) renders. Every failure a user can meet becomes a short friendly sentence in the answer.
+What a turn may cost (runs, sandbox seconds, upload bytes) is capped (app/chat/limits.py); images
+for vision models are probed and encoded off the event loop.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from app.chat import tokens
 from app.chat.budget import DailyBudget
 from app.chat.history import complete_prefix, flatten, shorten_tool_result
+from app.chat.limits import TurnBudget, TurnLimits
 from app.chat.messages import (
     TOOLS_UNAVAILABLE,
     describe_files,
     model_error_message,
+    quoted,
     run_notice,
 )
 from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
@@ -37,6 +41,7 @@ from app.chat.run_files import run_inputs, store_outputs
 from app.chat.tools import (
     TOOL_NAME,
     invalid_call,
+    over_limit,
     parse_arguments,
     refused,
     tool_definitions,
@@ -49,6 +54,8 @@ from app.sandbox import RunRequest, RunStatus, SandboxService
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
+# What one image sent to a vision model may weigh (the providers' limit is about 20 MB).
+VISION_MAX_BYTES = 20 * 1024**2
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -87,6 +94,7 @@ class ChatService:
         budget: DailyBudget | None = None,
         tools: ToolSupport | None = None,
         context_window: int | None = None,
+        limits: TurnLimits | None = None,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -101,6 +109,7 @@ class ChatService:
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
+        self.limits = limits or TurnLimits()
         self.prices = prices or PriceTable()
         self.budget = budget
         self.context_window = context_window
@@ -169,28 +178,38 @@ class ChatService:
     async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
         model = await self.model_for(user_id)
         answer = ChatAnswer(model=model)
+        limits = TurnBudget(self.limits)  # what this turn may still cost
         vision = self.supports_vision(model)
         images: list[tuple[StoredFile, bytes]] = []
         for upload in uploads:
-            stored = await self._store_upload(user_id, upload, answer)
-            if stored is not None:
-                answer.stored_uploads.append(stored)
-                if vision and stored.category == "image":
+            stored = await self._store_upload(user_id, upload, answer, limits)
+            if stored is None:
+                continue
+            answer.stored_uploads.append(stored)
+            if vision and stored.category == "image":
+                if len(upload.data) <= VISION_MAX_BYTES:
                     images.append((stored, upload.data))
+                else:
+                    answer.notices.append(
+                        f"{stored.name}: too large to show to the model; stored as file "
+                        f"{stored.file_id}."
+                    )
         if not text.strip():
             if answer.stored_uploads:
                 names = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
-                answer.text = f"Stored {names}. Ask me anything about it."
+                answer.text = f"Stored {names}. Ask me anything about it."  # the user's own
             elif not answer.notices:
                 answer.text = "Ask me something, or attach a file to work with."
             return answer
 
         user_text = text.strip()
         if answer.stored_uploads:
-            listed = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
+            listed = ", ".join(f"{quoted(f.name)} (id {f.file_id})" for f in answer.stored_uploads)
             user_text += f"\n\n[Attached and stored: {listed}]"
         history_message = {"role": "user", "content": user_text}
-        request_message = self._with_images(history_message, images)
+        request_message, image_tokens = await asyncio.to_thread(
+            self._with_images, history_message, images
+        )
         new_turn: Turn = [history_message]
 
         await tokens.prepare(model)  # tiktoken's files load off the event loop
@@ -201,16 +220,14 @@ class ChatService:
             {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
-        fixed += tokens.count_text(user_text, model) + sum(
-            tokens.image_tokens(*tokens.image_size(data)) for _, data in images
-        )
+        fixed += tokens.count_text(user_text, model) + image_tokens
         kept = self._trim(turns, model, fixed)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
         if self.calls.tools.learned_chat_only(model):
             answer.notices.append(TOOLS_UNAVAILABLE)
         try:
-            await self._converse(user_id, model, messages, new_turn, answer, observer)
+            await self._converse(user_id, model, messages, new_turn, answer, observer, limits)
         except BudgetExceeded as exc:
             if answer.runs:  # stopped mid-answer: what was made is still delivered
                 answer.text = str(exc)
@@ -241,9 +258,13 @@ class ChatService:
                 )
         return answer
 
-    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer):
+    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer, limits):
         if upload.refused:
             answer.notices.append(f"{upload.filename}: {upload.refused}")
+            return None
+        over = limits.refuse_upload(len(upload.data))
+        if over:
+            answer.notices.append(f"{upload.filename}: {over}")
             return None
         if not is_supported(upload.filename):
             answer.notices.append(f"{upload.filename}: this file type is not supported.")
@@ -269,17 +290,22 @@ class ChatService:
         _turn_files.set(TurnFiles(scope, frozenset(f.file_id for f in visible)))
         return visible
 
-    def _with_images(self, message: dict, images) -> dict:
+    @staticmethod
+    def _with_images(message: dict, images) -> tuple[dict, int]:
+        """The request's user message with its images, and their token estimate. Blocking (the
+        header probe and base64 of up to VISION_MAX_BYTES each): run in a thread."""
         if not images:
-            return message
+            return message, 0
         parts: list[dict] = [{"type": "text", "text": message["content"]}]
+        estimate = 0
         for stored, data in images:
+            estimate += tokens.image_tokens(*tokens.image_size(data))
             mime = "image/jpeg" if stored.type in ("jpg", "jpeg") else f"image/{stored.type}"
             encoded = base64.b64encode(data).decode("ascii")
             parts.append(
                 {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}}
             )
-        return {"role": "user", "content": parts}
+        return {"role": "user", "content": parts}, estimate
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
@@ -293,8 +319,8 @@ class ChatService:
             kept.append(turn)
         return kept[::-1]
 
-    async def _converse(self, user_id, model, messages, new_turn, answer, observer) -> None:
-        tools = tool_definitions(self.runner.max_timeout)
+    async def _converse(self, user_id, model, messages, new_turn, answer, observer, limits):
+        tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)
             response = await self.calls.complete(
@@ -331,23 +357,26 @@ class ChatService:
             }
             messages.append(assistant)
             new_turn.append(assistant)
-            for call in calls:
-                content = await self._tool_call(user_id, call, answer, observer)
+            for call in calls:  # parallel calls count one by one
+                content = await self._tool_call(user_id, call, answer, observer, limits)
                 reply = {"role": "tool", "tool_call_id": call.id, "content": content}
                 messages.append(reply)
                 new_turn.append(reply)
 
-    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer) -> str:
+    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer, limits) -> str:
+        over = limits.refuse_call()
+        if over:
+            return over_limit(over)
         if call.function.name != TOOL_NAME:
             return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
         try:
             code, timeout = parse_arguments(call.function.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
+        timeout = limits.timeout_for(timeout, self.runner.max_timeout)
         reservation = None
         if self.budget is not None:
-            wanted = min(timeout or self.runner.max_timeout, self.runner.max_timeout)
-            reservation, note = await self.budget.run_allowance(user_id, wanted)
+            reservation, note = await self.budget.run_allowance(user_id, timeout)
             if note and note not in answer.notices:
                 answer.notices.append(note)
             if reservation is None:
@@ -358,6 +387,7 @@ class ChatService:
             result, delivered = await self._run_code(user_id, code, timeout, observer)
             used = result.exec_seconds
         finally:
+            limits.sandbox_seconds += used
             if self.budget is not None:
                 await asyncio.shield(self.budget.settle(reservation, DailyAmounts(seconds=used)))
         answer.runs.append(CodeRun(code=code, result=result, files=delivered))

@@ -39,6 +39,10 @@ FALLBACK_CONTEXT = 8_192
 MESSAGE_OVERHEAD = 4
 LOW_DETAIL_TOKENS = 85
 TILE_TOKENS = 170
+# Where image_size looks for a JPEG's size: its frame header comes after its metadata segments
+# (EXIF, ICC profiles), which rarely pass a few hundred KiB.
+MAX_PROBE_BYTES = 4 * 1024**2
+MAX_JPEG_SEGMENTS = 512
 
 
 def context_window(model: str, unknown: int | None = None) -> int:
@@ -125,22 +129,31 @@ def image_tokens(width: int, height: int, detail: str = "auto") -> int:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of a PNG, GIF or JPEG from its header; (0, 0) when unknown."""
+    """(width, height) of a PNG, GIF or JPEG from its header; (0, 0) when unknown.
+
+    Headers only, and bounded: a JPEG is walked segment by segment (never byte by byte) for at
+    most MAX_JPEG_SEGMENTS segments within its first MAX_PROBE_BYTES, and anything that is not a
+    marker where one must be ends the walk. A hostile upload costs microseconds, not seconds.
+    """
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
         return struct.unpack("<HH", data[6:10])
     if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
+        i, end = 2, min(len(data), MAX_PROBE_BYTES)
+        for _ in range(MAX_JPEG_SEGMENTS):
+            if i + 9 >= end or data[i] != 0xFF:
+                break
             marker = data[i + 1]
+            if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+                i += 1 if marker == 0xFF else 2  # fill byte, or a marker without a length
+                continue
             length = struct.unpack(">H", data[i + 2 : i + 4])[0]
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
                 height, width = struct.unpack(">HH", data[i + 5 : i + 9])
                 return width, height
+            if length < 2:
+                break
             i += 2 + length
     return 0, 0
 

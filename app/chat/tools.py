@@ -18,7 +18,7 @@ PACKAGES = (
 )
 
 
-def tool_definitions(max_timeout: float) -> list[Any]:
+def tool_definitions(max_timeout: float, limits: str = "") -> list[Any]:
     description = (
         "Run Python 3.11 code in a fresh, isolated sandbox and get back its status, stdout, "
         "stderr, produced files and timing. Each call starts from scratch: no variables, imports "
@@ -30,6 +30,7 @@ def tool_definitions(max_timeout: float) -> list[Any]:
         "the user as an attachment. There is no network access, so nothing can be downloaded "
         f"or installed. Preinstalled: {PACKAGES}. Print results you need to see. "
         f"The code is stopped after {max_timeout:g} seconds (or the timeout you pass, if smaller)."
+        + (f" {limits}" if limits else "")
     )
     return [
         {
@@ -107,3 +108,8 @@ def invalid_call(reason: str) -> str:
 def refused(reason: str) -> str:
     """The model's view of a call that was not run (a limit of the user's), so it can answer."""
     return json.dumps({"status": "refused", "message": f"not run: {reason}"})
+
+
+def over_limit(reason: str) -> str:
+    """The result of a call past the turn's limits: nothing ran."""
+    return json.dumps({"status": "over_limit", "message": reason})

@@ -10,6 +10,7 @@ import sys
 from app.ops.audit import AuditReport, SandboxAudit
 from app.ops.audit_service import service_checks
 from app.sandbox import EngineError, EngineUnavailable, SandboxUnavailable
+from app.sandbox.summary import policy_summary
 from app.sandboxd import ServiceAddress
 from app.wiring import Components
 
@@ -23,9 +24,11 @@ def add_parser(sub) -> None:
         description="Starts a probe container exactly as a run would, prints every setting that "
         "matters as the Docker engine reports it, and checks the image from inside (non-root, no "
         "setuid files, nothing writable but the output folder and /tmp, no secrets, no sudo/su/"
-        "docker, Python packages). With SANDBOX_SERVICE_URL set, also reads the sandbox service's "
-        "policy and checks it is the one these settings describe (without a Docker engine here, "
-        "that is all it checks). Exit status 1 when a check fails; each failure names its fix.",
+        "docker, seccomp filter, io_uring refused, Python packages) and the host (kernel, runc, "
+        "containerd and runsc versions, core_pattern, user namespaces). With SANDBOX_SERVICE_URL "
+        "set, also reads the sandbox service's policy and checks it is the one these settings "
+        "describe (without a Docker engine here, that is all it checks). Exit status 1 when a "
+        "check fails; each failure names its fix; host warnings do not fail it.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=execute)
@@ -46,7 +49,7 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
             service_checks(
                 report,
                 parts.settings.sandbox_service_url,
-                parts.policy.describe(),
+                policy_summary(parts.policy),
                 service[0],
                 parts.settings.code_execution_timeout,
                 service[1],
@@ -108,14 +111,18 @@ def _print(report: AuditReport) -> None:
     for key, value in report.effective_policy.items():
         shown = json.dumps(value) if isinstance(value, (dict, list)) else value
         print(f"  {key:16} {shown}")
+    print("\nversions: " + ", ".join(f"{k} {v or 'unknown'}" for k, v in report.versions.items()))
     print("\nchecks:")
     for check in report.checks:
-        print(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        mark = "ok  " if check.ok else "WARN" if check.warning else "FAIL"
+        print(f"  {mark}  {check.name}: {check.detail}")
         if not check.ok:
             print(f"        fix: {check.fix}")
     if report.python_packages or not report.service:
         print(f"\npython packages ({len(report.python_packages)}):")
         print("  " + ", ".join(f"{p['name']}=={p['version']}" for p in report.python_packages))
         print(f"\nSBOM: {report.sbom or 'none'}")
-    failed = [c for c in report.checks if not c.ok]
-    print("\nall checks passed" if not failed else f"\n{len(failed)} check(s) failed")
+    failed = [c for c in report.checks if not c.ok and not c.warning]
+    warned = [c for c in report.checks if not c.ok and c.warning]
+    summary = "all checks passed" if not failed else f"{len(failed)} check(s) failed"
+    print(f"\n{summary}" + (f", {len(warned)} warning(s)" if warned else ""))

@@ -68,7 +68,14 @@ async def _main(parts: Components) -> int:
         parts.cleanup(store).run_periodically(settings.cleanup_interval_minutes)
     )
     bot = CodeInterpreterBot(
-        BotServices(chat, store, sandbox, settings.admin_ids, access=parts.access()),
+        BotServices(
+            chat,
+            store,
+            sandbox,
+            settings.admin_ids,
+            access=parts.access(),
+            link_domains=settings.link_domains,
+        ),
         commands_hash=parts.layout.commands_hash,
     )
     loop = asyncio.get_running_loop()

@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import hashlib
 import os
-import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -23,12 +22,14 @@ from pathlib import Path
 
 import structlog
 
+from app import user_ids
 from app.filenames import safe_filename
 from app.files.repository import FileRepository, RepositoryUnavailable, StoredFile
 from app.files.scopes import PRIVATE, is_valid_scope
 from app.files.types import HEAD_BYTES, detect_type
 from app.layout import USERS, DataLayout
 from app.sizes import human_size
+from app.user_ids import is_user_id
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,6 @@ SOURCES = ("upload", "generated")
 # DATA_DIR itself is what keeps other local accounts out (see docs/files.md).
 FILE_MODE = 0o644
 DIR_MODE = 0o755
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 __all__ = [
     "FileEmpty",
@@ -304,8 +304,8 @@ class FileStore:
 
 
 def _checked_user(user_id: str) -> str:
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
-        raise FileStoreError("a user id is 1 to 64 letters, digits, '-' or '_'")
+    if not is_user_id(user_id):
+        raise FileStoreError(user_ids.RULE)
     return user_id
 
 

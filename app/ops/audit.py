@@ -12,21 +12,26 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
 
 from app.layout import DataLayout
+from app.ops import host_checks
+from app.ops.engine_view import (
+    ENGINE_ENVIRONMENT,
+    AuditReport,
+    effective_policy,
+    engine_checks,
+)
 from app.ops.image import HASH_LABEL
 from app.ops.sbom import SbomError, probe_command, write_sbom
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError
 from app.sandbox.policy import SandboxPolicy
+from app.sandbox.starter import ContainerStarter
 
 # Writable at run time on purpose: the output folder, /tmp, and the engine's IPC mounts of the
 # run's private IPC namespace: /dev/shm (a size-bounded, noexec tmpfs that multiprocessing needs)
 # and /dev/mqueue (kernel-capped by RLIMIT_MSGQUEUE). Anything else writable is a finding.
 ALLOWED_WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
-# Variables the engine itself gives every process of a container.
-ENGINE_ENVIRONMENT = {"HOSTNAME", "HOME"}
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSW|API_?KEY|ACCESS_?KEY|PRIVATE|CREDENTIAL)", re.I)
 SECRET_VALUE = re.compile(
     r"(://[^/\s:@]+:[^/\s@]+@"  # credentials in a URL
@@ -36,81 +41,8 @@ SECRET_VALUE = re.compile(
     re.I,
 )
 PROBE_TIMEOUT = 120.0
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-@dataclass
-class AuditReport:
-    image: str
-    runtime: str
-    effective_policy: dict = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-    python_packages: list[dict] = field(default_factory=list)
-    sbom: str | None = None
-    service: dict = field(default_factory=dict)
-    """With SANDBOX_SERVICE_URL: the service's address, policy and time limit."""
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def check(self, name: str, ok: bool, detail: str, fix: str) -> None:
-        self.checks.append(Check(name, bool(ok), detail, "" if ok else fix))
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["ok"] = self.ok
-        return data
-
-
-def effective_policy(inspect: dict) -> dict:
-    """The settings that matter, as the engine reports them for a container."""
-    host = inspect.get("HostConfig") or {}
-    config = inspect.get("Config") or {}
-    return {
-        "runtime": host.get("Runtime"),
-        "user": config.get("User"),
-        "cmd": config.get("Cmd") or [],
-        "network_mode": host.get("NetworkMode"),
-        "privileged": host.get("Privileged"),
-        "cap_add": host.get("CapAdd") or [],
-        "cap_drop": host.get("CapDrop") or [],
-        "security_opt": host.get("SecurityOpt") or [],
-        "readonly_rootfs": host.get("ReadonlyRootfs"),
-        "memory": host.get("Memory"),
-        "memory_swap": host.get("MemorySwap"),
-        "nano_cpus": host.get("NanoCpus"),
-        "pids_limit": host.get("PidsLimit"),
-        "ulimits": [
-            f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard')}" for u in host.get("Ulimits") or []
-        ],
-        "tmpfs": host.get("Tmpfs") or {},
-        "shm_size": host.get("ShmSize"),
-        "mounts": [
-            {
-                "type": m.get("Type"),
-                "source": m.get("Source"),
-                "target": m.get("Destination"),
-                "read_only": not m.get("RW", True),
-            }
-            for m in inspect.get("Mounts") or []
-        ],
-        "binds": host.get("Binds") or [],
-        "devices": host.get("Devices") or [],
-        "pid_mode": host.get("PidMode") or "",
-        "ipc_mode": host.get("IpcMode") or "",
-        "userns_mode": host.get("UsernsMode") or "",
-        "init": host.get("Init"),
-        "log_driver": (host.get("LogConfig") or {}).get("Type"),
-        "environment": sorted(e.split("=", 1)[0] for e in config.get("Env") or []),
-    }
+# The kernel release gVisor's kernel presents to the code.
+GVISOR_RELEASE = "4.4.0"
 
 
 class SandboxAudit:
@@ -133,8 +65,9 @@ class SandboxAudit:
         self._image_checks(report, image, self.engine.image_history(self.policy.image))
         inspect, inside = self._probe()
         report.effective_policy = effective_policy(inspect)
-        self._engine_checks(report, report.effective_policy)
+        engine_checks(report, self.policy, report.effective_policy)
         self._runtime_checks(report, inside)
+        self._host_checks(report)
         report.python_packages = [
             {"name": p["name"], "version": p["version"]} for p in inside.get("python_packages", [])
         ]
@@ -153,20 +86,31 @@ class SandboxAudit:
         work = self.layout.new_tmp_dir("audit-")
         (work / "input").mkdir()
         (work / "input" / "probe.txt").write_text("audit")
-        args = self.policy.container_args(
-            run_id=f"audit-{uuid.uuid4().hex[:6]}", user_id="audit", input_dir=work / "input"
-        )
-        container_id = self.engine.create_and_start(args)
+        run_id = f"audit-{uuid.uuid4().hex[:6]}"
+
+        def args_for(code_uid: int) -> dict:
+            return self.policy.container_args(
+                run_id=run_id,
+                user_id="audit",
+                code_uid=code_uid,
+                input_dir=work / "input",
+                input_files=["probe.txt"],
+            )
+
+        container_id, attached, code_uid = ContainerStarter(
+            self.policy, self.engine
+        ).create_blocking(args_for)
+        attached.close()  # the warden stays: its stdin ends, it waits for the removal
         try:
             inspect = self.engine.inspect(container_id)
-            inside = self._exec_probe(container_id)
+            inside = self._exec_probe(container_id, code_uid)
         finally:
             self.engine.remove(container_id)
             shutil.rmtree(work, ignore_errors=True)
         return inspect, inside
 
-    def _exec_probe(self, container_id: str) -> dict:
-        runner = self.policy.runner_exec()
+    def _exec_probe(self, container_id: str, code_uid: int) -> dict:
+        runner = self.policy.runner_exec(code_uid)
         stream = self.engine.exec_attach(
             container_id,
             cmd=probe_command("audit"),
@@ -222,111 +166,6 @@ class SandboxAudit:
             "URL with user:password): rebuild without it, and rotate the credential",
         )
 
-    def _engine_checks(self, report: AuditReport, eff: dict) -> None:
-        p = self.policy
-        expected_runtime = p.runtime
-        report.check(
-            "runtime",
-            (eff["runtime"] or "runc") == expected_runtime,
-            f"{eff['runtime']}",
-            f"register {expected_runtime} with the engine or set "
-            "SANDBOX_RUNTIME (docs/security.md, gVisor)",
-        )
-        main_uid = str(eff["user"] or "").split(":")[0]
-        report.check(
-            "main process is the output warden, not the code's uid",
-            main_uid not in ("", "0", "root", str(p.code_uid)) and eff["cmd"] == p.warden_command(),
-            f"user {eff['user'] or '(image default)'}, command {' '.join(eff['cmd'])[:120]}",
-            "the code could signal or impersonate its collector: keep SandboxPolicy's "
-            "user and command (an engine default or plugin changed them)",
-        )
-        report.check(
-            "no network",
-            eff["network_mode"] == "none",
-            f"network_mode={eff['network_mode']}",
-            "the engine did not apply network_mode=none: check daemon.json and any "
-            "authorization plugin",
-        )
-        report.check(
-            "not privileged, no devices",
-            not eff["privileged"] and not eff["devices"],
-            f"privileged={eff['privileged']}, devices={len(eff['devices'])}",
-            "an engine default or plugin adds privileges: remove it from daemon.json",
-        )
-        report.check(
-            "all capabilities dropped",
-            "ALL" in [c.upper() for c in eff["cap_drop"]] and not eff["cap_add"],
-            f"cap_drop={eff['cap_drop']}, cap_add={eff['cap_add']}",
-            "the engine changed the capability set: check daemon.json default capabilities",
-        )
-        opts = " ".join(eff["security_opt"])
-        report.check(
-            "no-new-privileges, seccomp confined",
-            "no-new-privileges" in opts and "seccomp=unconfined" not in opts,
-            f"security_opt={eff['security_opt']}",
-            "remove seccomp=unconfined / add no-new-privileges (daemon.json "
-            '"no-new-privileges": true is a good default)',
-        )
-        report.check(
-            "read-only root filesystem",
-            eff["readonly_rootfs"] is True,
-            f"readonly_rootfs={eff['readonly_rootfs']}",
-            "the engine did not apply read_only: upgrade Docker",
-        )
-        report.check(
-            "memory limited, no swap",
-            eff["memory"] == p.memory_bytes and eff["memory_swap"] == p.memory_bytes,
-            f"memory={eff['memory']}, memory_swap={eff['memory_swap']}",
-            "the engine ignores memory limits: enable the memory cgroup "
-            "(cgroup_enable=memory swapaccount=1 on the kernel command line)",
-        )
-        report.check(
-            "cpu and process limits",
-            eff["nano_cpus"] == int(p.cpus * 1e9) and eff["pids_limit"] == p.engine_pids_limit(),
-            f"nano_cpus={eff['nano_cpus']}, pids_limit={eff['pids_limit']}",
-            "the engine ignores cpu/pids limits: enable the cpu and pids cgroups",
-        )
-        report.check(
-            "host namespaces not shared",
-            not any(eff[k] == "host" for k in ("pid_mode", "ipc_mode", "userns_mode")),
-            f"pid={eff['pid_mode'] or 'private'}, ipc={eff['ipc_mode']}, "
-            f"userns={eff['userns_mode'] or 'default'}",
-            "an engine default shares host namespaces: remove it from daemon.json",
-        )
-        mounts = eff["mounts"]
-        unexpected = [m for m in mounts if not (m["target"] == p.input_mount and m["read_only"])]
-        report.check(
-            "only the run's input folder is mounted, read-only",
-            not unexpected,
-            ", ".join(f"{m['source']}->{m['target']}" for m in mounts) or "none",
-            "remove the extra mounts (never mount the Docker socket into a sandbox)",
-        )
-        tmpfs_ok = all(
-            "noexec" in opts and "nosuid" in opts and "size=" in opts
-            for opts in eff["tmpfs"].values()
-        ) and set(eff["tmpfs"]) == {"/tmp", p.output_mount}
-        report.check(
-            "/tmp and output are bounded noexec tmpfs",
-            tmpfs_ok,
-            json.dumps(eff["tmpfs"]),
-            "the engine changed the tmpfs options: upgrade Docker",
-        )
-        report.check(
-            "engine logging off",
-            eff["log_driver"] == "none",
-            f"log driver {eff['log_driver']}",
-            "output must not pile up on the host: the policy sets the 'none' log driver",
-        )
-        report.check(
-            "container environment empty",
-            not eff["environment"]
-            or set(eff["environment"])
-            <= {"PATH", "LANG", "LC_ALL", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND"}
-            | ENGINE_ENVIRONMENT,
-            ", ".join(eff["environment"]),
-            "the image or engine adds environment variables: remove them",
-        )
-
     def _runtime_checks(self, report: AuditReport, inside: dict) -> None:
         p = self.policy
         caps = inside.get("capabilities", {})
@@ -343,6 +182,7 @@ class SandboxAudit:
             f"prctl(PR_GET_NO_NEW_PRIVS)={inside.get('no_new_privs')}",
             "the engine did not apply no-new-privileges: upgrade Docker",
         )
+        self._kernel_surface(report, inside)
         report.check(
             "only a loopback interface",
             inside.get("interfaces") == ["lo"],
@@ -399,6 +239,44 @@ class SandboxAudit:
             ", ".join(extra_env) or f"{len(inside.get('environment', []))} variables",
             "the environment reaching the code must be SandboxPolicy.code_environment()",
         )
+
+    def _kernel_surface(self, report: AuditReport, inside: dict) -> None:
+        """Under runc the code must be under a seccomp filter that refuses io_uring. Under gVisor
+        the code's syscalls are served by gVisor's own kernel (io_uring included, in its own
+        implementation), and runsc confines that kernel with its own filter on the host: the
+        audit then checks that the probe really runs on gVisor's kernel."""
+        uring = str(inside.get("io_uring_setup", ""))
+        if self.policy.runtime != "runc":
+            report.check(
+                "the code's syscalls reach gVisor's kernel, not the host's",
+                inside.get("kernel_release") == GVISOR_RELEASE,
+                f"kernel release {inside.get('kernel_release')}, io_uring_setup {uring}",
+                "the probe did not run under gVisor: check SANDBOX_RUNTIME and daemon.json",
+            )
+            return
+        report.check(
+            "seccomp filter in force for the code",
+            str(inside.get("seccomp")) == "2",
+            f"Seccomp: {inside.get('seccomp')} (2 is filter mode)",
+            "the engine did not apply the seccomp profile: check daemon.json (seccomp-profile, "
+            "an authorization plugin) and that the kernel has CONFIG_SECCOMP_FILTER",
+        )
+        report.check(
+            "io_uring is refused",
+            uring.startswith("refused"),
+            f"io_uring_setup {uring or 'not probed'}",
+            "io_uring is the way of most kernelCTF container escapes: the project's seccomp "
+            "profile refuses it; something replaced the profile (see the security options)",
+        )
+
+    def _host_checks(self, report: AuditReport) -> None:
+        info, version = self.engine.info(), self.engine.version()
+        report.versions = host_checks.engine_versions(info, version, self.policy.runtime)
+        for finding in host_checks.version_findings(report.versions):
+            report.add(finding)
+        report.add(host_checks.core_pattern_finding())
+        report.add(host_checks.userns_finding(info))
+        report.add(host_checks.extra_index_finding(self.policy.package_extra_index_url))
 
     def _sbom_check(self, report: AuditReport, image: dict) -> None:
         """The image's SBOM exists (written now if the build did not) and matches the image."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from app.ops.audit import AuditReport
+from app.ops.engine_view import AuditReport
 
 
 def service_checks(

@@ -51,7 +51,7 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
-from app.sandbox.policy import PYTHON
+from app.sandbox.names import PYTHON
 from app.wiring import Components, sandbox_policy
 
 CSV_NAME = "bench.csv"
@@ -311,13 +311,14 @@ class Benchmark:
             self.settings.model_copy(update={"sandbox_runtime": runtime}), owner=owner_token()
         )
         for rep in range(self.options.repetitions + 1):
+            uid = policy.code_uid_first  # a bare container runs a snippet, never a user's code
             args = policy.container_args(
-                run_id=f"bench-{rep}", user_id="bench", input_dir=self.input_dir
+                run_id=f"bench-{rep}", user_id="bench", code_uid=uid, input_dir=self.input_dir
             )
             args.pop("stdin_open", None)  # the bare container runs the snippet, not our warden
             args.update(
                 command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
-                user=f"{policy.code_uid}:{policy.code_uid}",
+                user=f"{uid}:{uid}",
                 environment=policy.code_environment(),
             )
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from app.ops.sbom import SbomError, write_sbom
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError
-from app.sandbox.policy import LABEL_PREFIX
+from app.sandbox.names import LABEL_PREFIX
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "sandbox-image"
 APP_DIR = SOURCE_DIR.parent

@@ -92,6 +92,16 @@ def status_fields():
     return fields
 
 
+def io_uring_setup(libc):
+    """Whether the kernel lets the code create an io_uring (syscall 425 on x86-64 and arm64)."""
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 4, params)
+    if fd >= 0:
+        os.close(fd)
+        return "ALLOWED"
+    return f"refused (errno {ctypes.get_errno()})"
+
+
 def audit():
     libc = ctypes.CDLL(None, use_errno=True)
     status = status_fields()
@@ -118,6 +128,8 @@ def audit():
         "capabilities": {k: status.get(k, "") for k in ("CapPrm", "CapEff", "CapBnd", "CapAmb")},
         "no_new_privs": libc.prctl(39, 0, 0, 0, 0),
         "seccomp": status.get("Seccomp", ""),
+        "io_uring_setup": io_uring_setup(libc),
+        "kernel_release": os.uname().release,
         "interfaces": sorted(n for _, n in __import__("socket").if_nameindex()),
         "setuid_files": setuid[:200],
         "world_writable": world_writable[:200],

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError, EngineUnavailable
-from app.sandbox.policy import LABEL_PREFIX, PYTHON, SandboxPolicy
+from app.sandbox.names import LABEL_PREFIX, PYTHON
+from app.sandbox.policy import SandboxPolicy
 
 PROBE_SOURCE = Path(__file__).with_name("image_probe.py")
 INVENTORY_TIMEOUT = 300.0
@@ -28,7 +29,7 @@ def probe_command(mode: str) -> list[str]:
     return [PYTHON, "-I", "-c", PROBE_SOURCE.read_text(), mode]
 
 
-def read_inventory(engine: DockerEngine, image: str, uid: int = SandboxPolicy.code_uid) -> dict:
+def read_inventory(engine: DockerEngine, image: str, uid: int = SandboxPolicy.keeper_uid) -> dict:
     """Python distributions and Debian packages installed in `image`."""
     args = {
         "image": image,

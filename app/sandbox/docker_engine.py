@@ -18,6 +18,7 @@ import functools
 import io
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from app.sandbox.engine import (
     ExecStream,
     ImageMissing,
 )
+from app.sandbox.identities import created_ns
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +75,7 @@ class DockerEngine:
         self._client_factory = client_factory or (lambda: docker.from_env(timeout=timeout))
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+        self._network_lock = threading.Lock()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -111,6 +114,11 @@ class DockerEngine:
     @_translated
     def info(self) -> dict:
         return self.client.info()
+
+    @_translated
+    def version(self) -> dict:
+        """The engine's versions, its components' (containerd, runc, docker-init) included."""
+        return self.client.version()
 
     @_translated
     def image_labels(self, reference: str) -> dict[str, str] | None:
@@ -259,6 +267,39 @@ class DockerEngine:
             {"Id": c["Id"], "Labels": c.get("Labels") or {}, "Created": c.get("Created", 0)}
             for c in self.client.api.containers(all=True, filters=filters)
         ]
+
+    @_translated
+    def ensure_network(self, args: dict) -> None:
+        """Create the network unless it exists. The engine does not refuse a second network of
+        the same name created at the same moment, so a creator that finds an older twin removes
+        its own at once (before anything joins it): every process ends up with the oldest."""
+        with self._network_lock:
+            name = args["name"]
+            for _ in range(20):
+                found = [n for n in self.client.api.networks(names=[name]) if n["Name"] == name]
+                if len(found) == 1:
+                    return self._check_network(args, found[0]["Id"])
+                if not found:
+                    created = self.client.api.create_network(
+                        name, driver=args["driver"], options=args["options"], labels=args["labels"]
+                    )["Id"]
+                    twins = [n for n in self.client.api.networks(names=[name]) if n["Name"] == name]
+                    oldest = min(twins, key=lambda n: (created_ns(n), n["Id"]))
+                    if oldest["Id"] != created:
+                        self.client.api.remove_network(created)
+                    continue
+                time.sleep(0.1)  # another process is removing its twin
+            raise EngineError(f"more than one network is named {name}: remove the extra ones")
+
+    def _check_network(self, args: dict, network_id: str) -> None:
+        found = self.client.api.inspect_network(network_id).get("Options") or {}
+        for key, value in args["options"].items():
+            if found.get(key) != value:
+                name = args["name"]
+                raise EngineError(
+                    f"the network {name} exists with {key}={found.get(key)!r}, not {value!r}: "
+                    f"remove it (`docker network rm {name}`); the next install creates it again"
+                )
 
     def list_containers(self, filters: dict) -> list[str]:
         return [c["Id"] for c in self.containers(filters)]

@@ -211,9 +211,18 @@ class Engine(Protocol):
 
     def state(self, container_id: str) -> dict: ...
 
+    def inspect(self, container_id: str) -> dict:
+        """The engine's inspection of a container ({} when it is gone)."""
+        ...
+
     def kill(self, container_id: str) -> None: ...
 
     def remove(self, container_id: str) -> None: ...
+
+    def ensure_network(self, args: dict) -> None:
+        """Create the network `args` describes (name, driver, options, labels) unless it exists;
+        EngineError when a network of that name exists with other options."""
+        ...
 
     def containers(self, filters: dict) -> list[dict]:
         """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch)."""

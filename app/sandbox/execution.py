@@ -2,9 +2,11 @@
 
 The code is over when the runner's done markers end both of its streams and the output warden
 (another uid) confirms that no process of the code is left, or when the runner's stream ends.
-Every LIVENESS_INTERVAL without either, the container is checked: a sandbox that died ends the
-step at once instead of at the timeout. Output is kept up to a cap while it is read, so a flood
-costs the host no memory.
+At the timeout the runner (already running, so no exec is needed) is told to stop the code; the
+host never starts a process as the code's uid while the code may still run, since the code could
+stop or take over anything of its uid, `runc init` of an exec included. Every LIVENESS_INTERVAL,
+the container is checked: a sandbox that died ends the step at once instead of at the timeout.
+Output is kept up to a cap while it is read, so a flood costs the host no memory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from app.sandbox.warden import DoneWatch, Warden, WardenGone
 # stays open when the whole sandbox dies (e.g. its memory cgroup killed it), so EOF alone is not
 # enough to notice the end of a run.
 LIVENESS_INTERVAL = 1.0
+# How long a runner told to `stop` at the timeout has to kill the code and say it is done. It
+# needs milliseconds; only code that stopped or killed its runner makes it wait this long.
+STOP_GRACE = 5.0
 log = structlog.get_logger(__name__)
 
 
@@ -67,6 +72,8 @@ class ExecOutcome:
     """The warden confirmed that the code is over and is sending the outputs."""
     done_status: int | None = None
     """The code's exit status as the warden read it (None: the runner was gone; ask the engine)."""
+    runner_lost: bool = False
+    """Told to stop at the timeout, the runner did not: the code stopped or killed it."""
 
 
 def timed_exec(
@@ -78,25 +85,34 @@ def timed_exec(
     timeout: float,
     max_stream_bytes: int,
 ) -> ExecOutcome:
-    """Blocking: send the job, read both streams until the code is over or `timeout` passes."""
+    """Blocking: send the job, read both streams until the code is over. When `timeout` passes,
+    the runner is told to `stop` the code and given STOP_GRACE to do so and say it is done; a
+    runner that does not (the code stopped or killed it) leaves the run `runner_lost`."""
     stdout = CappedBuffer(max_stream_bytes)
     stderr = CappedBuffer(max_stream_bytes)
     watch: DoneWatch | None = DoneWatch()
     started = time.monotonic()
-    deadline = started + timeout
-    timed_out = died = False
+    limit = started + timeout
+    timed_out = died = lost = False
+    seconds = 0.0
     try:
         stream.send(payload)
         while True:
-            check_at = min(deadline, time.monotonic() + LIVENESS_INTERVAL)
+            check_at = min(limit, time.monotonic() + LIVENESS_INTERVAL)
             try:
                 item = stream.next_chunk(check_at)
             except DeadlineExceeded:
-                if time.monotonic() >= deadline:
-                    raise
-                if not engine.is_running(container_id)[0]:
-                    died = True
+                if time.monotonic() < limit:
+                    if not engine.is_running(container_id)[0]:
+                        died = True
+                        break
+                    continue
+                if timed_out:
+                    lost = True  # the runner did not stop the code in time
                     break
+                timed_out, seconds = True, time.monotonic() - started
+                stream.send(b"stop\n")
+                limit = time.monotonic() + STOP_GRACE
                 continue
             if item is None:
                 break
@@ -107,7 +123,8 @@ def timed_exec(
             watch.add(kind, chunk)
             if not watch.should_ask():
                 continue
-            seconds = time.monotonic() - started
+            if not timed_out:
+                seconds = time.monotonic() - started
             watch.asked()
             answer = ask_warden(warden)
             if answer.startswith("collecting"):
@@ -117,35 +134,29 @@ def timed_exec(
                 return ExecOutcome(
                     stdout,
                     stderr,
-                    False,
+                    timed_out,
                     seconds,
                     collecting=True,
                     done_status=int(status) if status.isdigit() else None,
                 )
             if answer != "busy":
-                # The warden cannot collect: the one-shot collector will, after the runner's
-                # exit (it waits for its stdin to close once done). The markers are not output.
+                # The warden is gone: the runner's exit ends the step; the outputs are lost.
                 stdout.drop_tail(watch.marker_length(STDOUT))
                 stderr.drop_tail(watch.marker_length(STDERR))
                 watch = None
                 stream.close_input()
-    except DeadlineExceeded:
-        timed_out = True
     except OSError:
         pass  # the runner went away while we wrote: its exit status tells why
-    return ExecOutcome(stdout, stderr, timed_out, time.monotonic() - started, died)
+    if not timed_out:
+        seconds = time.monotonic() - started
+    return ExecOutcome(stdout, stderr, timed_out, seconds, died, runner_lost=lost)
 
 
 def ask_warden(warden: Warden) -> str:
-    """`collecting [status]`, `busy` (the code printed the markers itself; read on), or why
-    the warden cannot collect."""
+    """`collecting [status]`, `busy` (the code printed the markers itself; read on), or `gone`."""
     try:
         answer = warden.ask()
     except WardenGone as exc:
-        log.warning("output warden gone; collecting the one-shot way", error=str(exc))
+        log.warning("output warden gone", error=str(exc))
         return "gone"
-    if answer == "busy":
-        return answer
-    if not answer.startswith("collecting"):
-        log.info("output warden cannot collect; collecting the one-shot way", answer=answer[:200])
-    return answer
+    return answer if answer == "busy" or answer.startswith("collecting") else "gone"

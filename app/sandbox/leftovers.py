@@ -20,7 +20,8 @@ import time
 import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
-from app.sandbox.policy import OWNER_LABEL, SandboxPolicy
+from app.sandbox.names import OWNER_LABEL
+from app.sandbox.policy import SandboxPolicy
 
 log = structlog.get_logger(__name__)
 

@@ -9,25 +9,28 @@ builds the one policy of a process from its settings.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-LABEL_PREFIX = "io.codeinterp"
-MANAGED_LABEL = f"{LABEL_PREFIX}.managed"
-INSTANCE_LABEL = f"{LABEL_PREFIX}.instance"
-RUN_LABEL = f"{LABEL_PREFIX}.run_id"
-USER_LABEL = f"{LABEL_PREFIX}.user_id"
-ROLE_LABEL = f"{LABEL_PREFIX}.role"
-OWNER_LABEL = f"{LABEL_PREFIX}.owner"
-POOL_LABEL = f"{LABEL_PREFIX}.pool_id"
+from app.sandbox.names import (
+    CODE_UID_LABEL,
+    COLLECTOR_SCRIPT,
+    ICC_OPTION,
+    INSTALL_SCRIPT,
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    POOL_LABEL,
+    PYTHON,
+    ROLE_LABEL,
+    RUN_LABEL,
+    RUNNER_SCRIPT,
+    USER_LABEL,
+)
 
-PYTHON = "/opt/venv/bin/python"
-RUNNER_SCRIPT = "/opt/sandbox/sandbox_runner.py"
-COLLECTOR_SCRIPT = "/opt/sandbox/sandbox_collect.py"
-INSTALL_SCRIPT = "/opt/sandbox/sandbox_install.py"
-IMAGE_MODULES_FILE = "/opt/sandbox/image-modules.json"
 # Under gVisor the engine's pids limit also counts the sandbox kernel's own host threads (its Go
 # runtime and, with the ptrace platform, one stub per guest thread); without room for them an
 # I/O-heavy but harmless run crashes the whole sandbox.
@@ -35,6 +38,10 @@ RUNSC_PIDS_HEADROOM = 128
 
 
 NO_LOGS = {"Type": "none", "Config": {}}
+# The project's seccomp profile for runc containers (its comment says what it is and why); sent
+# as the profile's JSON text, as `docker run --security-opt seccomp=<file>` does.
+SECCOMP_FILE = Path(__file__).with_name("seccomp.json")
+SECCOMP_PROFILE = json.dumps(json.loads(SECCOMP_FILE.read_text()), separators=(",", ":"))
 
 
 class HostPathError(ValueError):
@@ -62,11 +69,14 @@ class SandboxPolicy:
     max_output_depth: int = 8
     max_code_bytes: int = 1024**2
     open_files_limit: int = 1024
+    # Inode caps of the tmpfs mounts: empty files cost no bytes but kernel memory each.
+    output_inodes: int = 8192
+    tmp_inodes: int = 65536
     collect_timeout: float = 60.0
-    # A collector that has not said a word by then will not (gVisor with its threads exhausted
-    # hangs an exec instead of refusing it): give up on the outputs rather than wait a minute.
-    collector_start_timeout: float = 15.0
-    code_uid: int = 10001
+    # The code's uids: each sandbox container gets one of its own (app/sandbox/identities.py).
+    # Below 65536, so a user-namespace remap of the usual 65536 ids still maps them.
+    code_uid_first: int = 20000
+    code_uid_last: int = 29999
     keeper_uid: int = 10002
     input_mount: str = "/mnt/data"
     output_mount: str = "/mnt/output"
@@ -82,11 +92,25 @@ class SandboxPolicy:
     package_index_url: str = ""
     package_extra_index_url: str = ""
     package_proxy: str = ""
+    # A bridge network of the install containers' own, created by the project on first use, with
+    # traffic between its containers turned off (two installs can never talk to each other).
+    install_network: str = "codeinterp-install"
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
     warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
     owner: str = ""
     """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
     labelled on each, so the leftovers of a dead process can be told from live runs."""
+
+    # Identities
+
+    @property
+    def code_uids(self) -> range:
+        """The uids the code may run as; one per container at a time."""
+        return range(self.code_uid_first, self.code_uid_last + 1)
+
+    @property
+    def code_uid_range(self) -> str:
+        return f"{self.code_uid_first}-{self.code_uid_last}"
 
     # Labels
 
@@ -125,50 +149,64 @@ class SandboxPolicy:
 
     # Container
 
-    def tmpfs(self) -> dict[str, str]:
+    def tmpfs(self, code_uid: int) -> dict[str, str]:
         common = "rw,noexec,nosuid,nodev"
         return {
-            "/tmp": f"{common},size={self.tmp_size_bytes},mode=1777",
+            "/tmp": f"{common},size={self.tmp_size_bytes},nr_inodes={self.tmp_inodes},mode=1777",
             # Owned by the code; its group is the keeper's, so the output warden (keeper uid) can
             # read what the code wrote without being able to write there.
             self.output_mount: (
-                f"{common},size={self.output_size_bytes},mode=0750,"
-                f"uid={self.code_uid},gid={self.keeper_uid}"
+                f"{common},size={self.output_size_bytes},nr_inodes={self.output_inodes},"
+                f"mode=0750,uid={code_uid},gid={self.keeper_uid}"
             ),
         }
+
+    def security_opt(self) -> list[str]:
+        """no-new-privileges always; under runc the project's seccomp profile too. Under gVisor
+        the code's syscalls reach gVisor's own kernel, which runsc confines with its own filter."""
+        options = ["no-new-privileges"]
+        if self.runtime == "runc":
+            options.append(f"seccomp={SECCOMP_PROFILE}")
+        return options
 
     def container_args(
         self,
         *,
         run_id: str,
         user_id: str,
+        code_uid: int,
         input_dir: Path | None,
+        input_files: list[str] | None = None,
         packages: dict[str, Path] | None = None,
         pool_id: str = "",
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
+        `code_uid`: the uid the code will run as, this container's own (app/sandbox/identities).
+        `input_files`: the run's files in `input_dir` (its manifest), each mounted read-only on
+        its own, so nothing else of the folder (expired or unlisted files) is visible; None
+        mounts the whole folder (a warm container's staging folder, holding only what it is
+        given).
         `packages`: distribution -> its package-cache entry, each mounted read-only.
         `pool_id`: set for a warm container, created before its run and user are known.
         """
-        mounts = []
-        if input_dir is not None:
-            mounts.append(bind_mount(self.input_mount, self.host_path(input_dir), read_only=True))
+        mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
-        labels = self.labels(run_id, user_id, **({POOL_LABEL: pool_id} if pool_id else {}))
+        extra = {CODE_UID_LABEL: str(code_uid), **({POOL_LABEL: pool_id} if pool_id else {})}
+        labels = self.labels(run_id, user_id, **extra)
         args = {
             "image": self.image,
             # The main process is the output warden, under the keeper's uid (not the code's): it
             # keeps the sandbox alive between the execs and collects the outputs (warden_command).
-            "command": self.warden_command(),
+            "command": self.warden_command(code_uid),
             "stdin_open": True,
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
             "labels": labels,
             "network_mode": "none",
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            "security_opt": self.security_opt(),
             "read_only": True,
-            "tmpfs": self.tmpfs(),
+            "tmpfs": self.tmpfs(code_uid),
             "mounts": mounts,
             "pids_limit": self.engine_pids_limit(),
             "mem_limit": self.memory_bytes,
@@ -187,6 +225,24 @@ class SandboxPolicy:
         if self.runtime != "runc":
             args["runtime"] = self.runtime
         return args
+
+    def input_mounts(self, input_dir: Path | None, files: list[str] | None) -> list[dict]:
+        """The read-only input mounts: the folder, or only the named files of it."""
+        if input_dir is None:
+            return []
+        if files is None:
+            return [bind_mount(self.input_mount, self.host_path(input_dir), read_only=True)]
+        mounts = []
+        for name in sorted(set(files)):
+            if not name or "/" in name or "\0" in name or name in (".", ".."):
+                raise HostPathError(f"unsafe input file name {name!r}")
+            source = Path(input_dir) / name
+            if source.is_symlink() or not source.is_file():
+                continue  # gone meanwhile: the code sees the same FileNotFoundError as warm
+            mounts.append(
+                bind_mount(f"{self.input_mount}/{name}", self.host_path(source), read_only=True)
+            )
+        return mounts
 
     # Package installs
 
@@ -244,11 +300,12 @@ class SandboxPolicy:
         distribution: str,
         check_only: bool = False,
     ) -> dict:
-        """The install step for one approved distribution: the same image, with network (bridge),
-        running only the image's own install script. It mounts no user files and runs no user
-        code; its one writable mount is a fresh work folder of the package cache. It always uses
-        the engine's default runtime: gVisor is registered with --network=none here.
-        `check_only` asks the index for the distribution and installs nothing (doctor)."""
+        """The install step for one approved distribution: the same image, with network (the
+        install network, install_network_args), running only the image's own install script. It
+        mounts no user files and runs no user code; its one writable mount is a fresh work folder
+        of the package cache. It always uses the engine's default runtime (gVisor is registered
+        with --network=none here), so it gets the project's seccomp profile too. `check_only`
+        asks the index for the distribution and installs nothing (doctor)."""
         labels = self.labels(run_id, user_id, **{ROLE_LABEL: "install"})
         mode = ["--check-index"] if check_only else []
         return {
@@ -256,9 +313,9 @@ class SandboxPolicy:
             "command": [PYTHON, "-I", INSTALL_SCRIPT, *mode, "--work", "/work", distribution],
             "user": self.install_user(),
             "labels": labels,
-            "network_mode": "bridge",
+            "network_mode": self.install_network,
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            "security_opt": ["no-new-privileges", f"seccomp={SECCOMP_PROFILE}"],
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={64 * 1024**2},mode=1777"},
             "mounts": [bind_mount("/work", self.host_path(work_dir), read_only=False)],
@@ -273,6 +330,16 @@ class SandboxPolicy:
             "working_dir": "/work",
             "log_config": NO_LOGS,
             "detach": True,
+        }
+
+    def install_network_args(self) -> dict:
+        """The install network: a bridge with inter-container traffic off (its containers reach
+        the internet through NAT, never each other). Shared by every instance on the engine."""
+        return {
+            "name": self.install_network,
+            "driver": "bridge",
+            "options": {ICC_OPTION: "false"},
+            "labels": {MANAGED_LABEL: "true", ROLE_LABEL: "install-network"},
         }
 
     def probe_container_args(self, image: str) -> dict:
@@ -299,6 +366,10 @@ class SandboxPolicy:
             "PATH": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",
             "TMPDIR": "/tmp",
+            # The code's uid has no account in the image: libraries that ask for a user name
+            # (getpass.getuser) read these first.
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
@@ -312,33 +383,39 @@ class SandboxPolicy:
             "MKL_NUM_THREADS": threads,
         }
 
-    def runner_exec(self, preload: tuple[str, ...] = ()) -> dict:
+    def runner_exec(self, code_uid: int, preload: tuple[str, ...] = ()) -> dict:
         cmd = [PYTHON, "-I", RUNNER_SCRIPT]
         if preload:
             cmd += ["--preload", ",".join(preload)]
         return {
             "cmd": cmd,
-            "user": f"{self.code_uid}:{self.code_uid}",
+            "user": f"{code_uid}:{code_uid}",
             "environment": self.code_environment(),
             "workdir": self.output_mount,
         }
 
-    def reaper_exec(self) -> dict:
-        """A shell that SIGKILLs every process of the code's uid after a timeout. It starts in
-        milliseconds even while the code saturates the CPU quota, where the Python collector that
-        follows could starve (under gVisor, for as long as the collect timeout)."""
+    def reaper_exec(self, code_uid: int) -> dict:
+        """A shell, as the code's uid, that SIGKILLs every other process of that uid, then opens
+        the output folder to the warden (files the code made private). It starts in milliseconds
+        even while the code saturates the CPU quota. Its output is never read: it runs where the
+        code ran, so nothing it says is believed; the warden checks from /proc that nothing of
+        the code is left before it collects."""
+        out = self.output_mount
+        script = (
+            "i=0; while [ $i -lt 64 ] && kill -9 -1 2>/dev/null; do i=$((i+1)); done; "
+            f"chmod -R u+rwX,go+rX {out} 2>/dev/null; chmod 0750 {out} 2>/dev/null; exit 0"
+        )
         return {
-            "cmd": [
-                "/bin/sh",
-                "-c",
-                "for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || exit 0; done",
-            ],
-            "user": f"{self.code_uid}:{self.code_uid}",
+            "cmd": ["/bin/sh", "-c", script],
+            "user": f"{code_uid}:{code_uid}",
             "environment": {"PATH": "/usr/bin:/bin"},
             "workdir": "/",
         }
 
-    def _collector_cmd(self) -> list[str]:
+    def warden_command(self, code_uid: int) -> list[str]:
+        """The sandbox's main process: the output warden, under the keeper's uid, which the code
+        can neither signal nor trace, so its answers (code over, files, report) can be trusted.
+        It waits on stdin (attached by the host) and lives as long as the container."""
         return [
             PYTHON,
             "-I",
@@ -351,48 +428,7 @@ class SandboxPolicy:
             str(self.output_size_bytes),
             "--max-depth",
             str(self.max_output_depth),
+            "--serve",
+            "--code-uid",
+            str(code_uid),
         ]
-
-    def collector_exec(self) -> dict:
-        """The one-shot collector, after a timeout or when the warden cannot collect."""
-        return {
-            "cmd": self._collector_cmd(),
-            # Same uid as the code: it can then kill whatever the code left running.
-            "user": f"{self.code_uid}:{self.code_uid}",
-            "environment": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            "workdir": "/",
-        }
-
-    def warden_command(self) -> list[str]:
-        """The sandbox's main process: the output warden, under the keeper's uid, which the code
-        can neither signal nor trace, so its answers (code over, files, report) can be trusted.
-        It waits on stdin (attached by the host) and lives as long as the container."""
-        return self._collector_cmd() + ["--serve", "--code-uid", str(self.code_uid)]
-
-    def describe(self) -> dict[str, object]:
-        """Human-readable summary of what a run gets (doctor, admin views)."""
-        return {
-            "image": self.image,
-            "runtime": self.runtime,
-            "network": "none",
-            "user (code)": f"{self.code_uid}:{self.code_uid}",
-            "capabilities": "all dropped",
-            "no-new-privileges": True,
-            "root filesystem": "read-only",
-            "memory": f"{self.memory_bytes} bytes, no swap",
-            "cpus": self.cpus,
-            "pids limit": self.pids_limit,
-            "/tmp": f"tmpfs {self.tmp_size_bytes} bytes, noexec",
-            "output": (
-                f"tmpfs {self.output_size_bytes} bytes at {self.output_mount}, noexec, "
-                "read by the output warden (keeper uid)"
-            ),
-            "input": f"read-only bind at {self.input_mount}",
-            "packages": (
-                f"approved auto-installed packages: read-only binds under {self.package_mount}, "
-                "installed beforehand by a separate container (network, no user code or files)"
-            ),
-            "stdout/stderr cap": f"{self.max_stream_bytes} bytes each",
-            "output files cap": f"{self.max_output_files} files, {self.output_size_bytes} bytes",
-            "environment": "allow-list only: " + ", ".join(sorted(self.code_environment())),
-        }

@@ -32,7 +32,8 @@ from pathlib import Path
 import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
-from app.sandbox.policy import POOL_LABEL, SandboxPolicy
+from app.sandbox.names import POOL_LABEL
+from app.sandbox.policy import SandboxPolicy
 from app.sandbox.starter import ContainerStarter, Sandbox
 
 __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
@@ -173,7 +174,7 @@ class WarmPool:
         warm = self.take()
         if warm is None:
             return None
-        if not filenames:  # no manifest: the code sees the folder's files, as in a cold run
+        if not filenames:  # no manifest: the code sees the folder's files, as a cold run does
             filenames = await asyncio.to_thread(_top_level_files, source_dir)
         try:
             await asyncio.to_thread(warm.stage, source_dir, filenames)
@@ -266,16 +267,28 @@ class WarmPool:
         input_dir = self.staging_root / pool_id
         input_dir.mkdir(parents=True, mode=0o755)
         os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
-        try:
-            args = self.policy.container_args(
-                run_id=f"warm-{pool_id}", user_id="", input_dir=input_dir, pool_id=pool_id
+
+        def args_for(code_uid: int) -> dict:
+            return self.policy.container_args(
+                run_id=f"warm-{pool_id}",
+                user_id="",
+                code_uid=code_uid,
+                input_dir=input_dir,
+                pool_id=pool_id,
             )
-            started = self.starter.start_blocking(args, self.policy.warm_preload)
+
+        try:
+            started = self.starter.start_blocking(args_for, self.policy.warm_preload)
         except BaseException:
             shutil.rmtree(input_dir, ignore_errors=True)
             raise
         return WarmContainer(
-            started.container_id, started.stream, started.warden, input_dir, pool_id=pool_id
+            started.container_id,
+            started.stream,
+            started.warden,
+            started.code_uid,
+            input_dir,
+            pool_id=pool_id,
         )
 
     async def _health_check(self) -> None:

@@ -9,8 +9,8 @@ A run, top-down (docs/architecture.md, "One run"):
 1. acquire (not timed): a warm container from the pool, or a cold one started now
    (app/sandbox/starter.py); either way its warden and runner have said ready.
 2. exec (timed): the code is handed over and read until it is over (app/sandbox/execution.py).
-3. collect (not timed): the warden sends the outputs, or the one-shot collector does after a
-   timeout or when the warden cannot (app/sandbox/collection.py).
+3. collect (not timed): the warden sends the outputs once it confirmed that nothing of the code
+   is left, or they are dropped with the reason (app/sandbox/collection.py).
 4. classify (app/sandbox/status.py), then dispose: the container is always removed, in the
    background once the runner is started; leftovers of dead owners are reaped
    (app/sandbox/leftovers.py).
@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from app import user_ids
 from app.sandbox.collection import Collected, OutputCollector
 from app.sandbox.engine import Engine
 from app.sandbox.execution import ExecOutcome, timed_exec
@@ -46,6 +47,8 @@ from app.sandbox.service import SandboxStatus
 from app.sandbox.slots import RunSlots
 from app.sandbox.starter import ContainerStarter, Sandbox
 from app.sandbox.status import classify, explain, failure_message
+from app.sandbox.summary import policy_summary
+from app.user_ids import is_user_id
 
 # Below this, a warm gVisor sandbox (its kernel, the preloaded runner, the warden) leaves the code
 # little memory: the runner warns at start.
@@ -163,7 +166,7 @@ class SandboxRunner:
         )
 
     async def describe_policy(self) -> dict[str, object]:
-        return self.policy.describe()
+        return policy_summary(self.policy)
 
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""
@@ -188,6 +191,8 @@ class SandboxRunner:
     # Before the run
 
     def _check_request(self, request: RunRequest) -> str:
+        if not is_user_id(request.user_id):
+            return user_ids.RULE
         if not request.code.strip():
             return "there is no code to run"
         size = len(request.code.encode("utf-8", errors="surrogatepass"))
@@ -324,15 +329,22 @@ class SandboxRunner:
                 warm.close()
                 await self._dispose(warm.container_id, warm.staging)
             return
-        args = self.policy.container_args(
-            run_id=run_id,
-            user_id=str(request.user_id),
-            input_dir=request.input_dir,
-            packages=packages,
-        )
-        container_id, attached = await self.starter.create(args)
+        # A manifest mounts only its files; a request with a folder and no manifest, the folder.
+        names = [f.filename for f in request.files] if request.files else None
+
+        def args_for(code_uid: int) -> dict:
+            return self.policy.container_args(
+                run_id=run_id,
+                user_id=str(request.user_id),
+                code_uid=code_uid,
+                input_dir=request.input_dir,
+                input_files=names,
+                packages=packages,
+            )
+
+        container_id, attached, code_uid = await self.starter.create(args_for)
         try:
-            sandbox = await self.starter.start_processes(container_id, attached)
+            sandbox = await self.starter.start_processes(container_id, attached, code_uid)
             try:
                 yield sandbox
             finally:
@@ -354,11 +366,17 @@ class SandboxRunner:
             collecting = self.engine.call(
                 self.collector.from_warden, sandbox.warden, sandbox.container_id, destination
             )
+            if outcome.timed_out:
+                return await collecting, None
             if outcome.done_status is not None:
                 return await collecting, outcome.done_status
         else:
             collecting = self.engine.call(
-                self.collector.one_shot, sandbox.container_id, destination, outcome.timed_out
+                self.collector.after_runner,
+                sandbox.warden,
+                sandbox.container_id,
+                destination,
+                runner_lost=outcome.runner_lost,
             )
             if outcome.timed_out or outcome.sandbox_died:
                 return await collecting, None

@@ -69,5 +69,5 @@ class SandboxService(Protocol):
     async def status(self) -> SandboxStatus: ...
 
     async def describe_policy(self) -> dict[str, object]:
-        """SandboxPolicy.describe() of the policy the runs get."""
+        """policy_summary() of the policy the runs get."""
         ...

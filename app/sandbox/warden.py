@@ -2,14 +2,17 @@
 
 The warden is started in every sandbox together with the runner, under the keeper's uid: the code
 cannot signal it, trace it or write into its stream. Its stderr is a line channel (`ready`, then
-one answer per `collect` request: `busy`, `fallback <reason>` or `collecting [exit status]`, the
-latter followed by the output tar on stdout and a JSON report line on stderr).
+one answer per request: `busy` or `collecting [exit status]`, the latter followed by the output
+stream on stdout and a JSON report line on stderr). It is the only collector: nothing running as
+the code's uid is ever asked for, or believed about, the outputs.
 
-When the runner's done markers arrive, the host asks the warden. It answers `collecting` only when
-no process of the code is left and the runner has renamed itself done (which the code cannot do
-for it), with the status from that name, so markers the code printed itself neither end a run
-early nor set its status. The collection then needs no `docker exec` and no engine round trip on
-the reply's path.
+When the runner's done markers arrive, the host asks `collect`. The warden answers `collecting`
+only when no process of the code is left and the runner has renamed itself done (which the code
+cannot do for it), with the status from that name, so markers the code printed itself neither end
+a run early nor set its status. At the timeout the runner stops the code and says it is done,
+so the same `collect` follows. When the runner's stream ends without its markers (the code killed
+it) the host asks `collect-if-gone`: the warden collects only once no process of the code's uid
+is left at all.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ MAX_LINE = 65536
 
 
 class WardenGone(RuntimeError):
-    """The warden did not answer (it died, or the sandbox did): collect the one-shot way."""
+    """The warden did not answer (it died, or the sandbox did): the outputs are lost."""
 
 
 class DoneWatch:
@@ -67,7 +70,7 @@ class Warden:
     def __init__(self, stream: ExecStream) -> None:
         self.stream = stream
         self._lines = bytearray()
-        # stdout and stderr are separate pipes: the tar may overtake the `collecting` line.
+        # stdout and stderr are separate pipes: the outputs may overtake the `collecting` line.
         self._early: deque[bytes] = deque()
 
     def await_ready(self, deadline: float) -> None:
@@ -78,10 +81,10 @@ class Warden:
         if line != "ready":
             raise WardenGone(f"the output warden did not start: {line!r}")
 
-    def ask(self, timeout: float = ANSWER_TIMEOUT) -> str:
-        """Ask for the collection; the one-line answer (see the module doc)."""
+    def ask(self, request: str = "collect", timeout: float = ANSWER_TIMEOUT) -> str:
+        """Ask `collect` or `collect-if-gone`; the one-line answer (see the module doc)."""
         try:
-            self.stream.send(b"collect\n")
+            self.stream.send(request.encode() + b"\n")
         except OSError:
             raise WardenGone("the output warden is gone") from None
         try:
@@ -92,8 +95,8 @@ class Warden:
             raise WardenGone("the output warden did not answer")
         return answer
 
-    def tar_frames(self, deadline: float) -> Iterator[tuple[int, bytes]]:
-        """The tar on stdout after `collecting`; stderr is kept for the report line."""
+    def output_frames(self, deadline: float) -> Iterator[tuple[int, bytes]]:
+        """The output stream on stdout after `collecting`; stderr is kept for the report line."""
         while self._early:
             yield STDOUT, self._early.popleft()
         while (item := self.stream.next_chunk(deadline)) is not None:
@@ -126,7 +129,7 @@ class Warden:
 
     def _line(self, deadline: float, keep_stdout: bool = False) -> str | None:
         """The next stderr line; None at EOF. stdout that arrives meanwhile is the start of the
-        tar (keep_stdout) or the padding after it (dropped)."""
+        output stream (keep_stdout) or dropped."""
         while b"\n" not in self._lines:
             if len(self._lines) >= MAX_LINE:
                 return None

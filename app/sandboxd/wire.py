@@ -2,7 +2,7 @@
 
     GET  /v1/health   {"ok", "engine", "max_timeout", "instance", ...}; 503 when the engine is gone
     GET  /v1/stats    SandboxStatus as JSON
-    GET  /v1/policy   {"policy": SandboxPolicy.describe(), "max_timeout"}: read-only
+    GET  /v1/policy   {"policy": policy_summary(policy), "max_timeout"}: read-only
     POST /v1/runs     body: one JSON line (the run), then each listed file's bytes, in order
 
 A run's response is a stream of frames, each one JSON line:
@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from app.sandbox.result import InputFile, RunResult, RunStatus, SkippedOutput
+from app.user_ids import is_user_id
 
 VERSION = 1
 HEALTH = "/v1/health"
@@ -41,7 +42,6 @@ FRAMES_CONTENT_TYPE = "application/x-codeinterp-frames"
 
 # The file store's rule for user ids (app/files/store.py; tests/unit/test_sandboxd_wire.py keeps
 # them equal) and for file ids and their on-disk names: <file id><extension of the type table>.
-USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,16}){0,2}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -172,7 +172,7 @@ def parse_run(line: bytes, limits: RunLimits) -> RunSpec:
             413, f"the code is {size} bytes, over the limit of {limits.max_code_bytes}", "code"
         )
     user_id = data.get("user_id")
-    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
+    if not is_user_id(user_id):
         raise RequestRejected(400, "user_id must be 1 to 64 letters, digits, '-' or '_'", "user_id")
     session_id = data.get("session_id", "")
     if not isinstance(session_id, str) or (session_id and not SESSION_ID.fullmatch(session_id)):

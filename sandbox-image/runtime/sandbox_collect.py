@@ -1,22 +1,23 @@
-"""Trusted output collector: reads a run's output folder once the code is over.
+"""The output warden: reads a run's output folder once the code is over, as another uid.
 
-It writes the regular files of the output folder to stdout as a tar stream, and a JSON report
-(skipped entries, OOM kills seen by the container's cgroup) to stderr. It never follows a symbolic
-link and never opens a FIFO, socket or device; hidden entries are skipped; the number of files,
-their total size and the folder depth are capped.
+It is the sandbox's main process (`--serve --code-uid N`), under the keeper's uid, which the code
+cannot signal, trace or impersonate. It says `ready` on stderr and waits on stdin (the host's
+attach). For each request line it answers one line on stderr:
 
-Two ways to start it:
-- one-shot (`docker exec` as the code's uid, after the code ended or timed out): it first kills
-  every remaining process of the sandbox user, then collects;
-- warden (`--serve --code-uid N`): the sandbox's main process, under the keeper's uid, which the
-  code cannot signal, trace or impersonate. It says `ready` on stderr and waits on stdin (the
-  host's attach). For each `collect` line it checks that the code is over (`code_over`) and
-  answers one line on stderr: `busy` (ask again later), `fallback <reason>` (it cannot read
-  everything; the host then uses the one-shot way), or `collecting [exit status]`, followed by
-  the tar on stdout and the report line on stderr. Running from the start, it spares the host a
-  `docker exec` and a Python start-up on the reply's path. It cannot kill anything: when
-  processes are left, the host does the killing. It keeps the sandbox alive until the host
-  removes it (stdin stays open when the host detaches).
+- `collect` (the runner's done markers arrived): if nothing of the code is left but the runner,
+  named done (`code_over`), `collecting <exit status>`; else `busy` (ask again later).
+- `collect-if-gone` (the runner died: the code may have killed it): if no process of the
+  code's uid is left at all, `collecting`; else `busy`.
+
+`collecting` is followed by the output stream on stdout (app/sandbox/outputs.py describes its
+framing) and a JSON report line on stderr (skipped entries, OOM kills seen by the container's
+cgroup). It never follows a symbolic link and never opens a FIFO, socket or device; hidden entries
+are skipped; the number of files, their total size and the folder depth are capped. It cannot
+kill anything (the runner stops the code at the timeout; when processes are left, the host
+kills the container and drops the outputs), and the host believes nothing that runs as the
+code's uid. Running from the start, it spares the host a `docker exec` and a Python start-up on
+the reply's path, and it keeps the sandbox alive until the host removes it (stdin stays open
+when the host detaches).
 
 The host re-checks everything it receives: this program runs from the read-only image, but the
 folder it reads was written by untrusted code.
@@ -30,12 +31,18 @@ import json
 import os
 import signal
 import stat
+import struct
 import sys
-import tarfile
 
-from sandbox_runner import DONE_NAME, processes_of, reap_other_processes
+from sandbox_runner import DONE_NAME, processes_of
 
 MAX_REPORTED_SKIPS = 50
+MAX_REPORTED_NAME = 200
+# The output stream's framing: app/sandbox/outputs.py reads it (a unit test compares the two).
+STREAM_MAGIC = b"CIOUT1\n"
+FILE, DATA, DONE, END = b"F", b"D", b"Z", b"E"
+MAX_NAME_BYTES = 2048
+MAX_CHUNK = 1024 * 1024
 
 
 class Collector:
@@ -48,12 +55,10 @@ class Collector:
         self.total = 0
         self.skipped: list[dict[str, str]] = []
         self.skipped_more = 0
-        self.denied: list[str] = []
-        """Entries this process has no permission to read (the warden is not the code's uid)."""
 
     def skip(self, relpath: str, reason: str) -> None:
         if len(self.skipped) < MAX_REPORTED_SKIPS:
-            self.skipped.append({"name": relpath, "reason": reason})
+            self.skipped.append({"name": relpath[:MAX_REPORTED_NAME], "reason": reason})
         else:
             self.skipped_more += 1
 
@@ -66,9 +71,7 @@ class Collector:
                 with os.scandir(os.path.join(self.root, rel_dir)) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                if exc.errno == errno.EACCES:
-                    self.denied.append(rel_dir or ".")
-                self.skip(rel_dir or ".", f"unreadable folder ({exc.strerror})")
+                self.skip(rel_dir or ".", f"unreadable folder ({_why(exc)})")
                 continue
             subdirs = []
             for entry in entries:
@@ -76,9 +79,7 @@ class Collector:
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    if exc.errno == errno.EACCES:
-                        self.denied.append(rel)
-                    self.skip(rel, f"unreadable ({exc.strerror})")
+                    self.skip(rel, f"unreadable ({_why(exc)})")
                     continue
                 if entry.name.startswith("."):
                     self.skip(rel, "hidden")
@@ -95,32 +96,51 @@ class Collector:
                     self.skip(rel, f"over the limit of {self.max_files} files")
                 elif self.total + st.st_size > self.max_bytes:
                     self.skip(rel, f"over the total size limit of {self.max_bytes} bytes")
+                elif not os.access(entry.path, os.R_OK):
+                    self.skip(rel, "unreadable (made private by the code)")
                 else:
-                    if not os.access(entry.path, os.R_OK):
-                        self.denied.append(rel)
                     self.files.append((rel, st))
                     self.total += st.st_size
             stack.extend(reversed(subdirs))
 
-    def write_tar(self, out) -> None:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for rel, st in self.files:
+    def write_stream(self, out) -> None:
+        """The chosen files in the output stream's framing (see the module doc)."""
+        out.write(STREAM_MAGIC)
+        for rel, st in self.files:
+            name = os.fsencode(rel)
+            if len(name) > MAX_NAME_BYTES:
+                self.skip(rel, "name too long")
+                continue
+            try:
                 path = os.path.join(self.root, rel)
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                except OSError as exc:
-                    self.skip(rel, f"unreadable ({exc.strerror})")
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError as exc:
+                self.skip(rel, f"unreadable ({_why(exc)})")
+                continue
+            with os.fdopen(fd, "rb") as fh:
+                now = os.fstat(fh.fileno())
+                if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
+                    self.skip(rel, "changed while collecting")
                     continue
-                with os.fdopen(fd, "rb") as fh:
-                    now = os.fstat(fh.fileno())
-                    if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
-                        self.skip(rel, "changed while collecting")
-                        continue
-                    info = tarfile.TarInfo(rel)
-                    info.size = now.st_size
-                    info.mtime = int(now.st_mtime)
-                    info.mode = 0o644
-                    tar.addfile(info, fh)
+                out.write(FILE + struct.pack(">H", len(name)) + name)
+                left = st.st_size  # what the caps were checked against
+                while left > 0:
+                    chunk = fh.read(min(MAX_CHUNK, left))
+                    if not chunk:
+                        break
+                    out.write(DATA + struct.pack(">I", len(chunk)) + chunk)
+                    left -= len(chunk)
+                whole = left == 0 and not fh.read(1)
+                out.write(DONE + (b"\x01" if whole else b"\x00"))
+                if not whole:
+                    self.skip(rel, "changed while collecting")
+        out.write(END)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.EACCES:
+        return "made private by the code"
+    return exc.strerror or str(exc)
 
 
 def oom_kills() -> int:
@@ -150,17 +170,6 @@ def report(collector: Collector) -> str:
     )
 
 
-def collect_once(args: argparse.Namespace) -> int:
-    reap_other_processes()
-    collector = Collector(args.root, args.max_files, args.max_bytes, args.max_depth)
-    collector.scan()
-    collector.write_tar(sys.stdout.buffer)
-    sys.stdout.buffer.flush()
-    sys.stderr.write(report(collector))
-    sys.stderr.flush()
-    return 0
-
-
 def code_over(code_uid: int) -> str | None:
     """None while the code may still act; else the runner's exit status ("" if it is gone).
 
@@ -175,6 +184,11 @@ def code_over(code_uid: int) -> str | None:
     return status if status.isdigit() or not status else None
 
 
+def nothing_left(code_uid: int) -> bool:
+    """After the host's reaping: no process of the code's uid at all, the runner included."""
+    return not processes_of(code_uid)
+
+
 def say(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -182,20 +196,21 @@ def say(line: str) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     say("ready")
-    for request in sys.stdin.buffer:
-        if request.strip() != b"collect":
+    for line in sys.stdin.buffer:
+        request = line.strip()
+        if request == b"collect":
+            status = code_over(args.code_uid)
+        elif request == b"collect-if-gone":
+            status = "" if nothing_left(args.code_uid) else None
+        else:
             continue
-        status = code_over(args.code_uid)
         if status is None:
             say("busy")
             continue
         collector = Collector(args.root, args.max_files, args.max_bytes, args.max_depth)
         collector.scan()
-        if collector.denied:
-            say(f"fallback unreadable: {collector.denied[0][:100]}")
-            continue
         say(f"collecting {status}".strip())
-        collector.write_tar(sys.stdout.buffer)
+        collector.write_stream(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         say(report(collector))
     # stdin closed: the sandbox is being removed. Stay until then rather than stop it early.
@@ -209,10 +224,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-files", type=int, required=True)
     parser.add_argument("--max-bytes", type=int, required=True)
     parser.add_argument("--max-depth", type=int, default=8)
-    parser.add_argument("--serve", action="store_true")
-    parser.add_argument("--code-uid", type=int, default=10001)
-    args = parser.parse_args(argv)
-    return serve(args) if args.serve else collect_once(args)
+    parser.add_argument("--serve", action="store_true", required=True)
+    parser.add_argument("--code-uid", type=int, required=True)
+    return serve(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,25 @@
 """In-container runner: receives one job on stdin, runs the user's code, reports completion.
 
-Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload) and
+Started by `docker exec` as the run's code uid. It may import heavy modules first (--preload) and
 exercise them once (lazy imports, caches), then forks the child that will run the code and writes
-a ready marker to stdout. The child blocks on stdin: the host's timer starts when it hands the code
-over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}, optionally with
-"approved_packages": {import name: distribution}; "paths" are read-only package folders of the
-host's package cache (auto-installed approved packages), added after the image's site-packages.
+a ready marker to stdout. It reads the job from its stdin and hands it to the child through a pipe
+of the child's own: the host's timer starts when it hands the code over. Later lines on its stdin
+are the host's: `stop` (the time is up) or the end of the stream (the host went away) makes it
+kill every process of the code. The job is one JSON line: {"code": str, "files": [...], "paths":
+[...]}, optionally with "approved_packages": {import name: distribution}; "paths" are read-only
+package folders of the host's package cache (auto-installed approved packages), added after the
+image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
-left behind), so nothing the code started can write output after its main program ended. Then it
-names itself done (`cidone-<status>`), writes a done marker with the exit status (the child's exit
-code, or 128 + signal number) to stdout and to stderr, waits for the host to close its stdin, and
-exits with that status. The marker lets the host collect at once instead
-of waiting for this process's exit to travel through the engine; it is only a hint, because the
-code can print the same bytes: the host acts on it only after the output warden (another uid)
-confirmed that no process of the code is left. This process makes itself non-dumpable, so the
-code (same uid) cannot ptrace it or read its memory.
+left behind), so nothing the code started can write output after its main program ended, and opens
+the output folder to the warden (another uid: files the code made private would be lost to it
+otherwise). Then it names itself done (`cidone-<status>`), writes a done marker with the exit
+status (the child's exit code, or 128 + signal number) to stdout and to stderr, waits for the host
+to close its stdin, and exits with that status. The marker lets the host collect at once instead of
+waiting for this process's exit to travel through the engine; it is only a hint, because the code
+can print the same bytes: the host acts on it only after the output warden (another uid) confirmed
+that no process of the code is left. This process makes itself non-dumpable, so the code (same uid)
+cannot ptrace it or read its memory.
 
 Nothing here is trusted by the host beyond the exit status: a program can forge any output.
 """
@@ -33,6 +37,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -72,20 +77,107 @@ def main(argv: list[str]) -> int:
     sys.stderr.flush()
     # Forked now, before the code exists: the job then reaches the child without a fork on the
     # timed path. The child stays dumpable (the code may inspect itself); this process is not.
+    # The job reaches the child through a pipe of its own: the child never holds this process's
+    # stdin, so the code can neither read the job of the host nor swallow its `stop`.
+    job_r, job_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _run_child()  # never returns
+        os.close(job_w)
+        _run_child(job_r)  # never returns
+    os.close(job_r)
     _prctl(PR_SET_DUMPABLE, 0)
     os.write(1, READY_MARKER)
-    status = _wait(pid)
+    status = _supervise(pid, job_w)
     alone = reap_other_processes()
+    if alone:  # nothing of the code is left to change the folder while it is opened
+        open_to_warden(os.environ.get("OUTPUT_DIR", "/mnt/output"))
     _prctl(PR_SET_NAME, f"{DONE_NAME}-{status}".encode())
     done = DONE_MARKER + b"%d\n" % status
     os.write(2, done)
     os.write(1, done)
-    if alone:  # else the warden will say busy: exit, so the host collects the one-shot way
+    if alone:  # else the warden will say busy: exit, the host then sees the stream end
         _await_host()
     return status
+
+
+def _supervise(pid: int, job_w: int) -> int:
+    """Hand the host's job to the child, then wait until the child ends or the host says `stop`
+    (its time is up) or goes away (stdin closed): then every process of the code is killed. The
+    code's exit status, or 128 + the signal that ended it."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    host = _Lines(0)
+    job = host.line()
+    if job is not None:
+        try:
+            _write_all(job_w, job)
+        except OSError:
+            pass  # the child died before it read the job: its status says why
+    os.close(job_w)
+    while True:
+        done, status = _try_wait(pid)
+        if done:
+            return status
+        if job is None:
+            break  # the host went away before handing over any code
+        if not host.has_line():
+            try:
+                ready, _, _ = select.select([0, wake_r], [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                os.read(wake_r, 512)
+            if 0 not in ready:
+                continue
+        command = host.line()
+        if command is None or command.strip() == b"stop":
+            break
+    reap_other_processes()  # the child among them
+    return _wait(pid)
+
+
+class _Lines:
+    """Lines from a file descriptor; what is read past a line is kept for the next one."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = b""
+
+    def has_line(self) -> bool:
+        return b"\n" in self.pending
+
+    def line(self) -> bytes | None:
+        while b"\n" not in self.pending:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except InterruptedError:
+                continue
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _try_wait(pid: int) -> tuple[bool, int]:
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True, 0
+    if not done:
+        return False, 0
+    code = os.waitstatus_to_exitcode(status)
+    return True, 128 - code if code < 0 else code
 
 
 def _await_host(seconds: float = LINGER_SECONDS) -> None:
@@ -154,10 +246,40 @@ def reap_other_processes(deadline_seconds: float = REAP_SECONDS) -> bool:
             return False
 
 
+def open_to_warden(root: str, max_depth: int = 8) -> None:
+    """Make the output folder readable by the warden: folders u+rwx,go+rx and files u+rw,go+r
+    (the folder's own group is the keeper's, its contents are the code's group). Links and
+    special files are left alone; nothing is followed. Only called once the code is gone."""
+    try:
+        os.chmod(root, 0o750)
+    except OSError:
+        return
+    for folder, dirs, files in os.walk(root):
+        depth = folder[len(root) :].count(os.sep)
+        for name in list(dirs):
+            path = os.path.join(folder, name)
+            try:
+                if stat.S_ISDIR(os.lstat(path).st_mode):
+                    os.chmod(path, 0o755)
+            except OSError:
+                pass
+        if depth >= max_depth:
+            dirs[:] = []  # the warden does not go deeper either
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+                if stat.S_ISREG(mode):
+                    os.chmod(path, stat.S_IMODE(mode) | 0o644)
+            except OSError:
+                pass
+
+
 def processes_of(uid: int, exclude: int = 0) -> list[tuple[int, int, str]]:
-    """(pid, parent pid, name) of the live (non-zombie) processes whose real or effective uid is
-    `uid`. A parent of 0 means started by `docker exec` (its parent is outside the container):
-    the runner. The code's processes always have a parent inside (the runner, or init)."""
+    """(pid, parent pid, name) of the live (non-zombie) processes whose real, effective, saved or
+    filesystem uid is `uid`. A parent of 0 means started by `docker exec` (its parent is outside
+    the container): the runner. The code's processes always have a parent inside (the runner, or
+    init)."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == exclude:
@@ -173,7 +295,7 @@ def processes_of(uid: int, exclude: int = 0) -> list[tuple[int, int, str]]:
             process_name = fields[b"Name"].strip().decode("utf-8", "replace")
         except (OSError, KeyError, IndexError, ValueError):
             continue  # gone meanwhile
-        if state in (b"Z", b"X") or str(uid).encode() not in uids[:2]:
+        if state in (b"Z", b"X") or str(uid).encode() not in uids[:4]:
             continue
         found.append((int(name), parent, process_name))
     return found
@@ -191,10 +313,14 @@ def _prepare_matplotlib_cache() -> None:
         pass
 
 
-def _run_child() -> None:
+def _run_child(job_fd: int) -> None:
     code = 1
     try:
-        line = sys.stdin.buffer.readline()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # never the host's stdin: that is the runner's alone
+        os.close(devnull)
+        with os.fdopen(job_fd, "rb") as job:
+            line = job.readline()
         if not line:
             os._exit(0)  # the host went away before handing over any code
         code = _execute(json.loads(line))
@@ -212,9 +338,6 @@ def _run_child() -> None:
 
 
 def _execute(job: dict) -> int:
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
     sys.stdin = open(0, closefd=False)
 
     output_dir = os.environ.get("OUTPUT_DIR", "/mnt/output")

@@ -21,8 +21,10 @@ def mock_user(user_id: int, bot: bool = False, cls=discord.Member):
     return user
 
 
-def mock_bot(chat, store, runner, admin_ids=frozenset()) -> mock.Mock:
-    real = CodeInterpreterBot(BotServices(chat, store, runner, frozenset(admin_ids)))
+def mock_bot(chat, store, runner, admin_ids=frozenset(), link_domains=()) -> mock.Mock:
+    services = BotServices(chat, store, runner, frozenset(admin_ids))
+    services.link_domains = tuple(link_domains)
+    real = CodeInterpreterBot(services)
     bot = mock.Mock(spec_set=real)
     bot.services = real.services
     bot.user = mock_user(BOT_ID, bot=True, cls=discord.ClientUser)

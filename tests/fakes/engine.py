@@ -1,27 +1,28 @@
 """FakeEngine: the Engine protocol without Docker, for driving SandboxRunner in milliseconds.
 
 Each container plays the in-container side of the real protocol over socket pairs, with docker's
-multiplexed frames: the warden (the attached main process) says `ready` and answers `collect`
-requests; the runner exec says its ready marker, reads the job line and then does what the test's
-Script says (print and end with done markers, hang, die, or exit without markers); the one-shot
-collector exec sends a tar and a report. The host side (ExecStream, Warden, OutputReceiver) is the
-real code. Only the sandbox is simulated: tests of isolation use real containers.
+multiplexed frames: the warden (the attached main process) says `ready` and answers `collect` and
+`collect-if-gone` requests with the output stream; the runner exec says its ready marker, reads
+the job line and then does what the test's Script says (print and end with done markers, hang
+until told to stop, ignore that, die, or exit without markers). The host side (ExecStream, Warden,
+OutputReceiver) is the real code. Only the sandbox is simulated: tests of isolation use real
+containers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import json
 import socket
-import tarfile
+import struct
 import threading
 from dataclasses import dataclass, field
 
 from app.sandbox.engine import STDERR, STDOUT, ExecStatus, ExecStream, ImageMissing
 from app.sandbox.markers import DONE_MARKER, READY_MARKER
-from app.sandbox.policy import COLLECTOR_SCRIPT, MANAGED_LABEL, RUNNER_SCRIPT
+from app.sandbox.names import MANAGED_LABEL, RUNNER_SCRIPT
+from app.sandbox.outputs import DATA, DONE, END, FILE, STREAM_MAGIC
 from tests.fakes.exec_socket import frame
 
 
@@ -34,21 +35,26 @@ class Script:
     status: int = 0
     files: dict[str, bytes] = field(default_factory=dict)
     runner: str = "done"
-    """done: markers, then wait for the host; hang: never ends (a timeout); die: the sandbox
-    stops under the code (OOM); exit: the runner ends without markers (it was killed)."""
+    """done: markers, then wait for the host; hang: runs until told to stop (a timeout), then
+    stops the code and says done; deaf: the code stopped its runner, which never answers; die:
+    the sandbox stops under the code (OOM); exit: the runner ends without markers (the code
+    killed it and itself); exit-alive: the same, but the code lives on."""
     warden: str = "collect"
-    """collect: collects; fallback: cannot read everything (the one-shot collector must); gone:
-    closes without a word."""
+    """collect: collects; gone: closes without a word."""
+    skipped: list = field(default_factory=list)
+    """The warden's report of skipped entries."""
 
 
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+def output_stream(files: dict[str, bytes]) -> bytes:
+    """The warden's output stream (app/sandbox/outputs.py describes the framing)."""
+    parts = [STREAM_MAGIC]
+    for name, data in files.items():
+        encoded = name.encode()
+        parts.append(FILE + struct.pack(">H", len(encoded)) + encoded)
+        parts.append(DATA + struct.pack(">I", len(data)) + data)
+        parts.append(DONE + b"\x01")
+    parts.append(END)
+    return b"".join(parts)
 
 
 def _read_line(sock: socket.socket) -> bytes | None:
@@ -56,7 +62,7 @@ def _read_line(sock: socket.socket) -> bytes | None:
     while not line.endswith(b"\n"):
         try:
             chunk = sock.recv(1)
-        except OSError:  # the container was removed while its process waited
+        except OSError:  # the container was removed meanwhile
             return None
         if not chunk:
             return None
@@ -78,6 +84,10 @@ class FakeContainer:
     running: bool = True
     oom: bool = False
     code_over: threading.Event = field(default_factory=threading.Event)
+    """The code is over and only the runner, named done, is left."""
+    code_gone: threading.Event = field(default_factory=threading.Event)
+    """No process of the code's uid is left at all."""
+    created: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
 
     @property
@@ -92,7 +102,9 @@ class FakeEngine:
         self.containers_made: dict[str, FakeContainer] = {}
         self.removed: list[str] = []
         self.execs: list[str] = []
-        """`runner`, `collector` or `reaper` for each exec, in order."""
+        """`runner` (or `other`: never expected) for each exec, in order."""
+        self.exec_users: list[str] = []
+        self.networks: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._exit_codes: dict[str, int] = {}
 
@@ -120,7 +132,8 @@ class FakeEngine:
     def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
         if self.missing_image:
             raise ImageMissing(f"No such image: {args['image']}")
-        container = FakeContainer(f"fake{next(self._ids):04d}", args)
+        number = next(self._ids)
+        container = FakeContainer(f"fake{number:04d}", args, created=number)
         self.containers_made[container.container_id] = container
         ours, theirs = socket.socketpair()
         container.sockets += [ours, theirs]
@@ -129,21 +142,14 @@ class FakeEngine:
 
     def exec_attach(self, container_id, *, cmd, user, environment, workdir) -> ExecStream:
         container = self.containers_made[container_id]
-        role = (
-            "runner"
-            if RUNNER_SCRIPT in cmd
-            else "collector"
-            if COLLECTOR_SCRIPT in cmd
-            else "reaper"
-        )
+        role = "runner" if RUNNER_SCRIPT in cmd else "other"
         self.execs.append(role)
+        self.exec_users.append(user)
         exec_id = f"{container_id}-{role}-{len(self.execs)}"
         ours, theirs = socket.socketpair()
         container.sockets += [ours, theirs]
-        target = {"runner": self._runner, "collector": self._collector, "reaper": self._reaper}
-        threading.Thread(
-            target=target[role], args=(container, theirs, exec_id), daemon=True
-        ).start()
+        target = self._runner if role == "runner" else self._other
+        threading.Thread(target=target, args=(container, theirs, exec_id), daemon=True).start()
         return ExecStream(exec_id, ours)
 
     def exec_status(self, exec_id: str, wait: float = 2.0) -> ExecStatus:
@@ -159,6 +165,13 @@ class FakeEngine:
         running, oom = self.is_running(container_id)
         return {"Running": running, "OOMKilled": oom, "ExitCode": 137 if oom else 0}
 
+    def inspect(self, container_id: str) -> dict:
+        container = self.containers_made.get(container_id)
+        if container is None or container_id in self.removed:
+            return {}
+        created = f"2026-01-01T00:00:00.{container.created:09d}Z"
+        return {"Created": created, "Config": {"Labels": container.labels}}
+
     def kill(self, container_id: str) -> None:
         container = self.containers_made.get(container_id)
         if container is not None:
@@ -170,6 +183,9 @@ class FakeEngine:
             self.removed.append(container_id)
             container.running = False
             self._close(container)
+
+    def ensure_network(self, args: dict) -> None:
+        self.networks[args["name"]] = args
 
     def containers(self, filters: dict) -> list[dict]:
         wanted = dict(
@@ -198,6 +214,7 @@ class FakeEngine:
 
     def _close(self, container: FakeContainer) -> None:
         container.code_over.set()
+        container.code_gone.set()
         for sock in container.sockets:
             try:
                 sock.close()
@@ -208,20 +225,21 @@ class FakeEngine:
         script = self.script
         _send(sock, STDERR, b"ready\n")
         while (line := _read_line(sock)) is not None:
-            if line.strip() != b"collect":
+            request = line.strip()
+            if request not in (b"collect", b"collect-if-gone"):
                 continue
             if script.warden == "gone":
                 sock.close()
                 return
-            if not container.code_over.is_set():
+            over = container.code_over if request == b"collect" else container.code_gone
+            if not over.is_set():
                 _send(sock, STDERR, b"busy\n")
                 continue
-            if script.warden == "fallback":
-                _send(sock, STDERR, b"fallback unreadable: private.txt\n")
-                continue
-            _send(sock, STDERR, b"collecting %d\n" % script.status)
-            _send(sock, STDOUT, tar_of(script.files))
-            _send(sock, STDERR, json.dumps({"skipped": [], "oom_kills": 0}).encode() + b"\n")
+            status = b" %d" % script.status if request == b"collect" else b""
+            _send(sock, STDERR, b"collecting" + status + b"\n")
+            _send(sock, STDOUT, output_stream(script.files))
+            report = {"skipped": script.skipped, "oom_kills": 0}
+            _send(sock, STDERR, json.dumps(report).encode() + b"\n")
 
     def _runner(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
         script = self.script
@@ -232,20 +250,27 @@ class FakeEngine:
             _send(sock, STDOUT, script.stdout)
         if script.stderr:
             _send(sock, STDERR, script.stderr)
-        if script.runner == "hang":
-            container.code_over.wait()  # until the container is removed
-            return
+        status = script.status
+        if script.runner in ("hang", "deaf"):
+            while (command := _read_line(sock)) is not None:  # until stopped or removed
+                if command.strip() == b"stop" and script.runner == "hang":
+                    break
+            if command is None or script.runner == "deaf":
+                container.code_over.wait()
+                return
+            status = 137
         if script.runner == "die":
             container.running, container.oom = False, True
             container.code_over.wait()
             return
-        self._exit_codes[exec_id] = script.status
-        if script.runner == "exit":
-            container.code_over.set()
+        self._exit_codes[exec_id] = status
+        if script.runner in ("exit", "exit-alive"):
+            if script.runner == "exit":
+                container.code_gone.set()
             sock.close()
             return
         container.code_over.set()
-        done = DONE_MARKER + b"%d\n" % script.status
+        done = DONE_MARKER + b"%d\n" % status
         _send(sock, STDERR, done)
         _send(sock, STDOUT, done)
         try:
@@ -253,13 +278,8 @@ class FakeEngine:
                 pass
         except OSError:
             pass
+        container.code_gone.set()
         sock.close()
 
-    def _collector(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
-        _send(sock, STDOUT, tar_of(self.script.files))
-        _send(sock, STDERR, json.dumps({"skipped": [], "oom_kills": 0}).encode())
-        sock.close()
-
-    def _reaper(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
-        container.code_over.set()
-        sock.close()
+    def _other(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
+        sock.close()  # nothing but the runner is ever exec'd: tests assert on `execs`

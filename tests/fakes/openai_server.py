@@ -50,6 +50,21 @@ def tool_call(
     }
 
 
+def tool_calls(*codes: str) -> dict:
+    """One assistant message with a parallel tool call per piece of code."""
+    calls = [tool_call(code)["message"]["tool_calls"][0] for code in codes]
+    return {
+        "message": {"role": "assistant", "content": None, "tool_calls": calls},
+        "finish_reason": "tool_calls",
+        "usage": (150, 30),
+    }
+
+
+def tool_results(body: dict) -> list[dict]:
+    """Every tool message the model was sent, decoded."""
+    return [json.loads(m["content"]) for m in body["messages"] if m.get("role") == "tool"]
+
+
 def error(
     status: int, message: str = "scripted failure", code: str | None = None, headers=None
 ) -> dict:

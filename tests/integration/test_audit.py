@@ -38,14 +38,22 @@ def test_audit_reports_the_engines_view_and_passes(settings, engine, tmp_path):
         ["ALL"],
     )
     assert policy["memory"] == policy["memory_swap"] == settings.sandbox_memory
-    assert policy["mounts"][0]["target"] == "/mnt/data" and policy["mounts"][0]["read_only"]
+    [mount] = policy["mounts"]  # the probe's one input file, nothing else
+    assert mount["target"] == "/mnt/data/probe.txt" and mount["read_only"]
     names = {check["name"] for check in report["checks"]}
     assert {
         "no setuid/setgid files",
         "writable at run time: only the output folder and /tmp",
         "no sudo, su or container tools",
         "no secrets in the image history",
+        "one identity per run: the code's uid is the container's own",
+        "seccomp filter in force for the code",
+        "io_uring is refused",
+        "no core dump helper on the host",
+        "runc has no known container escape",
     } <= names
+    assert any("(the project's profile)" in o for o in policy["security_opt"])
+    assert report["versions"]["kernel"] and report["versions"]["runc"]
     versions = {p["name"].lower(): p["version"] for p in report["python_packages"]}
     assert versions["pandas"] and versions["numpy"]
     assert (

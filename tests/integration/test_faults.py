@@ -34,7 +34,9 @@ async def test_missing_image_names_the_build_command(settings, engine, make_requ
 async def test_leftovers_of_a_dead_owner_are_reaped(settings, engine, runner):
     dead_owner = f"{__import__('socket').gethostname()}:999999999:0"
     policy = dataclasses.replace(runner.policy, owner=dead_owner)
-    args = policy.container_args(run_id="orphan", user_id="u", input_dir=None)
+    args = policy.container_args(
+        run_id="orphan", user_id="u", code_uid=policy.code_uid_first, input_dir=None
+    )
     container_id = engine.create_and_start(args)
     assert container_id in engine.list_containers(runner.policy.ownership_filter())
     assert await runner.reap_leftovers() >= 1

@@ -182,7 +182,9 @@ def test_cleanup_removes_orphans_and_leftover_containers(app_env, capsys, settin
 
     engine = DockerEngine()
     policy = sandbox_policy(settings, owner=f"{socket.gethostname()}:999999:0")  # owner gone
-    args = policy.container_args(run_id="leftover", user_id="42", input_dir=None)
+    args = policy.container_args(
+        run_id="leftover", user_id="42", code_uid=policy.code_uid_first, input_dir=None
+    )
     leftover = engine.create_and_start(args)
     try:
         code, out, _ = app(capsys, "cleanup", "--dry-run", "--json")

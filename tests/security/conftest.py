@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 from integration.conftest import data_dir, engine, input_dir, make_request, runner  # noqa: F401
+from integration.test_packages import install_containers  # noqa: F401 (install battery)
 
 from app.config import Settings
 from app.sandbox import RunResult, RunStatus, SandboxRunner
@@ -31,6 +32,8 @@ RUNTIMES = ("runc", "runsc")
 OVERHEAD_BUDGET = 30.0
 # The bot process may never hold more than this, however much the code prints or writes.
 HOST_RSS_LIMIT = 600 * 1024**2
+# Nor may its event loop be held this long by what it reads from a sandbox.
+LOOP_STALL_LIMIT = 5.0
 
 # Small, so memory attacks hit the limit fast, yet above a warm gVisor sandbox's baseline (about
 # 170 MiB: gVisor's own kernel, the runner with pandas and matplotlib loaded, the warden), so
@@ -88,6 +91,21 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+class LoopWatch:
+    """Measures how long the event loop is held: the host must parse what it reads off it."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def run(self, tick: float = 0.05) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            self.longest = max(self.longest, now - last - tick)
+            last = now
+
+
 @dataclass
 class Attack:
     runner: SandboxRunner
@@ -95,6 +113,8 @@ class Attack:
     make_request: object
     runtime: str
     data_dir: Path
+    loop_stall: float = 0.0
+    """The longest the event loop went without running during the last attack (seconds)."""
 
     async def run(
         self, code: str, *, timeout: float = 5.0, alone: bool = True, **kwargs
@@ -102,7 +122,13 @@ class Attack:
         """Run an attack; `alone=False` when another run of this test may still be going."""
         request = self.make_request(code, timeout=timeout, **kwargs)
         started = time.monotonic()
-        result = await self.runner.run(request)
+        watch = LoopWatch()
+        watcher = asyncio.create_task(watch.run())
+        try:
+            result = await self.runner.run(request)
+        finally:
+            watcher.cancel()
+            self.loop_stall = watch.longest
         self.check_host(result, request, timeout, time.monotonic() - started)
         if alone:
             await self.check_no_leftovers()
@@ -137,6 +163,9 @@ class Attack:
             f"collect {result.collect_seconds:.1f}) for a {timeout:g} s limit"
         )
         assert peak_rss() < HOST_RSS_LIMIT, f"the host process grew to {peak_rss() >> 20} MiB"
+        assert self.loop_stall < LOOP_STALL_LIMIT, (
+            f"the event loop was held {self.loop_stall:.1f} s"
+        )
         policy = self.runner.policy
         assert len(result.files) <= policy.max_output_files
         assert folder_bytes(Path(request.output_dir)) <= policy.output_size_bytes

@@ -44,12 +44,10 @@ async def test_another_users_files_are_unreachable(attack, data_dir, input_dir):
     )
     result = await attack.run(code, timeout=15, input_dir=input_dir, files=files)
     assert result.status is RunStatus.OK, result.stderr
-    assert result.stdout.splitlines() == [
-        "[]",
-        "['mine.csv']",
-        "False False",
-        "['/mnt/data', '/mnt/output']",
-    ]
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["[]", "['mine.csv']", "False False"]
+    # Cold: the run's one file is mounted on its own; warm: the container's staging folder.
+    assert lines[3] in ("['/mnt/data/mine.csv', '/mnt/output']", "['/mnt/data', '/mnt/output']")
 
 
 async def test_input_mount_is_read_only_and_hashes_unchanged(attack, input_dir):
@@ -228,3 +226,59 @@ async def test_planted_modules_cannot_hijack_the_collector(attack):
     assert sorted(f.name for f in result.files) == sorted(
         [m + ".py" for m in planted] + ["report.txt"]
     )
+
+
+async def test_a_run_sees_only_the_files_of_its_manifest(attack, input_dir):
+    # The user's folder also holds files the run was not given (expired, or not listed): a cold
+    # run mounts only the manifest's files, as a warm one stages only them.
+    (input_dir / "mine.csv").write_text("a,b\n1,2\n")
+    (input_dir / "expired.csv").write_text("expired-secret\n")
+    (input_dir / "unlisted.json").write_text('{"secret": 1}\n')
+    files = (InputFile(file_id="mine", name="mine.csv", filename="mine.csv", size=8),)
+    code = (
+        "import os\n"
+        "print(sorted(os.listdir('/mnt/data')))\n"
+        "print(open('/mnt/data/mine.csv').read().splitlines()[1])\n"
+        "for name in ('expired.csv', 'unlisted.json'):\n"
+        "    print(os.path.exists('/mnt/data/' + name))\n"
+    )
+    result = await attack.run(code, input_dir=input_dir, files=files)
+    assert result.status is RunStatus.OK, result.stderr
+    assert result.stdout.split("\n") == ["['mine.csv']", "1,2", "False", "False", ""]
+
+
+INODES = (
+    "import errno, os, sys\n"
+    "def fill(folder, limit):\n"
+    "    made = 0\n"
+    "    try:\n"
+    "        while made < limit:\n"
+    "            os.close(os.open(f'{folder}/e{made}', os.O_CREAT | os.O_WRONLY, 0o600))\n"
+    "            made += 1\n"
+    "    except OSError as exc:\n"
+    "        return made, errno.errorcode.get(exc.errno, exc.errno)\n"
+    "    return made, 'none'\n"
+    "for folder, limit in (('/mnt/output/many', 100_000), ('/tmp/many', 150_000)):\n"
+    "    os.makedirs(folder)\n"
+    "    made, why = fill(folder, limit)\n"
+    "    print(folder, made, why, flush=True)\n"
+    "    for name in os.listdir(folder):\n"
+    "        os.unlink(f'{folder}/{name}')\n"
+)
+
+
+async def test_empty_files_cannot_exhaust_inodes(attack):
+    result = await attack.run(INODES, timeout=20)
+    policy = attack.runner.policy
+    if attack.runtime == "runc":
+        assert result.status is RunStatus.OK, (result.status, result.stderr)
+        made = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+        caps = {"/mnt/output/many": policy.output_inodes, "/tmp/many": policy.tmp_inodes}
+        for folder, cap in caps.items():
+            count, why = made[folder]
+            assert why == "ENOSPC" and int(count) < cap, (folder, count, why)
+    else:
+        # gVisor's tmpfs keeps its inodes in the sandbox kernel's memory, which the memory
+        # limit bounds: filling them ends in ENOSPC, the sandbox being stopped, or the timeout.
+        bounded = (RunStatus.OK, RunStatus.OOM, RunStatus.KILLED, RunStatus.TIMEOUT)
+        assert result.status in bounded, result.message

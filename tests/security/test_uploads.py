@@ -14,7 +14,8 @@ import pytest
 
 from app.chat.run_files import run_inputs
 from app.filenames import MAX_NAME_LENGTH, safe_filename, unique_name
-from app.files import FileTooLarge
+from app.files import FileStoreError, FileTooLarge
+from app.sandbox import RunStatus
 from tests.fakes.file_store import memory_store
 
 HOSTILE_NAMES = [
@@ -158,3 +159,13 @@ async def test_compressed_bombs_are_stored_as_is_and_only_opened_in_the_sandbox(
     )
     assert sorted(p.name for p in input_dir.iterdir()) == sorted(f.filename for f in files)
     assert sum(p.stat().st_size for p in input_dir.iterdir()) < 8 * 2**20
+
+
+@pytest.mark.parametrize("user_id", ["alice\n", "alice\r\n", "\nalice", "al ice", "../alice"])
+async def test_user_ids_are_checked_whole(attack, tmp_path, user_id):
+    store = memory_store(tmp_path / "data")
+    with pytest.raises(FileStoreError):
+        await store.save(user_id, "a.csv", b"a\n1\n")
+    result = await attack.runner.run(attack.make_request("print(1)", user_id=user_id))
+    assert result.status is RunStatus.ERROR and "user id" in result.message
+    assert result.setup_seconds == 0  # refused before any container existed

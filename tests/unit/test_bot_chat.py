@@ -4,12 +4,14 @@ import discord
 import pytest
 
 from app.bot.exts.chat import FAILURE_REPLY, ChatCog
+from app.chat import TurnLimits
 from tests.fakes.discord_mocks import (
     mock_attachment,
     mock_bot,
     mock_message,
     sent_text,
 )
+from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import error, reply
 
 
@@ -42,6 +44,7 @@ async def test_answers_mentions_replies_and_dms_only(cog, fake_openai, kwargs, a
     call = message.reply.await_args
     assert call.args[0] == "Hello @everyone <@123>"
     assert call.kwargs["allowed_mentions"].to_dict() == {"parse": []}  # nobody is pinged
+    assert call.kwargs["suppress_embeds"] is True  # Discord fetches no link preview
     assert call.kwargs["mention_author"] is False
     assert fake_openai.requests[0]["messages"][-1]["content"] == "hi there"  # mention stripped
 
@@ -105,6 +108,47 @@ async def test_an_attachment_over_the_limit_is_never_downloaded(cog, fake_openai
     text = sent_text(message.reply)
     assert "huge.csv: larger than the" in text and "so it was not stored" in text
     assert await cog.bot.services.store.list("1") == []
+
+
+async def test_links_in_the_answer_are_inert_unless_their_domain_is_allowed(
+    chat_and_store, runner, fake_openai
+):
+    chat, store = chat_and_store
+    cog = ChatCog(mock_bot(chat, store, runner, link_domains=("docs.python.org",)))
+    fake_openai.add(
+        reply(
+            "See [the docs](https://evil.example/log?d=secret) or https://evil.example/?q=1 "
+            "and https://docs.python.org/3/library/csv.html"
+        )
+    )
+    message = mock_message("hi", dm=True)
+    await cog.on_message(message)
+    text = sent_text(message.reply)
+    assert "](" not in text  # no masked link: the address is shown
+    assert "the docs (`https://evil.example/log?d=secret`)" in text
+    assert "`https://evil.example/?q=1`" in text
+    assert "<https://docs.python.org/3/library/csv.html>" in text
+    assert message.reply.await_args.kwargs["suppress_embeds"] is True
+
+
+async def test_attachments_past_the_turns_total_are_never_downloaded(
+    make_chat, runner, fake_openai, tmp_path
+):
+    store = memory_store(tmp_path)
+    chat = make_chat(runner, tmp_path, store=store, limits=TurnLimits(max_upload_bytes=1000))
+    cog = ChatCog(mock_bot(chat, store, runner))
+    fake_openai.add(reply("ok"))
+    first = mock_attachment("a.csv", b"a,b\n")
+    first.size = 600
+    second = mock_attachment("b.csv", b"a,b\n")
+    second.size = 600
+    message = mock_message("both", mentions_bot=True, attachments=[first, second])
+    await cog.on_message(message)
+    first.read.assert_awaited_once()
+    second.read.assert_not_awaited()
+    assert "b.csv: not stored: the files of one message may total at most" in sent_text(
+        message.reply
+    )
 
 
 async def test_uploads_are_stored_in_the_scope_of_where_they_were_shared(cog, fake_openai):

@@ -78,9 +78,12 @@ def test_the_images_users_are_the_policys():
     args = dict(re.findall(r"^ARG (\w+_UID)=(\d+)$", dockerfile, flags=re.M))
     policy = SandboxPolicy(image="x")
     assert args == {
-        "CODE_UID": str(policy.code_uid),
         "KEEPER_UID": str(policy.keeper_uid),
         "INSTALL_UID": str(policy.install_uid),
     }
     after_args = dockerfile.split(f"ARG INSTALL_UID={policy.install_uid}", 1)[1]
     assert not re.search(r"\b1000[1-3]\b", after_args)  # the ARGs are the one place
+    # The code's uids are the policy's range alone: the image has no account among them.
+    assert policy.keeper_uid not in policy.code_uids
+    assert policy.install_uid not in policy.code_uids
+    assert "CODE_UID" not in dockerfile

@@ -92,7 +92,8 @@ def test_the_index_check_runs_the_install_script_in_check_mode(tmp_path):
         run_id="doctor", user_id="", work_dir=tmp_path, distribution="toolz", check_only=True
     )
     assert args["command"][-4:] == ["--check-index", "--work", "/work", "toolz"]
-    assert args["network_mode"] == "bridge" and not any("users" in str(m) for m in args["mounts"])
+    assert args["network_mode"] == "codeinterp-install"  # the installs' own network
+    assert not any("users" in str(m) for m in args["mounts"])
     install = policy.install_container_args(
         run_id="r", user_id="u", work_dir=tmp_path, distribution="toolz"
     )

@@ -1,20 +1,27 @@
-"""Output collection over tricky trees: the in-container collector and the host receiver."""
+"""Output collection over tricky trees and hostile streams: the warden's side and the host's."""
 
 import io
+import itertools
 import os
-import tarfile
+import struct
+import threading
+import time
 
+import pytest
+import sandbox_collect
 from sandbox_collect import Collector
 
+from app.sandbox import outputs
 from app.sandbox.outputs import OutputReceiver
+from tests.fakes.engine import output_stream
 
 
 def collect(root, destination, max_files=20, max_bytes=10 * 1024**2, max_depth=8):
-    """Run the collector's scan and tar writer on a host folder, then receive the stream."""
+    """Run the warden's scan and stream writer on a host folder, then receive the stream."""
     collector = Collector(str(root), max_files, max_bytes, max_depth)
     collector.scan()
     buffer = io.BytesIO()
-    collector.write_tar(buffer)
+    collector.write_stream(buffer)
     buffer.seek(0)
     receiver = OutputReceiver(destination, max_files, max_bytes)
     receiver.receive(buffer)
@@ -87,64 +94,115 @@ def test_a_huge_file_is_skipped_not_read(tmp_path):
     assert "total size limit" in reasons(collector)["huge.bin"]
 
 
-def _tar(members):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    buffer.seek(0)
-    return buffer
+def test_both_sides_agree_on_the_framing():
+    for name in ("STREAM_MAGIC", "FILE", "DATA", "DONE", "END", "MAX_NAME_BYTES", "MAX_CHUNK"):
+        assert getattr(sandbox_collect, name) == getattr(outputs, name), name
 
 
-def _member(name, data=b"", kind=tarfile.REGTYPE, **extra):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    for key, value in extra.items():
-        setattr(info, key, value)
-    return info, (data if kind == tarfile.REGTYPE else None)
+def receive(data: bytes, destination, max_files=20, max_bytes=1024**2) -> OutputReceiver:
+    receiver = OutputReceiver(destination, max_files, max_bytes)
+    receiver.receive(io.BytesIO(data))
+    return receiver
 
 
-def test_receiver_trusts_no_member_type_or_name(tmp_path):
-    stream = _tar(
-        [
-            _member("../../escape.txt", b"escape"),
-            _member("/etc/cron.d/evil", b"abs"),
-            _member("link", kind=tarfile.SYMTYPE, linkname="/etc/passwd"),
-            _member("hard", kind=tarfile.LNKTYPE, linkname="/etc/shadow"),
-            _member("dev", kind=tarfile.CHRTYPE, devmajor=1, devminor=3),
-            _member("fifo", kind=tarfile.FIFOTYPE),
-            _member("@everyone \u202egnp.exe", b"x"),
-        ]
+def record(name: bytes, *chunks: bytes, complete: bool = True) -> bytes:
+    body = b"".join(b"D" + struct.pack(">I", len(c)) + c for c in chunks)
+    return b"F" + struct.pack(">H", len(name)) + name + body + b"Z" + bytes([complete])
+
+
+def test_receiver_trusts_no_name(tmp_path):
+    stream = output_stream(
+        {
+            "../../escape.txt": b"escape",
+            "/etc/cron.d/evil": b"abs",
+            "@everyone \u202egnp.exe": b"x",
+        }
     )
     destination = tmp_path / "dest"
-    receiver = OutputReceiver(destination, 20, 1024**2)
-    receiver.receive(stream)
+    receiver = receive(stream, destination)
     assert sorted(f.name for f in receiver.files) == ["_everyone gnp.exe", "escape.txt", "evil"]
     assert sorted(os.listdir(destination)) == sorted(f.name for f in receiver.files)
     assert not (tmp_path / "escape.txt").exists()
-    assert {s.name for s in receiver.skipped} == {"link", "hard", "dev", "fifo"}
 
 
-def test_receiver_caps_count_and_bytes_while_reading(tmp_path):
-    stream = _tar([_member(f"f{i}.bin", b"x" * 400) for i in range(5)])
-    receiver = OutputReceiver(tmp_path / "dest", max_files=3, max_bytes=1000)
-    receiver.receive(stream)
-    assert [f.name for f in receiver.files] == [
-        "f0.bin",
-        "f1.bin",
-    ]  # 800 bytes; a third would pass 1000
-    assert len(receiver.skipped) == 3
+def test_a_stream_over_the_caps_ends_there(tmp_path):
+    stream = output_stream({f"f{i}.bin": b"x" * 400 for i in range(5)})
+    receiver = receive(stream, tmp_path / "dest", max_files=3, max_bytes=1000)
+    assert [f.name for f in receiver.files] == ["f0.bin", "f1.bin"]  # a third would pass 1000
     assert sum(f.size for f in receiver.files) <= 1000
+    assert sorted(os.listdir(tmp_path / "dest")) == ["f0.bin", "f1.bin"]  # no partial third
+    assert "more than 1000 bytes" in receiver.skipped[-1].reason
+    counted = receive(stream, tmp_path / "d2", max_files=2, max_bytes=10**6)
+    assert len(counted.files) == 2 and "more than 2 files" in counted.skipped[-1].reason
 
 
-def test_receiver_survives_a_truncated_archive(tmp_path):
-    data = _tar([_member("a.txt", b"a" * 5000)]).getvalue()[:1500]
-    receiver = OutputReceiver(tmp_path / "dest", 5, 1024**2)
-    receiver.receive(io.BytesIO(data))
+@pytest.mark.parametrize(
+    ("hostile", "reason"),
+    [
+        (b"ustar\0" + b"\0" * 500, "not an output stream"),
+        (outputs.STREAM_MAGIC + b"F" + struct.pack(">H", 65535), "longer than any path"),
+        (outputs.STREAM_MAGIC + b"F\x00\x01aD" + struct.pack(">I", 2**32 - 1), "larger than"),
+        (outputs.STREAM_MAGIC + b"X", "unexpected record"),
+        (outputs.STREAM_MAGIC + record(b"a.txt", b"abc")[:-3], "cut short"),
+    ],
+)
+def test_a_hostile_stream_is_refused_before_anything_large_is_read(tmp_path, hostile, reason):
+    receiver = receive(hostile, tmp_path / "dest")
     assert receiver.files == []
-    assert not (tmp_path / "dest" / "a.txt").exists()  # no partial file left behind
-    assert receiver.skipped
+    assert reason in receiver.skipped[-1].reason, receiver.skipped
+    assert not (tmp_path / "dest").exists() or os.listdir(tmp_path / "dest") == []
+
+
+def test_what_arrived_whole_is_kept_when_the_stream_breaks_later(tmp_path):
+    good = record(b"good.txt", b"fine")
+    broken = record(b"half.txt", b"abc" * 10)[:-20]
+    receiver = receive(outputs.STREAM_MAGIC + good + broken, tmp_path / "dest")
+    assert [f.name for f in receiver.files] == ["good.txt"]
+    assert os.listdir(tmp_path / "dest") == ["good.txt"]  # the partial file is gone
+
+
+def test_a_file_that_changed_while_collected_is_dropped(tmp_path):
+    stream = outputs.STREAM_MAGIC + record(b"moving.txt", b"abc", complete=False) + b"E"
+    receiver = receive(stream, tmp_path / "dest")
+    assert receiver.files == [] and receiver.skipped[0].reason == "changed while collecting"
+
+
+def test_skipped_entries_stay_few(tmp_path):
+    stream = outputs.STREAM_MAGIC
+    stream += b"".join(record(f"f{i}".encode(), b"x", complete=False) for i in range(500))
+    receiver = receive(stream + b"E", tmp_path / "dest")
+    assert len(receiver.skipped) == outputs.MAX_SKIPPED
+
+
+def test_pax_headers_are_never_parsed(tmp_path):
+    # A tar with a pax header built to be parsed in quadratic time (CVE-2024-6232) is just not an
+    # output stream: the host reads seven bytes of it.
+    body = b"1" * 200_000
+    header = b"././@PaxHeader".ljust(100, b"\0") + b"\0" * 24 + b"%011o\0" % len(body)
+    started = time.monotonic()
+    receiver = receive(header.ljust(512, b"\0") + body, tmp_path / "dest")
+    assert time.monotonic() - started < 1
+    assert "not an output stream" in receiver.skipped[0].reason
+
+
+def test_reading_a_huge_stream_holds_the_gil_only_briefly(tmp_path):
+    files = {f"f{i}.bin": os.urandom(1024) * 1024 for i in range(8)}  # 8 MiB
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=tick)
+    thread.start()
+    receiver = receive(output_stream(files), tmp_path / "dest", max_bytes=10 * 1024**2)
+    stop.set()
+    thread.join()
+    assert len(receiver.files) == 8
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps, default=0) < 0.5
 
 
 def test_receiver_never_overwrites_or_follows_a_planted_link(tmp_path):
@@ -153,8 +211,7 @@ def test_receiver_never_overwrites_or_follows_a_planted_link(tmp_path):
     target = tmp_path / "victim.txt"
     target.write_text("original")
     os.symlink(target, destination / "a.txt")
-    receiver = OutputReceiver(destination, 5, 1024**2)
-    receiver.receive(_tar([_member("a.txt", b"new")]))
+    receiver = receive(output_stream({"a.txt": b"new"}), destination)
     assert target.read_text() == "original"
     assert [f.name for f in receiver.files] == ["a-2.txt"]
     assert (destination / "a-2.txt").read_bytes() == b"new"

@@ -1,10 +1,13 @@
+import json
 from pathlib import Path
 
 import pytest
 
-from app.config import Settings
-from app.sandbox.policy import RUNSC_PIDS_HEADROOM, HostPathError, SandboxPolicy
+from app.config import RESERVED_UIDS, Settings
+from app.sandbox.policy import RUNSC_PIDS_HEADROOM, SECCOMP_FILE, HostPathError, SandboxPolicy
 from app.wiring import sandbox_policy
+
+UID = 20042
 
 
 @pytest.fixture
@@ -23,16 +26,16 @@ def policy(tmp_path):
 
 def test_container_is_hardened_by_default(policy, tmp_path):
     (tmp_path / "in").mkdir()
-    args = policy.container_args(run_id="r1", user_id="42", input_dir=tmp_path / "in")
+    args = policy.container_args(run_id="r1", user_id="42", code_uid=UID, input_dir=tmp_path / "in")
     assert args["network_mode"] == "none"
     assert args["cap_drop"] == ["ALL"]
-    assert "no-new-privileges" in args["security_opt"]
+    assert args["security_opt"] == ["no-new-privileges"]  # gVisor: its own kernel, own filter
     assert args["read_only"] is True
     assert args["init"] is True
     assert args["pids_limit"] == 64 + RUNSC_PIDS_HEADROOM  # gVisor's own threads count too
     assert (
         SandboxPolicy(image="x", pids_limit=64).container_args(
-            run_id="r", user_id="u", input_dir=None
+            run_id="r", user_id="u", code_uid=UID, input_dir=None
         )["pids_limit"]
         == 64
     )  # runc: exactly the setting
@@ -45,22 +48,110 @@ def test_container_is_hardened_by_default(policy, tmp_path):
     assert args["log_config"]["Type"] == "none"  # output never piles up in engine logs
 
 
-def test_tmpfs_is_bounded_and_not_executable(policy):
-    tmpfs = policy.tmpfs()
+def test_runc_containers_get_the_projects_seccomp_profile():
+    args = SandboxPolicy(image="x").container_args(
+        run_id="r", user_id="u", code_uid=UID, input_dir=None
+    )
+    [nnp, seccomp] = args["security_opt"]
+    assert nnp == "no-new-privileges" and seccomp.startswith("seccomp={")
+    profile = json.loads(seccomp.removeprefix("seccomp="))
+    assert profile == json.loads(SECCOMP_FILE.read_text())
+
+
+def test_the_seccomp_profile_refuses_io_uring_namespaces_and_32_bit_entry_points():
+    profile = json.loads(SECCOMP_FILE.read_text())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {
+        name
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args")
+        for name in rule["names"]
+    }
+    for refused in (
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "unshare",
+        "setns",
+        "mount",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "userfaultfd",
+        "clone3",
+        "socket",
+        "open_by_handle_at",
+        "kexec_load",
+        "init_module",
+    ):
+        assert refused not in allowed, refused
+    assert all(not arch["subArchitectures"] for arch in profile["archMap"])
+    [vsock] = [rule for rule in profile["syscalls"] if rule["names"] == ["socket"]]
+    assert vsock["args"] == [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]
+
+
+def test_tmpfs_is_bounded_in_bytes_and_inodes_and_not_executable(policy):
+    tmpfs = policy.tmpfs(UID)
     for target in ("/tmp", "/mnt/output"):
         assert "size=" in tmpfs[target] and "noexec" in tmpfs[target] and "nosuid" in tmpfs[target]
-    assert f"uid={policy.code_uid}" in tmpfs["/mnt/output"]
+    assert f"nr_inodes={policy.tmp_inodes}," in tmpfs["/tmp"]
+    assert f"nr_inodes={policy.output_inodes}," in tmpfs["/mnt/output"]
+    assert f"uid={UID}," in tmpfs["/mnt/output"]
 
 
-def test_input_is_a_read_only_bind(policy, tmp_path):
+def test_a_folder_without_a_manifest_is_one_read_only_bind(policy, tmp_path):
     (tmp_path / "in").mkdir()
-    [mount] = policy.container_args(run_id="r", user_id="u", input_dir=tmp_path / "in")["mounts"]
+    args = policy.container_args(run_id="r", user_id="u", code_uid=UID, input_dir=tmp_path / "in")
+    [mount] = args["mounts"]
     assert mount["Target"] == "/mnt/data" and mount["ReadOnly"] is True and mount["Type"] == "bind"
     assert mount["Source"] == str((tmp_path / "in").resolve())
 
 
+def test_a_manifest_mounts_only_its_files(policy, tmp_path):
+    folder = tmp_path / "users" / "u1"
+    folder.mkdir(parents=True)
+    for name in ("f1.csv", "f2.json", "expired.csv"):
+        (folder / name).write_text("x")
+    (folder / "link.csv").symlink_to(folder / "expired.csv")
+    args = policy.container_args(
+        run_id="r",
+        user_id="u",
+        code_uid=UID,
+        input_dir=folder,
+        input_files=["f2.json", "f1.csv", "gone.csv", "link.csv"],
+    )
+    assert [(m["Target"], m["ReadOnly"]) for m in args["mounts"]] == [
+        ("/mnt/data/f1.csv", True),
+        ("/mnt/data/f2.json", True),
+    ]
+    with pytest.raises(HostPathError):
+        policy.container_args(
+            run_id="r", user_id="u", code_uid=UID, input_dir=folder, input_files=["../x"]
+        )
+
+
+def test_each_container_carries_its_code_uid(policy):
+    args = policy.container_args(run_id="r", user_id="u", code_uid=UID, input_dir=None)
+    assert args["labels"]["io.codeinterp.code_uid"] == str(UID)
+    assert args["command"][-2:] == ["--code-uid", str(UID)]
+    assert policy.runner_exec(UID)["user"] == f"{UID}:{UID}"
+    assert UID in policy.code_uids and policy.keeper_uid not in policy.code_uids
+
+
+def test_the_uid_range_setting_is_checked():
+    assert Settings(_env_file=None, sandbox_uid_range="30000-30099").code_uids == (30000, 30099)
+    for bad in ("10000-10100", "500-2000", "30000-30010", "40000-70000", "abc", "30000"):
+        with pytest.raises(ValueError):
+            Settings(_env_file=None, sandbox_uid_range=bad)
+    policy = SandboxPolicy(image="x")
+    assert (policy.keeper_uid, policy.install_uid) == RESERVED_UIDS
+
+
 def test_labels_mark_run_user_and_instance(policy):
-    labels = policy.container_args(run_id="r9", user_id="77", input_dir=None)["labels"]
+    labels = policy.container_args(run_id="r9", user_id="77", code_uid=UID, input_dir=None)[
+        "labels"
+    ]
     assert labels["io.codeinterp.managed"] == "true"
     assert labels["io.codeinterp.run_id"] == "r9"
     assert labels["io.codeinterp.user_id"] == "77"
@@ -73,11 +164,10 @@ def test_labels_mark_run_user_and_instance(policy):
 def test_code_environment_is_an_allow_list(policy, monkeypatch):
     monkeypatch.setenv("DISCORD_TOKEN", "secret-token")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
-    env = policy.runner_exec()["environment"]
+    env = policy.runner_exec(UID)["environment"]
     assert "DISCORD_TOKEN" not in env and "OPENAI_API_KEY" not in env
     assert not any("secret" in v for v in env.values())
     assert env["OUTPUT_DIR"] == "/mnt/output" and env["HOME"] == "/tmp"
-    assert policy.runner_exec()["user"] == f"{policy.code_uid}:{policy.code_uid}"
 
 
 def test_host_path_maps_data_dir_for_a_bot_in_a_container(tmp_path):
@@ -107,13 +197,17 @@ def test_install_container_has_network_but_no_user_files_or_code(tmp_path):
     args = policy.install_container_args(
         run_id="r1", user_id="42", work_dir=work, distribution="toolz"
     )
-    assert args["network_mode"] == "bridge"
+    assert args["network_mode"] == policy.install_network == "codeinterp-install"
+    assert policy.install_network_args()["options"] == {
+        "com.docker.network.bridge.enable_icc": "false"  # installs never reach each other
+    }
     assert "runtime" not in args  # gVisor is registered without network
     assert args["command"][-2:] == ["/work", "toolz"] and "-I" in args["command"]
     [mount] = args["mounts"]  # its own work folder only: no input, no output, no user file
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == ("/work", str(work), False)
     assert args["cap_drop"] == ["ALL"] and args["read_only"] is True
-    assert "no-new-privileges" in args["security_opt"]
+    assert args["security_opt"][0] == "no-new-privileges"
+    assert args["security_opt"][1].startswith("seccomp={")  # runc, whatever the runs use
     assert args["user"].endswith(f":{policy.install_uid}") and not args["user"].startswith("0:")
     assert args["labels"]["io.codeinterp.role"] == "install"
     assert args["labels"]["io.codeinterp.instance"] == "t1"
@@ -127,7 +221,7 @@ def test_run_mounts_cached_packages_read_only_and_keeps_no_network(policy, tmp_p
     entry = tmp_path / "packages" / "img" / "toolz"
     entry.mkdir(parents=True)
     args = policy.container_args(
-        run_id="r1", user_id="42", input_dir=None, packages={"toolz": entry}
+        run_id="r1", user_id="42", code_uid=UID, input_dir=None, packages={"toolz": entry}
     )
     [mount] = args["mounts"]
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (

@@ -16,7 +16,7 @@ class _Quiet:
 def warm(tmp_path):
     staging = tmp_path / "pool" / "abc"
     staging.mkdir(parents=True)
-    return WarmContainer("cid", _Quiet(), None, staging, pool_id="abc")
+    return WarmContainer("cid", _Quiet(), None, 20001, staging, pool_id="abc")
 
 
 def test_regular_files_are_hard_linked_by_filename(warm, tmp_path):

@@ -1,11 +1,13 @@
 """SandboxRunner.run() through every path, on the fake engine: milliseconds, no Docker.
 
-The fake plays the in-container protocol (tests/fakes/engine.py); the runner, the exec step, both
-collectors, the warden's host side and the tar receiver are the real code. Isolation itself is
+The fake plays the in-container protocol (tests/fakes/engine.py); the runner, the exec step, the
+collection, the warden's host side and the output receiver are the real code. Isolation itself is
 tested with real containers in tests/integration and tests/security.
 """
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
@@ -16,8 +18,11 @@ from app.sandbox import (
     SandboxPolicy,
     SandboxRunner,
     WarmPool,
+    collection,
     execution,
 )
+from app.sandbox.identities import CodeUids
+from app.sandbox.names import CODE_UID_LABEL
 from app.sandbox.pool import WarmContainer
 from tests.fakes.engine import FakeEngine, Script
 
@@ -78,16 +83,27 @@ async def test_a_warm_run_takes_the_pools_container_and_stages_the_files(tmp_pat
     assert list((tmp_path / "pool").iterdir()) == []  # staging folders go with their containers
 
 
-async def test_a_run_past_its_timeout_keeps_its_output_and_is_collected_one_shot(tmp_path):
+async def test_at_the_timeout_the_runner_stops_the_code_and_the_warden_collects(tmp_path):
     engine = FakeEngine(Script(stdout=b"partial\n", runner="hang", files={"half.txt": b"x"}))
     runner = make_runner(tmp_path, engine)
     result = await runner.run(request(tmp_path, timeout=0.2))
     assert result.status is RunStatus.TIMEOUT and result.exit_code is None
     assert result.stdout == "partial\n"
     assert "0.2 s limit" in result.message
-    assert engine.execs == ["runner", "reaper", "collector"]  # killed first, then collected
+    assert engine.execs == ["runner"]  # nothing is ever started as the code's uid after it
     assert [f.name for f in result.files] == ["half.txt"]
+    assert result.exec_seconds < 1
     assert engine.live() == []
+
+
+async def test_a_runner_the_code_stopped_costs_the_outputs_not_the_host(tmp_path, monkeypatch):
+    monkeypatch.setattr(execution, "STOP_GRACE", 0.2)
+    engine = FakeEngine(Script(runner="deaf", files={"half.txt": b"x"}))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path, timeout=0.2))
+    assert result.status is RunStatus.TIMEOUT and result.files == ()
+    assert any("stopped its runner" in s.reason for s in result.skipped), result.skipped
+    assert engine.execs == ["runner"] and engine.live() == []
 
 
 async def test_a_sandbox_that_dies_under_the_code_is_oom_not_an_error(tmp_path):
@@ -99,24 +115,55 @@ async def test_a_sandbox_that_dies_under_the_code_is_oom_not_an_error(tmp_path):
     assert engine.live() == []
 
 
-async def test_a_warden_that_cannot_read_everything_hands_over_to_the_one_shot_collector(tmp_path):
-    engine = FakeEngine(
-        Script(status=3, stderr=b"boom\n", warden="fallback", files={"private.txt": b"secret"})
-    )
-    runner = make_runner(tmp_path, engine)
-    result = await runner.run(request(tmp_path))
-    assert result.status is RunStatus.ERROR and result.exit_code == 3  # the engine's exit status
-    assert result.stderr == "boom\n"
-    assert engine.execs == ["runner", "collector"]
-    assert [f.name for f in result.files] == ["private.txt"]
-
-
-async def test_a_runner_killed_before_its_markers_is_collected_one_shot(tmp_path):
-    engine = FakeEngine(Script(status=137, runner="exit"))
+async def test_a_runner_killed_with_the_code_is_collected_once_nothing_is_left(tmp_path):
+    engine = FakeEngine(Script(status=137, runner="exit", files={"kept.txt": b"k"}))
     runner = make_runner(tmp_path, engine)
     result = await runner.run(request(tmp_path))
     assert result.status is RunStatus.KILLED and "SIGKILL" in result.message
-    assert engine.execs == ["runner", "collector"]
+    assert engine.execs == ["runner"]
+    assert [f.name for f in result.files] == ["kept.txt"]
+
+
+async def test_code_that_outlives_its_killed_runner_loses_its_outputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(collection, "GONE_WAIT", 0.2)
+    engine = FakeEngine(Script(status=137, runner="exit-alive", files={"forged.txt": b"f"}))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert result.status is RunStatus.KILLED and result.files == ()
+    assert any("outlived its runner" in s.reason for s in result.skipped), result.skipped
+    assert engine.execs == ["runner"] and engine.live() == []
+
+
+async def test_skipped_entries_are_capped_and_summarized(tmp_path):
+    many = [{"name": f"link{i}", "reason": "symbolic link (never followed)"} for i in range(50)]
+    engine = FakeEngine(Script(skipped=many))
+    runner = make_runner(tmp_path, engine)
+    result = await runner.run(request(tmp_path))
+    assert len(result.skipped) == 21 and result.skipped[-1].name == "(+30 more)"
+
+
+async def test_every_container_gets_a_code_uid_of_its_own(tmp_path):
+    engine = FakeEngine(Script())
+    runner = make_runner(tmp_path, engine)
+    results = [await runner.run(request(tmp_path)) for _ in range(3)]
+    assert all(r.status is RunStatus.OK for r in results)
+    uids = [c.labels[CODE_UID_LABEL] for c in engine.containers_made.values()]
+    assert len(set(uids)) == 3
+    for container in engine.containers_made.values():
+        uid = container.labels[CODE_UID_LABEL]
+        assert container.args["tmpfs"]["/mnt/output"].count(f"uid={uid},") == 1
+        assert container.args["command"][-2:] == ["--code-uid", uid]
+    assert engine.exec_users == [f"{uid}:{uid}" for uid in uids]
+
+
+async def test_a_uid_an_older_container_holds_is_given_up(tmp_path):
+    engine = FakeEngine(Script())
+    policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
+    uids = CodeUids(policy, engine, rng=random.Random(7))
+    first = uids.pick()
+    older, _ = engine.create_attach_start({"labels": {CODE_UID_LABEL: str(first)}})
+    newer, _ = engine.create_attach_start({"labels": {CODE_UID_LABEL: str(first)}})
+    assert uids.keeps(older, first) and not uids.keeps(newer, first)
 
 
 async def test_a_missing_image_is_a_sandbox_error_that_names_the_build_command(tmp_path):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from app.config import Settings, describe_errors
-from app.files.store import _USER_ID
 from app.sandbox import OutputFile, RunResult, RunStatus, SandboxPolicy, SkippedOutput
 from app.sandbox.leftovers import LeftoverReaper, owner_token
 from app.sandbox.policy import OWNER_LABEL
@@ -17,8 +17,13 @@ from app.sandboxd import AddressError, ServiceAddress, wire
 from tests.fakes.engine import FakeEngine
 
 
-def test_user_ids_follow_the_file_stores_rule():
-    assert _USER_ID.pattern == f"^{wire.USER_ID.pattern}$"
+@pytest.mark.parametrize("user_id", ["alice\n", "", "a/b", "x" * 65, 42, None])
+def test_user_ids_follow_the_file_stores_rule(user_id):
+    line = json.dumps({"code": "print(1)", "user_id": user_id, "timeout": 1}).encode()
+    with pytest.raises(wire.RequestRejected) as caught:
+        wire.parse_run(line, wire.RunLimits(4096, 5, 3, 1000))
+    assert caught.value.field == "user_id"
+    assert caught.value.status == 400
 
 
 def test_every_result_field_survives_the_wire():
@@ -116,7 +121,7 @@ def test_tcp_needs_a_token_and_the_token_is_never_printed():
 def _container(engine: FakeEngine, owner: str) -> str:
     policy = SandboxPolicy(image="img", owner=owner)
     container_id, stream = engine.create_attach_start(
-        policy.container_args(run_id="r", user_id="u", input_dir=None)
+        policy.container_args(run_id="r", user_id="u", code_uid=20001, input_dir=None)
     )
     stream.close()
     return container_id

@@ -1,7 +1,5 @@
-"""The host side of the output warden: done markers, its line protocol, the tar that overtakes."""
+"""The host side of the output warden: done markers, its line protocol, outputs that overtake."""
 
-import io
-import tarfile
 import time
 
 import pytest
@@ -10,6 +8,7 @@ from app.sandbox.engine import STDERR, STDOUT, ExecStream, FramesReader
 from app.sandbox.execution import CappedBuffer
 from app.sandbox.outputs import OutputReceiver
 from app.sandbox.warden import DONE_MARKER, DoneWatch, Warden, WardenGone
+from tests.fakes.engine import output_stream
 from tests.fakes.exec_socket import frame
 
 MARK = DONE_MARKER + b"0\n"
@@ -50,29 +49,20 @@ def test_dropping_the_marker_restores_the_output_exactly():
     assert bytes(flooded.data) == b"abcd" and flooded.truncated  # the flood stays truncated
 
 
-def _tar(name: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def test_a_tar_that_overtakes_the_collecting_line_is_not_lost(pair, tmp_path):
+def test_outputs_that_overtake_the_collecting_line_are_not_lost(pair, tmp_path):
     ours, inside = pair
     warden = Warden(ExecStream(None, ours))
     inside.sendall(frame(STDERR, b"ready\n"))
     warden.await_ready(time.monotonic() + 5)
-    archive = _tar("plot.png", b"PNG DATA")
-    # stdout and stderr are separate pipes inside: the tar may arrive before the answer.
-    inside.sendall(frame(STDOUT, archive[:700]) + frame(STDERR, b"collecting 0\n"))
-    inside.sendall(frame(STDOUT, archive[700:]) + frame(STDERR, b'{"oom_kills": 2}\n'))
+    archive = output_stream({"plot.png": b"PNG DATA"})
+    # stdout and stderr are separate pipes inside: the outputs may arrive before the answer.
+    inside.sendall(frame(STDOUT, archive[:12]) + frame(STDERR, b"collecting 0\n"))
+    inside.sendall(frame(STDOUT, archive[12:]) + frame(STDERR, b'{"oom_kills": 2}\n'))
     assert warden.ask() == "collecting 0"
     assert inside.recv(100) == b"collect\n"
     receiver = OutputReceiver(tmp_path, 5, 1000)
     deadline = time.monotonic() + 5
-    receiver.receive(FramesReader(warden.tar_frames(deadline)))
+    receiver.receive(FramesReader(warden.output_frames(deadline)))
     assert [f.name for f in receiver.files] == ["plot.png"]
     assert (tmp_path / "plot.png").read_bytes() == b"PNG DATA"
     assert warden.report(deadline) == {"oom_kills": 2}

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from app.bot.progress import RunProgress
 from app.bot.replies import plan_reply
-from app.bot.sending import NO_MENTIONS, upload_limit
+from app.bot.sending import SEND_OPTIONS, inert_links, upload_limit
 from app.chat import Upload
 from app.files import scopes
 
@@ -77,36 +77,45 @@ class ChatCog(commands.Cog):
                 raise
             except Exception:
                 log.exception("chat turn failed")
-                await message.reply(
-                    FAILURE_REPLY, allowed_mentions=NO_MENTIONS, mention_author=False
-                )
+                await message.reply(FAILURE_REPLY, mention_author=False, **SEND_OPTIONS)
 
-    async def _download(self, attachment: discord.Attachment) -> Upload:
-        """The attachment's bytes, unless Discord says it is over the store's limit: a file that
-        would be refused is never pulled into the bot's memory."""
+    async def _downloads(self, attachments: list[discord.Attachment]) -> list[Upload]:
+        """The attachments' bytes, unless Discord says one is over the store's limit or the
+        message's total is over the turn's: a file that would be refused is never pulled into
+        the bot's memory."""
         limit = self.bot.services.store.max_file_bytes
-        if attachment.size > limit:
-            return Upload(
-                attachment.filename,
-                b"",
-                refused=f"larger than the {limit / 1024**2:g} MB limit, so it was not stored.",
-            )
-        return Upload(attachment.filename, await attachment.read())
+        room = self.chat.limits.max_upload_bytes
+        uploads = []
+        for attachment in attachments:
+            if attachment.size > limit:
+                refused = f"larger than the {limit / 1024**2:g} MB limit, so it was not stored."
+            elif attachment.size > room:
+                refused = (
+                    "not stored: the files of one message may total at most "
+                    f"{self.chat.limits.max_upload_bytes / 1024**2:g} MB."
+                )
+            else:
+                room -= attachment.size
+                uploads.append(Upload(attachment.filename, await attachment.read()))
+                continue
+            uploads.append(Upload(attachment.filename, b"", refused=refused))
+        return uploads
 
     async def _answer(self, message: discord.Message, user_id: str) -> None:
         if self.chat.is_busy(user_id):
             await message.reply(
                 "I am still working on your previous message; one at a time.",
-                allowed_mentions=NO_MENTIONS,
                 mention_author=False,
+                **SEND_OPTIONS,
             )
             return
-        uploads = [await self._download(a) for a in message.attachments]
+        uploads = await self._downloads(list(message.attachments))
         channel = message.channel
         sandbox = self.bot.services.runner
+        domains = self.bot.services.link_domains
 
         async def send_status(text: str):
-            return await channel.send(text, allowed_mentions=NO_MENTIONS)
+            return await channel.send(text, **SEND_OPTIONS)
 
         progress = RunProgress(send_status, waiting=lambda: sandbox.waiting)
         async with channel.typing():
@@ -120,14 +129,8 @@ class ChatCog(commands.Cog):
             )
         for index, outgoing in enumerate(plan_reply(answer, upload_limit(message.guild))):
             files = [to_file(a) for a in outgoing.attachments]
+            content = inert_links(outgoing.content, domains) or None
             if index == 0:
-                await message.reply(
-                    outgoing.content or None,
-                    files=files,
-                    allowed_mentions=NO_MENTIONS,
-                    mention_author=False,
-                )
+                await message.reply(content, files=files, mention_author=False, **SEND_OPTIONS)
             else:
-                await channel.send(
-                    outgoing.content or None, files=files, allowed_mentions=NO_MENTIONS
-                )
+                await channel.send(content, files=files, **SEND_OPTIONS)

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.bot.replies import split_message
-from app.bot.sending import NO_MENTIONS, upload_limit
+from app.bot.sending import SEND_OPTIONS, upload_limit
 from app.chat.messages import usage_report
 from app.files import scopes
 from app.sandbox import SandboxUnavailable
@@ -57,7 +57,7 @@ class CommandsCog(commands.Cog):
 
     async def _say(self, interaction: discord.Interaction, text: str, **kwargs) -> None:
         await interaction.response.send_message(
-            split_message(text)[0], ephemeral=True, allowed_mentions=NO_MENTIONS, **kwargs
+            split_message(text)[0], ephemeral=True, **SEND_OPTIONS, **kwargs
         )
 
     @app_commands.command(name="files", description="List, download or delete your files")

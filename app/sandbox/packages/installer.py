@@ -9,6 +9,13 @@ its timer, without giving the run network.
 3. The run mounts the cache entries it needs read-only and imports from them.
 4. Fallback: a run that still dies on ModuleNotFoundError for an approved package gets it
    installed and is run once more (exactly one retry).
+
+Installs are bounded, since an import costs nothing to write and an install is a container with
+network outside the run's timer and slots: at most `max_per_run` new distributions per run (the
+fallback's included) and `max_per_user_day` per user in any 24 hours (InstallBudget). What is over
+a limit is not installed; the run's message says so. Install containers share a network of their
+own (SandboxPolicy.install_network_args), created on first use, on which they cannot reach each
+other.
 """
 
 from __future__ import annotations
@@ -18,16 +25,18 @@ import json
 import shutil
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.names import IMAGE_MODULES_FILE
 from app.sandbox.packages.cache import CleanupReport, PackageCache
 from app.sandbox.packages.catalog import PackageCatalog
 from app.sandbox.packages.detect import imports_in, missing_module
-from app.sandbox.policy import IMAGE_MODULES_FILE, HostPathError, SandboxPolicy
+from app.sandbox.policy import HostPathError, SandboxPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +48,7 @@ MAX_MODULE_LIST_BYTES = 4 * 1024**2
 # sit on the reply's path. A rebuild is noticed within this time; until then an import the new
 # image lacks is still caught by the after-run fallback.
 IMAGE_ID_TTL = 60.0
+DAY = 24 * 3600.0
 
 
 def image_key(image_id: str) -> str:
@@ -58,8 +68,31 @@ class PackagePlan:
     """`name==version` of the distributions installed for this run"""
     install_seconds: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
-    """distribution -> short reason its install failed"""
+    """distribution -> short reason its install failed, or why it was not attempted (a limit)"""
     installed_after_run: list[str] = field(default_factory=list)
+    attempts: int = 0
+    """New distributions this run has tried to install (the per-run limit counts them)."""
+
+
+class InstallBudget:
+    """Install attempts per user in the last 24 hours (this process's memory: a restart forgets,
+    which costs at most one more day's cap)."""
+
+    def __init__(self, per_day: int, clock=time.monotonic) -> None:
+        self.per_day = per_day
+        self._clock = clock
+        self._attempts: dict[str, deque[float]] = {}
+
+    def take(self, user_id: str) -> bool:
+        """Count one attempt for the user; False (nothing counted) when the day's are used."""
+        now = self._clock()
+        seen = self._attempts.setdefault(user_id, deque())
+        while seen and now - seen[0] >= DAY:
+            seen.popleft()
+        if len(seen) >= self.per_day:
+            return False
+        seen.append(now)
+        return True
 
 
 @dataclass
@@ -79,12 +112,17 @@ class PackageInstaller:
         *,
         ca_bundle: Path | None = None,
         max_concurrent_installs: int = 2,
+        max_per_run: int = 5,
+        max_per_user_day: int = 20,
     ) -> None:
         self.policy = policy
         self.engine = engine
         self.cache = cache
         self.catalog = catalog
         self.ca_bundle = ca_bundle
+        self.max_per_run = max_per_run
+        self.budget = InstallBudget(max_per_user_day)
+        self._network_ready = False
         self._install_slots = asyncio.Semaphore(max_concurrent_installs)
         self._modules: dict[str, set[str] | None] = {}
         self._image_id_seen: tuple[str, float] | None = None
@@ -159,7 +197,10 @@ class PackageInstaller:
         if not self.catalog.is_approved(module):
             return self.catalog.refusal(module)
         if dist in plan.failed:
-            return f"installing the approved package {dist!r} failed: {plan.failed[dist]}"
+            reason = plan.failed[dist]
+            if reason.startswith("not installed"):
+                return f"the approved package {dist!r} was {reason}"
+            return f"installing the approved package {dist!r} failed: {reason}"
         if dist in plan.installed_after_run:
             return f"the approved package {dist!r} is installed now: run the code again"
         return ""
@@ -214,8 +255,27 @@ class PackageInstaller:
         if key is None or not dists:
             return
         started = time.monotonic()
+        allowed = []
+        for dist in sorted(dists):
+            if self.cache.has(key, dist):
+                allowed.append(dist)
+            elif plan.attempts >= self.max_per_run:
+                plan.failed[dist] = (
+                    f"not installed: a run installs at most {self.max_per_run} new packages"
+                )
+            elif not self.budget.take(user_id):
+                plan.failed[dist] = (
+                    f"not installed: at most {self.budget.per_day} package installs per user "
+                    "in 24 hours"
+                )
+            else:
+                plan.attempts += 1
+                allowed.append(dist)
+        refused = sorted(set(dists) - set(allowed))
+        if refused:
+            log.warning("package installs over a limit", distributions=refused[:20])
         waited = await asyncio.gather(
-            *(self._provide_one(plan, key, dist, run_id, user_id) for dist in sorted(dists))
+            *(self._provide_one(plan, key, dist, run_id, user_id) for dist in allowed)
         )
         if any(waited):
             plan.install_seconds += time.monotonic() - started
@@ -253,6 +313,7 @@ class PackageInstaller:
             return InstallOutcome(reason=f"the install step could not run: {reason[:300]}")
 
     def _install_blocking(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
+        self._ensure_network()
         work = self._new_work_dir(key)
         try:
             args = self.policy.install_container_args(
@@ -274,6 +335,12 @@ class PackageInstaller:
             return InstallOutcome(version=version, packages=packages)
         finally:
             self.cache.discard(work)
+
+    def _ensure_network(self) -> None:
+        """The install network exists (the project creates it on first use)."""
+        if not self._network_ready:
+            self.engine.ensure_network(self.policy.install_network_args())
+            self._network_ready = True
 
     def _new_work_dir(self, key: str) -> Path:
         """A fresh work folder for an install container, with the admin's extra CA in it."""
@@ -319,6 +386,7 @@ class PackageInstaller:
             return InstallOutcome(reason=f"the install container could not run: {str(exc)[:300]}")
 
     def _check_index_blocking(self, key: str, distribution: str) -> InstallOutcome:
+        self._ensure_network()
         work = self._new_work_dir(key)
         try:
             args = self.policy.install_container_args(
