@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     admin_user_ids: str = Field("", pattern=r"^[\d,\s]*$")
     chat_rate_limit: int = Field(10, ge=1, le=1000)
+    chat_auto_thread: bool = False
 
     # Model (any OpenAI-compatible Chat Completions endpoint)
     openai_base_url: str = ""
@@ -134,6 +135,8 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     openai_allowed_models: str = ""
     openai_vision_models: str = "gpt-4o,gpt-4.1,gpt-5"
+    openai_vision_max_image_size: ByteSize = 10 * 1024**2
+    openai_streaming: bool = True
     openai_max_retries: int = Field(2, ge=0, le=10)
     chat_max_tool_rounds: int = Field(6, ge=1, le=20)
     chat_history_tokens: int = Field(12000, ge=500, le=1_000_000)

@@ -235,9 +235,11 @@ class Components:
             default_model=settings.openai_model,
             allowed_models=settings.allowed_models,
             vision_models=settings.vision_model_prefixes,
+            vision_max_bytes=settings.openai_vision_max_image_size,
             max_tool_rounds=settings.chat_max_tool_rounds,
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
+            stream=settings.openai_streaming,
         )
 
     def cleanup(self, store: FileStore) -> CleanupService:

@@ -1,40 +1,55 @@
 """ChatService: one conversation turn, from the user's message to the answer. No discord here.
 
 A turn: store the uploads, load and trim the history to the model's budget, call the model with
-the `execute_python_code` tool, run each call in the sandbox and give the model the full result,
-for a bounded number of rounds, then save the turn and return a value the bot (or the terminal
-chat) renders. Every failure a user can meet becomes a short friendly sentence in the answer.
+the `execute_python_code` tool (streamed: the observer hears the text as it comes), run each call
+in the sandbox and give the model the full result, for a bounded number of rounds, then save the
+turn and return a value the bot (or the terminal chat) renders. Every failure a user can meet
+becomes a short friendly sentence in the answer. A stored run can be run again (`rerun`) or
+shown (`run_codes`) by its turn id and number.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
 import structlog
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
-from app.chat.history import complete_prefix, flatten, shorten_tool_result
-from app.chat.messages import describe_files, model_error_message, run_notice
+from app.chat.history import complete_prefix, flatten, run_arguments, shorten_tool_result
+from app.chat.messages import describe_files, model_error_message, run_notice, user_message_text
 from app.chat.pricing import estimate_cost
 from app.chat.rate_limit import ChatRateLimit
 from app.chat.records import ChatRecords, Turn, UsageRecord
-from app.chat.run_files import run_inputs, store_outputs
+from app.chat.runs import run_code
+from app.chat.streaming import ModelReply, ToolCall, request_reply
 from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
-from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, Upload
-from app.files import FileStore, FileStoreError, StoredFile, is_supported
-from app.sandbox import RunRequest, RunStatus, SandboxRunner
+from app.chat.uploads import store_upload, vision_mime, with_images
+from app.chat.values import (
+    ChatAnswer,
+    CodeRun,
+    ReplyContext,
+    TurnEvents,
+    TurnObserver,
+    Upload,
+    new_turn_id,
+)
+from app.files import FileStore, FileStoreError, StoredFile
+from app.sandbox import SandboxRunner
 
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
+BUSY = "I am still working on your previous message; one at a time."
+RUN_GONE = (
+    "That run is no longer in this conversation's history (it was cleared with /reset or "
+    "trimmed), so it cannot be run again."
+)
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -56,9 +71,11 @@ class ChatService:
         default_model: str,
         allowed_models: Sequence[str] = (),
         vision_models: Sequence[str] = (),
+        vision_max_bytes: int = 10 * 1024**2,
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
+        stream: bool = True,
     ) -> None:
         self.client = client
         self.runner = runner
@@ -69,9 +86,11 @@ class ChatService:
         self.default_model = default_model
         self.allowed_models = tuple(dict.fromkeys([default_model, *allowed_models]))
         self.vision_models = tuple(vision_models)
+        self.vision_max_bytes = vision_max_bytes
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
+        self.stream = stream
         self._busy: set[str] = set()
 
     # Public API
@@ -101,11 +120,72 @@ class ChatService:
         channel_id: str,
         text: str,
         uploads: Sequence[Upload] = (),
-        observer: RunObserver | None = None,
+        observer: TurnObserver | None = None,
+        *,
+        reply_to: ReplyContext | None = None,
+        turn_id: str | None = None,
     ) -> ChatAnswer:
+        """Answer one message. `turn_id` (new_turn_id()) lets the caller name the turn first."""
         user_id, channel_id = str(user_id), str(channel_id)
+        events = observer or TurnEvents()
+        return await self._guarded(
+            user_id,
+            lambda: self._turn(
+                user_id, channel_id, text, uploads, events, reply_to, turn_id or new_turn_id()
+            ),
+        )
+
+    async def rerun(
+        self,
+        user_id: str,
+        channel_id: str,
+        turn_id: str,
+        number: int,
+        observer: TurnObserver | None = None,
+    ) -> ChatAnswer:
+        """Run a stored run's code again in a fresh sandbox with the user's current files.
+
+        The model is not asked and the conversation history is not changed; the files the run
+        writes are stored for the user as any run's are.
+        """
+        user_id, channel_id = str(user_id), str(channel_id)
+        events = observer or TurnEvents()
+
+        async def again() -> ChatAnswer:
+            found = await self.find_run(user_id, channel_id, turn_id, number)
+            if found is None:
+                return ChatAnswer(error=RUN_GONE, turn_id=turn_id)
+            code, timeout = found
+            run = await self._run(user_id, code, timeout, number, events)
+            answer = ChatAnswer(runs=[run], turn_id=turn_id)
+            notice = run_notice(run.result)
+            if notice:
+                answer.notices.append(notice)
+            return answer
+
+        return await self._guarded(user_id, again)
+
+    async def find_run(
+        self, user_id: str, channel_id: str, turn_id: str, number: int
+    ) -> tuple[str, float | None] | None:
+        """(code, timeout) of run `number` of a stored turn; None when it is not in the history."""
+        turn = await self.records.find_turn(str(user_id), str(channel_id), turn_id)
+        return run_arguments(turn, number) if turn is not None else None
+
+    async def run_codes(self, user_id: str, channel_id: str, turn_id: str) -> list[tuple[int, str]]:
+        """(number, code) of every run of a stored turn that is still in the history."""
+        turn = await self.records.find_turn(str(user_id), str(channel_id), turn_id)
+        if turn is None:
+            return []
+        found = [(n, run_arguments(turn, n)) for n in range(1, len(turn.runs) + 1)]
+        return [(n, args[0]) for n, args in found if args is not None]
+
+    # Steps
+
+    async def _guarded(self, user_id: str, work: Callable[[], Awaitable[ChatAnswer]]):
+        """One turn or re-run per user at a time, within the rate limit."""
         if user_id in self._busy:
-            return ChatAnswer(error="I am still working on your previous message; one at a time.")
+            return ChatAnswer(error=BUSY)
         if self.rate_limit is not None:
             wait = self.rate_limit.check(user_id)
             if wait:
@@ -115,24 +195,27 @@ class ChatService:
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                return await self._turn(user_id, channel_id, text, uploads, observer)
+                return await work()
         finally:
             self._busy.discard(user_id)
 
-    # Steps
-
-    async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
+    async def _turn(
+        self, user_id, channel_id, text, uploads, observer, reply_to, turn_id
+    ) -> ChatAnswer:
         model = await self.model_for(user_id)
-        answer = ChatAnswer(model=model)
+        answer = ChatAnswer(model=model, turn_id=turn_id)
         vision = self.supports_vision(model)
-        images: list[tuple[StoredFile, bytes]] = []
+        images: list[tuple[str, bytes]] = []
         for upload in uploads:
-            stored = await self._store_upload(user_id, upload, answer)
-            if stored is not None:
+            stored = await store_upload(self.store, user_id, upload, answer)
+            if stored is None:
+                continue
+            if stored not in answer.stored_uploads:
                 answer.stored_uploads.append(stored)
-                if vision and stored.category == "image":
-                    images.append((stored, upload.data))
-        if not text.strip():
+            mime = vision_mime(stored, self.vision_max_bytes) if vision else None
+            if mime is not None:
+                images.append((mime, upload.data))
+        if not text.strip() and reply_to is None:
             if answer.stored_uploads:
                 names = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
                 answer.text = f"Stored {names}. Ask me anything about it."
@@ -140,13 +223,10 @@ class ChatService:
                 answer.text = "Ask me something, or attach a file to work with."
             return answer
 
-        user_text = text.strip()
-        if answer.stored_uploads:
-            listed = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
-            user_text += f"\n\n[Attached and stored: {listed}]"
+        user_text = user_message_text(text, answer.stored_uploads, reply_to)
         history_message = {"role": "user", "content": user_text}
-        request_message = self._with_images(history_message, images)
-        new_turn: Turn = [history_message]
+        request_message = with_images(history_message, images)
+        turn = Turn(messages=[history_message], id=turn_id)
 
         turns = await self.records.load_turns(user_id, channel_id)
         system = [
@@ -158,41 +238,30 @@ class ChatService:
             tokens.image_tokens(*tokens.image_size(data)) for _, data in images
         )
         kept = self._trim(turns, model, fixed)
+        answer.trimmed_turns = len(turns) - len(kept)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
         try:
-            await self._converse(user_id, model, messages, new_turn, answer, observer)
+            await self._converse(user_id, model, messages, turn, answer, observer)
         except openai.OpenAIError as exc:
             log.warning("model call failed", error_type=type(exc).__name__)
             answer.error = model_error_message(exc)
         except asyncio.CancelledError:
-            interrupted = True  # shutdown: keep what was asked and done so far
+            interrupted = True  # Stop or shutdown: keep what was asked and done so far
             raise
         finally:
-            saved = complete_prefix(new_turn)
+            saved = complete_prefix(turn.messages)
             if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
-                saved = [shorten_tool_result(m) for m in saved]
-                if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
-                    saved.append({"role": "assistant", "content": "(interrupted)"})
-                await asyncio.shield(
-                    self.records.save_turns(
-                        user_id, channel_id, (turns + [saved])[-MAX_SAVED_TURNS:]
-                    )
-                )
+                await asyncio.shield(self._save(user_id, channel_id, turns, turn, saved))
         return answer
 
-    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer):
-        if upload.refused:
-            answer.notices.append(f"{upload.filename}: {upload.refused}")
-            return None
-        if not is_supported(upload.filename):
-            answer.notices.append(f"{upload.filename}: this file type is not supported.")
-            return None
-        try:
-            return await self.store.save(user_id, upload.filename, upload.data)
-        except FileStoreError as exc:
-            answer.notices.append(f"{upload.filename}: {exc}")
-            return None
+    async def _save(self, user_id, channel_id, turns, turn: Turn, saved: list[dict]) -> None:
+        saved = [shorten_tool_result(m) for m in saved]
+        if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
+            saved.append({"role": "assistant", "content": "(interrupted)"})
+        present = {call["id"] for m in saved for call in m.get("tool_calls") or ()}
+        kept = Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
+        await self.records.save_turns(user_id, channel_id, (turns + [kept])[-MAX_SAVED_TURNS:])
 
     async def _list_files(self, user_id: str) -> list[StoredFile]:
         try:
@@ -200,81 +269,84 @@ class ChatService:
         except FileStoreError:
             return []
 
-    def _with_images(self, message: dict, images) -> dict:
-        if not images:
-            return message
-        parts: list[dict] = [{"type": "text", "text": message["content"]}]
-        for stored, data in images:
-            mime = "image/jpeg" if stored.type in ("jpg", "jpeg") else f"image/{stored.type}"
-            encoded = base64.b64encode(data).decode("ascii")
-            parts.append(
-                {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}}
-            )
-        return {"role": "user", "content": parts}
-
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
         budget = tokens.history_budget(model, self.history_tokens) - fixed
         kept: list[Turn] = []
         for turn in reversed(turns):
-            cost = sum(tokens.count_message(m, model) for m in turn)
+            cost = sum(tokens.count_message(m, model) for m in turn.messages)
             if cost > budget:
                 break
             budget -= cost
             kept.append(turn)
         return kept[::-1]
 
-    async def _converse(self, user_id, model, messages, new_turn, answer, observer) -> None:
+    async def _converse(self, user_id, model, messages, turn: Turn, answer, observer) -> None:
         tools = tool_definitions(self.runner.max_timeout)
+        texts: list[str] = []
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds
-            response = await self.client.chat.completions.create(
-                model=model, messages=messages, tools=tools if offer_tools else openai.omit
+            observer.model_started()
+            reply = await request_reply(
+                self.client,
+                model=model,
+                messages=messages,
+                tools=tools if offer_tools else None,
+                stream=self.stream,
+                on_text=observer.text_delta,
             )
-            await self._record_usage(user_id, model, messages, response, answer)
-            choice = response.choices[0].message
-            # Only function tools are offered; another kind of call has nothing to run.
-            calls = [
-                call
-                for call in (choice.tool_calls or () if offer_tools else ())
-                if isinstance(call, ChatCompletionMessageFunctionToolCall)
-            ]
+            await self._record_usage(user_id, model, messages, reply, answer)
+            # Text before a tool call ("let me compute that") is part of what the user reads.
+            if reply.content.strip():
+                texts.append(reply.content.strip())
+                answer.text = "\n\n".join(texts)
+            calls = self._unique_ids(turn, reply.tool_calls) if offer_tools else []
             if not calls:
-                answer.text = (choice.content or "").strip()
-                final = {"role": "assistant", "content": answer.text}
+                final = {"role": "assistant", "content": reply.content.strip()}
                 messages.append(final)
-                new_turn.append(final)
+                turn.messages.append(final)
                 return
             assistant = {
                 "role": "assistant",
-                "content": choice.content or None,
+                "content": reply.content or None,
                 "tool_calls": [
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {
-                            "name": call.function.name,
-                            "arguments": call.function.arguments,
-                        },
+                        "function": {"name": call.name, "arguments": call.arguments},
                     }
                     for call in calls
                 ],
             }
             messages.append(assistant)
-            new_turn.append(assistant)
+            turn.messages.append(assistant)
             for call in calls:
-                content = await self._tool_call(user_id, call, answer, observer)
-                reply = {"role": "tool", "tool_call_id": call.id, "content": content}
-                messages.append(reply)
-                new_turn.append(reply)
+                content = await self._tool_call(user_id, call, turn, answer, observer)
+                reply_message = {"role": "tool", "tool_call_id": call.id, "content": content}
+                messages.append(reply_message)
+                turn.messages.append(reply_message)
 
-    async def _record_usage(self, user_id, model, messages, response, answer) -> None:
-        usage = getattr(response, "usage", None)
-        if usage is not None and usage.prompt_tokens is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
+    @staticmethod
+    def _unique_ids(turn: Turn, calls: list[ToolCall]) -> list[ToolCall]:
+        """Some servers number calls from 0 in every reply: ids stay unique within a turn, so
+        each result answers its own call and run N is found again by its id."""
+        seen = {call["id"] for m in turn.messages for call in m.get("tool_calls") or ()}
+        unique = []
+        for call in calls:
+            if call.id in seen:
+                call = replace(call, id=f"call_{uuid.uuid4().hex[:24]}")
+            seen.add(call.id)
+            unique.append(call)
+        return unique
+
+    async def _record_usage(self, user_id, model, messages, reply: ModelReply, answer) -> None:
+        if reply.usage is not None:
+            prompt, completion = reply.usage
         else:  # servers that do not report usage: estimate, so totals are never silently zero
             prompt = sum(tokens.count_message(m, model) for m in messages)
-            completion = tokens.count_text(response.choices[0].message.content or "", model)
+            completion = tokens.count_text(reply.content, model) + sum(
+                tokens.count_text(call.name + call.arguments, model) for call in reply.tool_calls
+            )
         record = UsageRecord(
             user_id=user_id,
             model=model,
@@ -286,62 +358,22 @@ class ChatService:
         answer.usage.append(record)
         await self.records.record_usage(record)
 
-    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer) -> str:
-        if call.function.name != TOOL_NAME:
-            return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
+    async def _tool_call(self, user_id, call: ToolCall, turn: Turn, answer, observer) -> str:
+        if call.name != TOOL_NAME:
+            return invalid_call(f"there is no tool named {call.name!r}; use {TOOL_NAME}")
         try:
-            code, timeout = parse_arguments(call.function.arguments)
+            code, timeout = parse_arguments(call.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
-        result, delivered = await self._run_code(user_id, code, timeout, observer)
-        answer.runs.append(CodeRun(code=code, result=result, files=delivered))
-        notice = run_notice(result)
+        turn.runs.append(call.id)
+        run = await self._run(user_id, code, timeout, len(turn.runs), observer)
+        answer.runs.append(run)
+        notice = run_notice(run.result)
         if notice and notice not in answer.notices:
             answer.notices.append(notice)
-        return tool_result(result)
+        return tool_result(run.result)
 
-    async def _run_code(self, user_id, code, timeout, observer):
-        output_dir = self.runs_dir / uuid.uuid4().hex
-        try:
-            input_dir, files = await run_inputs(self.store, user_id)
-            request = RunRequest(
-                code=code,
-                user_id=user_id,
-                output_dir=output_dir,
-                input_dir=input_dir if files else None,
-                files=files,
-                timeout=timeout,
-            )
-            if observer is not None:
-                observer.run_started(code)
-            result = await self.runner.run(
-                request, on_queued=observer.run_queued if observer else None
-            )
-            if observer is not None:
-                await observer.run_finished(result)
-            if result.status is RunStatus.SANDBOX_ERROR:
-                log.warning("sandbox unavailable", message=result.message)
-            delivered: list[DeliveredFile] = []
-            if result.files:
-                try:
-                    result = await store_outputs(self.store, user_id, result)
-                except FileStoreError as exc:
-                    log.warning("outputs not stored", error=str(exc))
-                for produced in result.files:
-                    stored = (
-                        await self.store.get(user_id, produced.file_id)
-                        if produced.file_id
-                        else None
-                    )
-                    if stored is not None:
-                        delivered.append(
-                            DeliveredFile(
-                                name=stored.name,
-                                path=self.store.absolute_path(stored),
-                                size=stored.size,
-                                file_id=stored.file_id,
-                            )
-                        )
-            return result, tuple(delivered)
-        finally:
-            shutil.rmtree(output_dir, ignore_errors=True)
+    async def _run(self, user_id, code, timeout, number, observer) -> CodeRun:
+        return await run_code(
+            self.runner, self.store, self.runs_dir, user_id, code, timeout, number, observer
+        )

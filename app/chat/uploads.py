@@ -1,0 +1,62 @@
+"""The files of a user's message: stored through the file store, and the few image formats
+vision models accept turned into image inputs (everything else reaches the model as a file)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+
+from app.chat.values import ChatAnswer, Upload
+from app.files import FileStore, FileStoreError, StoredFile, is_supported
+
+# What OpenAI-compatible vision inputs take. SVG, TIFF, HEIC, PSD or raw photos would fail the
+# whole request, so they are described as files; the code can still open them.
+VISION_MIME_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+
+def vision_mime(stored: StoredFile, max_bytes: int) -> str | None:
+    """The MIME type to send this file to a vision model as, or None (it stays a file)."""
+    if stored.category != "image" or stored.size > max_bytes:
+        return None
+    return VISION_MIME_TYPES.get(stored.type)
+
+
+async def store_upload(
+    store: FileStore, user_id: str, upload: Upload, answer: ChatAnswer
+) -> StoredFile | None:
+    """The stored file, or None with a notice on the answer saying why not."""
+    if upload.refused:
+        answer.notices.append(f"{upload.filename}: {upload.refused}")
+        return None
+    if not is_supported(upload.filename):
+        answer.notices.append(f"{upload.filename}: this file type is not supported.")
+        return None
+    try:
+        if upload.from_reply:
+            # Replying to a message again (or to the bot's own plot) must not store a copy each
+            # time: the user's identical file is used.
+            digest = hashlib.sha256(upload.data).hexdigest()
+            for stored in await store.list(user_id):
+                if stored.sha256 == digest:
+                    return stored
+        return await store.save(user_id, upload.filename, upload.data)
+    except FileStoreError as exc:
+        answer.notices.append(f"{upload.filename}: {exc}")
+        return None
+
+
+def with_images(message: dict, images: Sequence[tuple[str, bytes]]) -> dict:
+    """The user message with (mime, bytes) images as image parts after its text."""
+    if not images:
+        return message
+    parts: list[dict] = [{"type": "text", "text": message["content"]}]
+    for mime, data in images:
+        encoded = base64.b64encode(data).decode("ascii")
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}})
+    return {"role": "user", "content": parts}
