@@ -12,11 +12,17 @@ from discord.ext import commands
 
 from app.bot.sending import NO_MENTIONS
 from app.bot.services import BotServices
+from app.bot.turns import LiveTurns
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_FILE = Path("/tmp/codeinterp-bot.alive")
 HEARTBEAT_SECONDS = 30
-EXTENSIONS = ("app.bot.exts.chat", "app.bot.exts.commands")
+EXTENSIONS = (
+    "app.bot.exts.chat",
+    "app.bot.exts.answers",
+    "app.bot.exts.files",
+    "app.bot.exts.commands",
+)
 
 
 def bot_intents() -> discord.Intents:
@@ -36,6 +42,8 @@ class CodeInterpreterBot(commands.Bot):
         self.services = services
         self.heartbeat_file = heartbeat_file
         self.turns: set[asyncio.Task] = set()
+        self.live_turns = LiveTurns(self.track)
+        """Turns and re-runs in flight with a live reply, by id: what Stop cancels."""
         self._heartbeat: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:

@@ -15,3 +15,5 @@ class BotServices:
     store: FileStore
     runner: SandboxRunner
     admin_ids: frozenset[int] = frozenset()
+    auto_thread: bool = False
+    """CHAT_AUTO_THREAD: a mention in a server channel opens a thread for the conversation."""

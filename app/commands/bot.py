@@ -60,7 +60,9 @@ async def _main(parts: Components) -> int:
     cleanup = asyncio.create_task(
         parts.cleanup(store).run_periodically(settings.cleanup_interval_minutes)
     )
-    bot = CodeInterpreterBot(BotServices(chat, store, runner, settings.admin_ids))
+    bot = CodeInterpreterBot(
+        BotServices(chat, store, runner, settings.admin_ids, auto_thread=settings.chat_auto_thread)
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))

@@ -1,32 +1,34 @@
-"""Chat in Discord: answers mentions, replies to the bot and DMs; ChatService does the work."""
+"""Chat in Discord: answers mentions, replies to the bot, DMs and its own threads; ChatService
+does the work, app/bot/turns.py keeps the live reply."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import re
 from typing import TYPE_CHECKING
 
 import discord
 import structlog
 from discord.ext import commands
 
-from app.bot.progress import RunProgress
-from app.bot.replies import plan_reply
-from app.bot.sending import NO_MENTIONS, upload_limit
-from app.chat import Upload
+from app.bot.buttons import answer_view
+from app.bot.context import (
+    download,
+    in_own_thread,
+    open_thread,
+    replied_message,
+    reply_context,
+    strip_mention,
+)
+from app.bot.replies import THINKING
+from app.bot.sending import send
+from app.bot.turns import FAILURE_REPLY
+from app.chat import ChatAnswer, ReplyContext, TurnObserver, Upload, new_turn_id
+from app.chat.service import BUSY
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
 
 log = structlog.get_logger(__name__)
-FAILURE_REPLY = "Something went wrong on my side. Please try again."
-
-
-def to_file(attachment) -> discord.File:
-    if attachment.path is not None:
-        return discord.File(attachment.path, filename=attachment.filename)
-    return discord.File(io.BytesIO(attachment.data), filename=attachment.filename)
 
 
 async def setup(bot: CodeInterpreterBot) -> None:
@@ -39,11 +41,11 @@ class ChatCog(commands.Cog):
         self.chat = bot.services.chat
 
     def addressed(self, message: discord.Message) -> bool:
-        """A DM, a mention of the bot, or a reply to one of its messages."""
+        """A DM, a mention of the bot, a reply to one of its messages, or a thread it opened."""
         me = self.bot.user
         if message.author.bot or me is None:
             return False
-        if message.guild is None:
+        if message.guild is None or in_own_thread(message.channel, me):
             return True
         if any(user.id == me.id for user in message.mentions):
             return True
@@ -53,10 +55,6 @@ class ChatCog(commands.Cog):
             if isinstance(replied, discord.Message) and replied.author.id == me.id:
                 return True
         return False
-
-    def strip_mention(self, content: str) -> str:
-        me = self.bot.user
-        return re.sub(rf"<@!?{me.id}>", "", content).strip() if me else content.strip()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -73,52 +71,68 @@ class ChatCog(commands.Cog):
                 raise
             except Exception:
                 log.exception("chat turn failed")
-                await message.reply(
-                    FAILURE_REPLY, allowed_mentions=NO_MENTIONS, mention_author=False
-                )
-
-    async def _download(self, attachment: discord.Attachment) -> Upload:
-        """The attachment's bytes, unless Discord says it is over the store's limit: a file that
-        would be refused is never pulled into the bot's memory."""
-        limit = self.bot.services.store.max_file_bytes
-        if attachment.size > limit:
-            return Upload(
-                attachment.filename,
-                b"",
-                refused=f"larger than the {limit / 1024**2:g} MB limit, so it was not stored.",
-            )
-        return Upload(attachment.filename, await attachment.read())
+                await send(message.channel, FAILURE_REPLY, reply_to=message)
 
     async def _answer(self, message: discord.Message, user_id: str) -> None:
         if self.chat.is_busy(user_id):
-            await message.reply(
-                "I am still working on your previous message; one at a time.",
-                allowed_mentions=NO_MENTIONS,
-                mention_author=False,
-            )
+            await send(message.channel, BUSY, reply_to=message)
             return
-        uploads = [await self._download(a) for a in message.attachments]
-        channel = message.channel
-        slots = self.bot.services.runner.slots
+        text = strip_mention(message.content, self.bot.user)
+        limit = self.bot.services.store.max_file_bytes
+        uploads = [await download(a, limit) for a in message.attachments]
+        context: ReplyContext | None = None
+        if message.reference is not None:
+            replied = await replied_message(message)
+            if replied is not None:
+                context = reply_context(replied, self.bot.user)
+                uploads += [await download(a, limit, from_reply=True) for a in replied.attachments]
+        channel: discord.abc.Messageable = message.channel
+        reply_to: discord.Message | None = message
+        if self._opens_thread(message):
+            thread = await open_thread(message, text)
+            if thread is not None:
+                channel, reply_to = thread, None  # the thread starts from the message itself
+        await self._turn(message, channel, reply_to, text, uploads, context)
 
-        async def send_status(text: str):
-            return await channel.send(text, allowed_mentions=NO_MENTIONS)
+    def _opens_thread(self, message: discord.Message) -> bool:
+        return (
+            self.bot.services.auto_thread
+            and message.guild is not None
+            and isinstance(message.channel, discord.TextChannel)
+        )
 
-        progress = RunProgress(send_status, waiting=lambda: slots.waiting)
-        async with channel.typing():
-            answer = await self.chat.turn(
-                user_id, str(channel.id), self.strip_mention(message.content), uploads, progress
+    async def _turn(
+        self,
+        message: discord.Message,
+        channel: discord.abc.Messageable,
+        reply_to: discord.Message | None,
+        text: str,
+        uploads: list[Upload],
+        context: ReplyContext | None,
+    ) -> None:
+        author = message.author.id
+        turn_id = new_turn_id()
+        conversation = str(getattr(channel, "id", message.channel.id))
+
+        async def work(observer: TurnObserver) -> ChatAnswer:
+            return await self.chat.turn(
+                str(author),
+                conversation,
+                text,
+                uploads,
+                observer,
+                reply_to=context,
+                turn_id=turn_id,
             )
-        for index, outgoing in enumerate(plan_reply(answer, upload_limit(message.guild))):
-            files = [to_file(a) for a in outgoing.attachments]
-            if index == 0:
-                await message.reply(
-                    outgoing.content or None,
-                    files=files,
-                    allowed_mentions=NO_MENTIONS,
-                    mention_author=False,
-                )
-            else:
-                await channel.send(
-                    outgoing.content or None, files=files, allowed_mentions=NO_MENTIONS
-                )
+
+        await self.bot.live_turns.run(
+            channel,
+            reply_to=reply_to,
+            user_id=author,
+            key=turn_id,
+            idle=THINKING,
+            work=work,
+            final_view=lambda answer, head_id: answer_view(author, turn_id, head_id, answer.runs),
+            guild=message.guild,
+            waiting=lambda: self.bot.services.runner.slots.waiting,
+        )
