@@ -48,15 +48,18 @@ class TurnDisplay(TurnEvents):
         self.runs: list[CodeRun] = []
         self.running: _Running | None = None
         self._new_round = False
+        self._thinking = True  # until the model's first words (or the re-run's start)
         self._ticker: asyncio.Task | None = None
 
     # TurnObserver
 
     def model_started(self) -> None:
         self._new_round = bool(self.text)
+        self._thinking = True
         self._push()
 
     def text_delta(self, text: str) -> None:
+        self._thinking = False
         if self._new_round:
             self.text = self.text.rstrip() + "\n\n"
             self._new_round = False
@@ -64,6 +67,7 @@ class TurnDisplay(TurnEvents):
         self._push()
 
     def run_started(self, number: int, code: str) -> None:
+        self._thinking = False
         self.running = _Running(number, self.clock())
         self._push()
         if self._ticker is None:
@@ -87,7 +91,7 @@ class TurnDisplay(TurnEvents):
             # Our place in the FIFO queue can only fall; the queue's length bounds it from above.
             running.position = min(running.position, self.waiting())
             return status_text(running.number, running.position, self.clock() - running.started)
-        return None if self.text.strip() else self.idle
+        return self.idle if self._thinking else None
 
     def render(self) -> str:
         return compose(self.runs, self.text, status=self.status())[0]

@@ -141,6 +141,7 @@ async def test_the_status_line_follows_the_turn():
     assert display.render().endswith("-# Running code (run 1, 12 s)")
     await display.run_finished(CodeRun("print(1)", RunResult("r", RunStatus.OK, stdout="1\n")))
     display.model_started()
+    assert live.shown[-1].endswith("Let me compute that.\n\n-# Thinking…")  # asked again
     display.text_delta("The answer is 1.")
     assert live.shown[-1] == (
         "-# Run 1: finished in 0.0 s\n\n```\n1\n```\n\nLet me compute that.\n\nThe answer is 1."
