@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 ensure_python_env test
 log "ruff, then mypy"
-"$VENV/bin/ruff" check app tests
-"$VENV/bin/ruff" format --check app tests
+"$VENV/bin/ruff" check app tests sandbox-image/runtime
+"$VENV/bin/ruff" format --check app tests sandbox-image/runtime
 "$VENV/bin/mypy"
 ensure_docker
 ensure_compose_validator

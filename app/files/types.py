@@ -56,6 +56,7 @@ _TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("numbers", "tabular", "Apple Numbers spreadsheet", (".numbers",)),
     ("dbf", "tabular", "dBASE table", (".dbf",)),
     ("fwf", "tabular", "Fixed-width text table", (".fwf",)),
+    ("arff", "tabular", "Weka ARFF table", (".arff",)),
     # structured
     ("json", "structured", "JSON", (".json", ".geojsonld", ".webmanifest")),
     ("jsonl", "structured", "JSON Lines", (".jsonl", ".ndjson", ".jsonlines")),
@@ -73,9 +74,11 @@ _TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # columnar and statistical
     ("parquet", "columnar", "Apache Parquet", (".parquet", ".pq")),
     ("feather", "columnar", "Feather / Arrow IPC", (".feather", ".arrow", ".ipc")),
+    ("arrow_stream", "columnar", "Arrow IPC stream", (".arrows",)),
     ("orc", "columnar", "Apache ORC", (".orc",)),
     ("stata", "columnar", "Stata dataset", (".dta",)),
     ("sas", "columnar", "SAS dataset", (".sas7bdat",)),
+    ("sas_catalog", "columnar", "SAS format catalog", (".sas7bcat",)),
     ("xport", "columnar", "SAS transport file", (".xpt",)),
     ("spss", "columnar", "SPSS dataset", (".sav", ".zsav")),
     ("spss_portable", "columnar", "SPSS portable file", (".por",)),
@@ -118,6 +121,11 @@ _TABLE: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("pcx", "image", "PCX image", (".pcx",)),
     ("dds", "image", "DirectDraw surface", (".dds",)),
     ("xbm", "image", "X bitmap", (".xbm",)),
+    ("xpm", "image", "X pixmap", (".xpm",)),
+    ("sgi", "image", "SGI image", (".sgi", ".rgb", ".rgba", ".bw")),
+    ("qoi", "image", "QOI image", (".qoi",)),
+    ("sun_raster", "image", "Sun raster image", (".ras", ".sun")),
+    ("blp", "image", "Blizzard texture", (".blp",)),
     ("heic", "image", "HEIF/HEIC image", (".heic", ".heif")),
     ("avif", "image", "AVIF image", (".avif",)),
     ("svg", "image", "SVG vector image", (".svg",)),
@@ -306,6 +314,11 @@ _SIGNATURES: tuple[tuple[str, int, bytes], ...] = (
     ("mat", 0, b"MATLAB 5.0 MAT-file"),
     ("ole2", 0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
     ("sas", 0, b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc2\xea\x81\x60"),
+    ("sas_catalog", 0, b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc2\xea\x81\x63"),
+    ("qoi", 0, b"qoif"),
+    ("sun_raster", 0, b"\x59\xa6\x6a\x95"),
+    ("blp", 0, b"BLP1"),
+    ("blp", 0, b"BLP2"),
     ("fits", 0, b"SIMPLE  ="),
     ("psd", 0, b"8BPS"),
     ("ico", 0, b"\x00\x00\x01\x00"),
@@ -315,29 +328,8 @@ _SIGNATURES: tuple[tuple[str, int, bytes], ...] = (
 # Signature seen -> the types whose files legitimately carry it.
 _CONTAINERS: dict[str, frozenset[str]] = {
     "zip": frozenset(
-        {
-            "xlsx",
-            "xlsm",
-            "xltx",
-            "xlsb",
-            "ods",
-            "numbers",
-            "docx",
-            "odt",
-            "pptx",
-            "odp",
-            "epub",
-            "pages",
-            "jar",
-            "whl",
-            "kmz",
-            "npz",
-            "zarr",
-            "ipynb",
-            "joblib",
-            "pt",
-            "mat",
-        }
+        "xlsx xlsm xltx xlsb ods numbers docx odt pptx odp epub "
+        "pages jar whl kmz npz zarr ipynb joblib pt mat".split()
     ),
     "ole2": frozenset({"xls", "doc", "ppt", "msg", "mdb"}),
     "hdf5": frozenset({"mat", "netcdf"}),
@@ -395,6 +387,26 @@ def detect_type(filename: str, head: bytes) -> FileType:
     if signature is not None:
         return TYPES_BY_NAME[_SIGNATURE_TYPE.get(signature, signature)]
     return TEXT_FILE if _looks_like_text(head) else BINARY_FILE
+
+
+def loader_table() -> dict:
+    """What the sandbox's loader needs from this table: extension -> type, type -> [category,
+    description]. The image keeps a copy in sandbox-image/runtime/sandbox_types.json (written by
+    `python -m app.files.types`; tests/unit/test_file_types.py checks that the two agree), to name
+    what it finds inside compressed files and archives. Rewrite the copy with
+    `python -c "import app.files.types as t; t.write_loader_table()"`."""
+    return {
+        "extensions": {ext: t.type for ext, t in FILE_TYPES.items()},
+        "types": {name: [t.category, t.description] for name, t in TYPES_BY_NAME.items()},
+    }
+
+
+def write_loader_table(path: str = "sandbox-image/runtime/sandbox_types.json") -> None:
+    import json
+
+    with open(path, "w") as fh:
+        json.dump(loader_table(), fh, indent=0, sort_keys=True)
+        fh.write("\n")
 
 
 def describe_types() -> str:

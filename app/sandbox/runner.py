@@ -78,6 +78,8 @@ class SandboxRunner:
             engine,
             leftover_age or (max_timeout + policy.collect_timeout + policy.install_timeout + 600),
         )
+        # Told to the loader, so a missing-library error can say importing would install it.
+        self._approved = packages.catalog.approved_imports() if packages is not None else {}
         self._started = False
         self._removals: set[asyncio.Task] = set()
 
@@ -372,5 +374,6 @@ class SandboxRunner:
             "code": request.code,
             "files": [f.manifest_entry() for f in request.files],
             "paths": paths,
+            "approved_packages": self._approved,
         }
         return json.dumps(job).encode() + b"\n"

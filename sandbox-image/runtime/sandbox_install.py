@@ -115,10 +115,26 @@ def install(work: str, dist: str) -> dict:
     with open(constraints, "w") as fh:
         fh.write(image_constraints())
     cmd = [
-        sys.executable, "-m", "pip", "install", "--prefix", prefix,
-        "--no-cache-dir", "--only-binary", ":all:", "--constraint", constraints,
-        "--no-warn-script-location", "--disable-pip-version-check", "--no-input",
-        "--progress-bar", "off", "--retries", "2", "--timeout", "30",
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--prefix",
+        prefix,
+        "--no-cache-dir",
+        "--only-binary",
+        ":all:",
+        "--constraint",
+        constraints,
+        "--no-warn-script-location",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--retries",
+        "2",
+        "--timeout",
+        "30",
     ]
     bundle = ca_bundle(work)
     if bundle:

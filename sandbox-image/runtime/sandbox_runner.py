@@ -3,9 +3,9 @@
 Started by `docker exec` as the sandbox user. It may import heavy modules first (--preload) and
 exercise them once (lazy imports, caches), then forks the child that will run the code and writes
 a ready marker to stdout. The child blocks on stdin: the host's timer starts when it hands the code
-over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}; "paths" are
-read-only package folders of the host's package cache (auto-installed approved packages), added
-after the image's site-packages.
+over. The job is one JSON line: {"code": str, "files": [...], "paths": [...]}, optionally with
+"approved_packages": {import name: distribution}; "paths" are read-only package folders of the
+host's package cache (auto-installed approved packages), added after the image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
 left behind), so nothing the code started can write output after its main program ended. Then it
@@ -120,7 +120,7 @@ def _exercise() -> None:
             pyplot.title("warm-up")
             figure.savefig(io.BytesIO(), format="png")
             pyplot.close("all")
-    except Exception:  # noqa: BLE001 - a warm-up failure must not cost the run
+    except Exception:
         pass
 
 
@@ -215,7 +215,7 @@ def _execute(job: dict) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    sys.stdin = open(0, "r", closefd=False)
+    sys.stdin = open(0, closefd=False)
 
     output_dir = os.environ.get("OUTPUT_DIR", "/mnt/output")
     os.chdir(output_dir)
@@ -227,7 +227,9 @@ def _execute(job: dict) -> int:
 
     import sandbox_files
 
-    sandbox_files.configure(job.get("files", []))
+    # "approved_packages" (import name -> distribution) lets a missing-library error say that
+    # importing the package would install it; absent, the error says "if it is approved".
+    sandbox_files.configure(job.get("files", []), job.get("approved_packages"))
 
     source = job["code"]
     linecache.cache[CODE_FILENAME] = (len(source), None, source.splitlines(True), CODE_FILENAME)

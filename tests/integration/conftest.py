@@ -8,8 +8,10 @@ import uuid
 
 import pytest
 
+from app.chat.run_files import run_inputs
 from app.config import Settings
-from app.sandbox import EngineUnavailable
+from app.files import FileStore, InMemoryFileRepository
+from app.sandbox import EngineUnavailable, RunRequest, RunStatus
 from app.sandbox.docker_engine import DockerEngine
 from app.wiring import build_runner, sandbox_policy
 
@@ -68,7 +70,6 @@ async def runner(request, settings, engine):
 @pytest.fixture
 def make_request(data_dir, tmp_path):
     """RunRequest factory writing outputs to a fresh folder per test."""
-    from app.sandbox import RunRequest
 
     def make(code, **kwargs):
         kwargs.setdefault("user_id", uuid.uuid4().hex[:6])
@@ -84,3 +85,38 @@ def input_dir(data_dir):
     folder = data_dir / "inputs" / uuid.uuid4().hex[:8]
     folder.mkdir(parents=True)
     return folder
+
+
+@pytest.fixture
+def store(data_dir):
+    """The real file store, metadata in memory, as an upload would use it."""
+    return FileStore(data_dir, InMemoryFileRepository(), max_file_bytes=20 * 1024**2)
+
+
+@pytest.fixture
+def load(runner, store, tmp_path):
+    """Store `samples` (name -> bytes) and the files a `produce` run writes, then run `code`."""
+
+    async def run(code, samples=None, produce=None):
+        user = f"u{uuid.uuid4().hex[:8]}"
+        if produce:
+            made = await runner.run(
+                RunRequest(code=produce, user_id=user, output_dir=tmp_path / f"made-{user}")
+            )
+            assert made.status is RunStatus.OK, made.stderr
+            for output in made.files:
+                await store.save(user, output.name, output.path.read_bytes())
+        for name, data in (samples or {}).items():
+            await store.save(user, name, data)
+        input_dir, files = await run_inputs(store, user)
+        return await runner.run(
+            RunRequest(
+                code=code,
+                user_id=user,
+                input_dir=input_dir,
+                files=files,
+                output_dir=tmp_path / f"out-{user}",
+            )
+        )
+
+    return run

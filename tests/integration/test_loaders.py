@@ -8,49 +8,11 @@ the user exactly as an upload would be, and loaded by a second run.
 import io
 import json
 import sqlite3
-import uuid
 import wave
 import zipfile
 
-import pytest
-
 from app.chat.run_files import run_inputs
-from app.files import FileStore, InMemoryFileRepository
 from app.sandbox import RunRequest, RunStatus
-
-
-@pytest.fixture
-def store(data_dir):
-    return FileStore(data_dir, InMemoryFileRepository(), max_file_bytes=20 * 1024**2)
-
-
-@pytest.fixture
-def load(runner, store, tmp_path):
-    """Store `samples` (name -> bytes) and the files a `produce` run writes, then run `code`."""
-
-    async def run(code, samples=None, produce=None):
-        user = f"u{uuid.uuid4().hex[:8]}"
-        if produce:
-            made = await runner.run(
-                RunRequest(code=produce, user_id=user, output_dir=tmp_path / f"made-{user}")
-            )
-            assert made.status is RunStatus.OK, made.stderr
-            for output in made.files:
-                await store.save(user, output.name, output.path.read_bytes())
-        for name, data in (samples or {}).items():
-            await store.save(user, name, data)
-        input_dir, files = await run_inputs(store, user)
-        return await runner.run(
-            RunRequest(
-                code=code,
-                user_id=user,
-                input_dir=input_dir,
-                files=files,
-                output_dir=tmp_path / f"out-{user}",
-            )
-        )
-
-    return run
 
 
 def ok(result):
@@ -297,19 +259,35 @@ async def test_text_and_code_are_strings(load):
     ]
 
 
-async def test_archives_give_their_path_with_a_note(load):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
+async def test_archives_load_what_they_hold_or_give_their_path(load):
+    one, several = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(one, "w") as z:
         z.writestr("inner.csv", "a\n1\n")
+    with zipfile.ZipFile(several, "w") as z:
+        z.writestr("inner.csv", "a\n1\n")
+        z.writestr("notes.txt", "hello")
     code = (
         "import zipfile\n"
-        "path = load_file('bundle.zip')\n"
-        "print(path.startswith('/mnt/data/'), zipfile.ZipFile(path).namelist())\n"
-        "print(load_file('disguised.csv') == get_file_path('disguised.csv'))\n"
+        "print(load_file('bundle.zip')['a'].tolist())\n"
+        "print(load_file('disguised.csv')['a'].tolist())\n"
+        "both = load_file('two.zip')\n"
+        "print(sorted(both), both['notes.txt'])\n"
+        "path = load_file('packed.7z')\n"
+        "print(path == get_file_path('packed.7z'), path.startswith('/mnt/data/'))\n"
     )
-    result = await load(code, {"bundle.zip": buffer.getvalue(), "disguised.csv": buffer.getvalue()})
-    assert ok(result) == ["True ['inner.csv']", "True"]
-    assert "bundle.zip is an archive (zip): returning its path" in result.stderr
+    samples = {
+        "bundle.zip": one.getvalue(),
+        "disguised.csv": one.getvalue(),
+        "two.zip": several.getvalue(),
+        "packed.7z": b"7z\xbc\xaf\x27\x1c" + b"\x00" * 30,
+    }
+    result = await load(code, samples)
+    assert ok(result) == ["[1]", "[1]", "['inner.csv', 'notes.txt'] hello", "True True"]
+    assert "'bundle.zip' holds one file, 'inner.csv': loading it" in result.stderr
+    assert (
+        "'packed.7z' is an archive (7z) this sandbox cannot unpack: returning its path"
+        in result.stderr
+    )
 
 
 async def test_unknown_binary_gives_bytes_with_a_note(load):

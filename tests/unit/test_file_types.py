@@ -1,5 +1,8 @@
 """The type table: size, detection by extension and magic bytes, one source for the loader."""
 
+import json
+from pathlib import Path
+
 import pytest
 import sandbox_files
 
@@ -12,6 +15,7 @@ from app.files.types import (
     detect_type,
     file_type_for,
     is_supported,
+    loader_table,
 )
 from app.sandbox.result import InputFile
 
@@ -65,6 +69,16 @@ def test_at_least_200_extensions_in_named_categories():
         ("song.wav", b"RIFF\x24\x08\x00\x00WAVEfmt ", "wav"),
         ("x.tar", b"\x00" * 257 + b"ustar\x0000", "tar"),
         ("empty.csv", b"", "csv"),
+        ("weather.arff", b"@relation weather\n", "arff"),
+        ("formats.sas7bcat", b"\x00" * 12 + b"\xc2\xea\x81\x63" + b"\x00" * 40, "sas_catalog"),
+        ("no_extension", b"\x00" * 12 + b"\xc2\xea\x81\x63" + b"\x00" * 40, "sas_catalog"),
+        ("batches.arrows", b"\xff\xff\xff\xff\xa8\x00\x00\x00", "arrow_stream"),
+        ("sprite.qoi", b"qoif\x00\x00\x00\x04", "qoi"),
+        ("no_extension", b"qoif\x00\x00\x00\x04", "qoi"),
+        ("photo.ras", b"\x59\xa6\x6a\x95" + b"\x00" * 28, "sun_raster"),
+        ("texture.blp", b"BLP2\x01\x00", "blp"),
+        ("icon.xpm", b"/* XPM */\nstatic char *x[] = {\n", "xpm"),
+        ("scan.sgi", b"\x01\xda\x00\x01\x00\x03", "sgi"),
     ],
 )
 def test_detect_type(name, head, expected):
@@ -119,6 +133,13 @@ def test_every_type_has_a_reader_or_a_category_fallback():
         "wkt",
         "topojson",
     }, uncovered
+
+
+def test_the_images_copy_of_the_table_is_current():
+    # The loader names what it finds inside archives with this copy; regenerate it with
+    # python -c "import app.files.types as t; t.write_loader_table()"
+    copy = Path(sandbox_files.__file__).with_name("sandbox_types.json")
+    assert json.loads(copy.read_text()) == loader_table()
 
 
 def test_manifest_entries_carry_the_tables_type_and_category():

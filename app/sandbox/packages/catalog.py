@@ -218,6 +218,12 @@ class PackageCatalog:
         extra = {module: normalize(dist) for module, dist in (import_names or {}).items()}
         return cls(chosen, {**DEFAULT_IMPORT_NAMES, **extra})
 
+    def approved_imports(self) -> dict[str, str]:
+        """Import name -> approved distribution, for the loader's "import X installs it" hint."""
+        names = {dist.replace("-", "_"): dist for dist in self.approved}
+        names.update({m: d for m, d in self.import_names.items() if d in self.approved})
+        return names
+
     def distribution(self, module: str) -> str:
         """The distribution that provides a top-level import name (approved or not)."""
         return self.import_names.get(module) or normalize(module)
