@@ -6,9 +6,14 @@ WORKDIR /srv/codeinterp
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY sandbox-image ./sandbox-image
+# tiktoken's encoding files are fetched here, at build time, so the running bot (read-only, maybe
+# offline) counts tokens exactly; without network here it falls back to estimates, never blocks.
+ENV TIKTOKEN_CACHE_DIR=/srv/codeinterp/tiktoken
 RUN pip install . \
     && useradd --system --uid 10000 --home-dir /srv/codeinterp --shell /usr/sbin/nologin bot \
-    && mkdir -p /data && chown bot:bot /data
+    && mkdir -p /data && chown bot:bot /data \
+    && (python -c "import tiktoken; [tiktoken.get_encoding(n) for n in ('o200k_base', 'cl100k_base')]" \
+        || echo "tiktoken encodings not fetched: the bot will estimate token counts")
 
 USER bot
 ENV DATA_DIR=/data

@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -71,6 +78,35 @@ def parse_import_names(text: str) -> dict[str, str]:
     return mapping
 
 
+def parse_ids(text: str) -> frozenset[int]:
+    """`123, 456 789` -> {123, 456, 789} (Discord snowflakes)."""
+    return frozenset(int(part) for part in re.split(r"[,\s]+", text) if part)
+
+
+def parse_prices(text: str) -> dict[str, tuple[float, float, float | None]]:
+    """`model=input/output[/cached], ...` in dollars per million tokens -> {model: prices}."""
+    prices: dict[str, tuple[float, float, float | None]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        model, sep, values = (s.strip() for s in item.partition("="))
+        numbers = [v.strip() for v in values.split("/")]
+        try:
+            parsed = [float(v) for v in numbers]
+        except ValueError:
+            parsed = []
+        if not sep or not model or len(parsed) not in (2, 3) or min(parsed) < 0:
+            raise ValueError(
+                "expected model=input/output[/cached_input] in dollars per million tokens, "
+                f"like my-model=0.5/1.5 or gpt-6=2/8/0.2, got {item!r}"
+            )
+        prices[model] = (parsed[0], parsed[1], parsed[2] if len(parsed) == 3 else None)
+    return prices
+
+
+IdList = Annotated[str, Field(pattern=r"^[\d,\s]*$")]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -113,8 +149,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host_data_dir: Path | None = None
 
-    # MongoDB: file metadata, conversations and usage (empty: kept in memory where possible)
+    # MongoDB: file metadata, conversations, usage and budgets (empty: SQLite under DATA_DIR)
     mongodb_uri: SecretStr | None = None
+    mongodb_uri_file: Path | None = None
     mongodb_database: str = Field("codeinterp", pattern=r"^[A-Za-z0-9_-]{1,63}$")
 
     # User files
@@ -125,19 +162,36 @@ class Settings(BaseSettings):
 
     # Discord bot
     discord_token: SecretStr | None = None
-    admin_user_ids: str = Field("", pattern=r"^[\d,\s]*$")
+    discord_token_file: Path | None = None
+    admin_user_ids: IdList = ""
     chat_rate_limit: int = Field(10, ge=1, le=1000)
     chat_auto_thread: bool = False
+
+    # Who may use the bot (empty lists: no restriction)
+    allowed_guild_ids: IdList = ""
+    allowed_channel_ids: IdList = ""
+    allowed_role_ids: IdList = ""
+    allow_dms: bool = True
+
+    # Daily budgets per user, UTC day (empty: unlimited)
+    chat_daily_tokens: int | None = Field(None, ge=1)
+    chat_daily_cost_usd: float | None = Field(None, gt=0)
+    sandbox_daily_seconds: float | None = Field(None, gt=0)
 
     # Model (any OpenAI-compatible Chat Completions endpoint)
     openai_base_url: str = ""
     openai_api_key: SecretStr = SecretStr("")
+    openai_api_key_file: Path | None = None
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     openai_allowed_models: str = ""
     openai_vision_models: str = "gpt-4o,gpt-4.1,gpt-5"
     openai_vision_max_image_size: ByteSize = 10 * 1024**2
     openai_streaming: bool = True
     openai_max_retries: int = Field(2, ge=0, le=10)
+    openai_timeout: float = Field(120.0, gt=0, le=3600)
+    openai_tools: Literal["auto", "on", "off"] = "auto"
+    openai_context_window: int | None = Field(None, ge=1024, le=100_000_000)
+    openai_prices: str = ""
     chat_max_tool_rounds: int = Field(6, ge=1, le=20)
     chat_history_tokens: int = Field(12000, ge=500, le=1_000_000)
 
@@ -155,9 +209,73 @@ class Settings(BaseSettings):
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator(
+        "chat_daily_tokens",
+        "chat_daily_cost_usd",
+        "sandbox_daily_seconds",
+        "openai_context_window",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_tools", mode="before")
+    @classmethod
+    def _lower_tools(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("openai_prices")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        parse_prices(value)
+        return value
+
+    @field_validator("discord_token_file", "openai_api_key_file", "mongodb_uri_file")
+    @classmethod
+    def _secret_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file: give the path of a file that holds the secret")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        """`<NAME>_FILE` (compose secrets, /run/secrets/...): the secret is that file's text."""
+        for name in ("discord_token", "openai_api_key", "mongodb_uri"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            current = getattr(self, name)
+            if current is not None and current.get_secret_value():
+                raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read {name.upper()}_FILE {path}: {exc}") from None
+            if not text:
+                raise ValueError(f"{name.upper()}_FILE {path} is empty")
+            setattr(self, name, SecretStr(text))
+        return self
+
     @property
     def admin_ids(self) -> frozenset[int]:
-        return frozenset(int(part) for part in re.split(r"[,\s]+", self.admin_user_ids) if part)
+        return parse_ids(self.admin_user_ids)
+
+    @property
+    def allowed_guilds(self) -> frozenset[int]:
+        return parse_ids(self.allowed_guild_ids)
+
+    @property
+    def allowed_channels(self) -> frozenset[int]:
+        return parse_ids(self.allowed_channel_ids)
+
+    @property
+    def allowed_roles(self) -> frozenset[int]:
+        return parse_ids(self.allowed_role_ids)
+
+    @property
+    def model_prices(self) -> dict[str, tuple[float, float, float | None]]:
+        return parse_prices(self.openai_prices)
 
     @property
     def allowed_models(self) -> tuple[str, ...]:
@@ -169,7 +287,14 @@ class Settings(BaseSettings):
     def vision_model_prefixes(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.openai_vision_models.split(",") if m.strip())
 
-    @field_validator("host_data_dir", "package_ca_bundle", mode="before")
+    @field_validator(
+        "host_data_dir",
+        "package_ca_bundle",
+        "discord_token_file",
+        "openai_api_key_file",
+        "mongodb_uri_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -221,9 +346,12 @@ def describe_errors(error: ValidationError) -> list[str]:
     """One line per invalid variable, named as it is set in the environment."""
     lines = []
     for item in error.errors():
-        name = str(item["loc"][0]).upper() if item["loc"] else "configuration"
+        message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # a rule between settings: the message names them
+            lines.append(f"invalid settings: {message}")
+            continue
+        name = str(item["loc"][0]).upper()
         value = item.get("input")
         shown = "" if isinstance(value, dict) or value is None else f"={str(value)!r}"
-        message = item["msg"].removeprefix("Value error, ")
         lines.append(f"invalid setting {name}{shown}: {message}")
     return lines

@@ -8,6 +8,8 @@
     packages/          the auto-install package cache, one folder per image
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
+    codeinterp.sqlite3 the embedded database when MONGODB_URI is not set (app/database.py)
+    state/             small files of the bot's own (the slash commands' hash)
 
 Nothing here imports from app: the sandbox, the file store and the CLI all take their folders
 from one object. `sweepable()` names the folders whose old entries are crash leftovers, so the
@@ -29,6 +31,9 @@ POOL = "pool"
 PACKAGES = "packages"
 SBOM = "sbom"
 TMP = "tmp"
+STATE = "state"
+DATABASE = "codeinterp.sqlite3"
+COMMANDS_HASH = "slash-commands.sha256"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,19 @@ class DataLayout:
     def tmp(self) -> Path:
         return self.root / TMP
 
+    @property
+    def database(self) -> Path:
+        return self.root / DATABASE
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    @property
+    def commands_hash(self) -> Path:
+        """The hash of the slash commands last synced to Discord (synced again on change)."""
+        return self.state / COMMANDS_HASH
+
     def new_run_dir(self) -> Path:
         """A fresh (not yet created) folder for one run's outputs."""
         return self.runs / uuid.uuid4().hex
@@ -79,6 +97,19 @@ class DataLayout:
         """A fresh, created work folder of an admin tool (swept by cleanup if left behind)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp)).resolve()
+
+    def owned_folders(self) -> tuple[Path, ...]:
+        """Every folder of DATA_DIR the bot writes into (the start-up check tries each)."""
+        return (
+            self.users,
+            self.incoming,
+            self.runs,
+            self.staging,
+            self.pool,
+            self.packages,
+            self.tmp,
+            self.state,
+        )
 
     def sweepable(self) -> tuple[Path, ...]:
         """Folders whose entries belong to a single run or command: once older than any run,

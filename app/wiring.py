@@ -2,6 +2,7 @@
 
     Settings -> DataLayout, SandboxPolicy (once; the owner token is a policy field)
              -> engine -> package installer, warm pool, run slots -> SandboxRunner
+             -> the store: MongoDB (MONGODB_URI) or the embedded SQLite file under DATA_DIR
              -> file store (its metadata repository) -> chat records, model client -> ChatService
              -> CleanupService
 
@@ -18,12 +19,16 @@ from pathlib import Path
 import openai
 
 from app.chat import ChatRateLimit, ChatRecords, ChatService, MemoryChatRecords
+from app.chat.budget import DailyBudget
+from app.chat.model_call import ToolSupport
+from app.chat.pricing import price_table
+from app.chat.records import DailyLimits
 from app.config import Settings
+from app.database import EmbeddedDatabase
 from app.files import (
     CleanupService,
     FileRepository,
     FileStore,
-    InMemoryFileRepository,
     RepositoryUnavailable,
     StorageUnavailable,
 )
@@ -40,8 +45,6 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
-
-MODEL_TIMEOUT = 120.0
 
 
 class WiringError(RuntimeError):
@@ -74,15 +77,6 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
 
 def package_catalog(settings: Settings) -> PackageCatalog:
     return PackageCatalog.build(settings.approved_packages, settings.package_import_mapping)
-
-
-def repository(settings: Settings) -> FileRepository:
-    """MongoDB when MONGODB_URI is set, else metadata in memory (repository.persistent False)."""
-    if settings.mongodb_uri is None:
-        return InMemoryFileRepository()
-    from app.files import mongo  # motor only when MongoDB is configured
-
-    return mongo.connect(settings.mongodb_uri.get_secret_value(), settings.mongodb_database)
 
 
 def build_runner(settings: Settings, engine: Engine | None = None) -> SandboxRunner:
@@ -171,20 +165,46 @@ class Components:
     # Files and chat
 
     @property
-    def has_persistent_metadata(self) -> bool:
-        """Whether file metadata outlives this process (MONGODB_URI, or a repository given)."""
-        return self._repository is not None or self.settings.mongodb_uri is not None
+    def uses_mongodb(self) -> bool:
+        return self.settings.mongodb_uri is not None
+
+    @property
+    def store_description(self) -> str:
+        """Which store keeps metadata, conversations and usage, for the start-up log."""
+        if self._repository is not None:
+            return self._repository.description or type(self._repository).__name__
+        if self.uses_mongodb:
+            return f"MongoDB (database {self.settings.mongodb_database})"
+        return f"SQLite ({self.layout.database})"
+
+    @cached_property
+    def database(self) -> EmbeddedDatabase:
+        """The embedded store without MONGODB_URI: one SQLite file under DATA_DIR."""
+        return EmbeddedDatabase(self.layout.database)
+
+    def _file_repository(self) -> FileRepository:
+        if self._repository is not None:
+            return self._repository
+        if self.settings.mongodb_uri is not None:
+            from app.files import mongo  # motor only when MongoDB is configured
+
+            uri = self.settings.mongodb_uri.get_secret_value()
+            return mongo.connect(uri, self.settings.mongodb_database)
+        from app.files.sqlite import SqliteFileRepository
+
+        return SqliteFileRepository(self.database)
 
     async def file_store(self, scratch_dir: Path | None = None) -> FileStore:
         """The user file store, its repository checked and indexed; StorageUnavailable when
-        MongoDB does not answer.
+        the store does not answer.
 
-        Without MongoDB the metadata lives in memory; then `scratch_dir`, when given, holds the
-        files too, so a terminal session leaves nothing behind that no metadata describes.
+        MongoDB when MONGODB_URI is set, else the embedded SQLite file under DATA_DIR. With a
+        repository given that keeps metadata in memory (tests), `scratch_dir`, when given, holds
+        the files too, so a session leaves nothing behind that no metadata describes.
         """
         if self._store is not None:
             return self._store
-        repo = self._repository or repository(self.settings)
+        repo = self._file_repository()
         try:
             await repo.ensure_ready()
         except RepositoryUnavailable as exc:
@@ -205,13 +225,19 @@ class Components:
 
     @cached_property
     def records(self) -> ChatRecords:
-        if self.settings.mongodb_uri is None:
+        """Conversations, model choices, usage and budgets, in the same store as the files
+        (in memory when the file metadata given is kept in memory)."""
+        if self._repository is not None and not self._repository.persistent:
             return MemoryChatRecords()
-        from app.chat.mongo import MongoChatRecords  # motor only when MongoDB is configured
+        if self.settings.mongodb_uri is not None:
+            from app.chat.mongo import MongoChatRecords  # motor only when MongoDB is configured
 
-        return MongoChatRecords.connect(
-            self.settings.mongodb_uri.get_secret_value(), self.settings.mongodb_database
-        )
+            return MongoChatRecords.connect(
+                self.settings.mongodb_uri.get_secret_value(), self.settings.mongodb_database
+            )
+        from app.chat.sqlite import SqliteChatRecords
+
+        return SqliteChatRecords(self.database)
 
     def model_client(self) -> openai.AsyncOpenAI:
         settings = self.settings
@@ -219,7 +245,7 @@ class Components:
             api_key=settings.openai_api_key.get_secret_value() or "unset",
             base_url=settings.openai_base_url or None,
             max_retries=settings.openai_max_retries,
-            timeout=MODEL_TIMEOUT,
+            timeout=settings.openai_timeout,
         )
 
     def chat_service(
@@ -239,7 +265,30 @@ class Components:
             max_tool_rounds=settings.chat_max_tool_rounds,
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
+            prices=price_table(settings.model_prices),
+            budget=DailyBudget(
+                self.records,
+                DailyLimits(
+                    tokens=settings.chat_daily_tokens,
+                    cost=settings.chat_daily_cost_usd,
+                    seconds=settings.sandbox_daily_seconds,
+                ),
+            ),
+            tools=ToolSupport(settings.openai_tools),
+            context_window=settings.openai_context_window,
             stream=settings.openai_streaming,
+        )
+
+    def access(self):
+        """Who may use the bot where (app/bot/access.py), from the ALLOWED_* settings."""
+        from app.bot.access import AccessPolicy  # the bot's only: other verbs never load discord
+
+        settings = self.settings
+        return AccessPolicy(
+            guilds=settings.allowed_guilds,
+            channels=settings.allowed_channels,
+            roles=settings.allowed_roles,
+            allow_dms=settings.allow_dms,
         )
 
     def cleanup(self, store: FileStore) -> CleanupService:
@@ -256,5 +305,7 @@ class Components:
         if self._store is not None:
             await self._store.repository.close()
             self._store = None
+        if "database" in self.__dict__:
+            await self.database.close()
         if self._engine is not None and self._owns_engine:
             self._engine.close()

@@ -17,6 +17,7 @@ from app.bot.replies import code_message
 from app.bot.sending import respond
 from app.chat import ChatAnswer, TurnObserver, new_turn_id
 from app.chat.service import BUSY, RUN_GONE
+from app.files import scopes
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
@@ -61,7 +62,14 @@ async def rerun(
     await interaction.response.defer()
 
     async def work(observer: TurnObserver) -> ChatAnswer:
-        return await chat.rerun(str(user_id), channel_id, turn_id, number, observer)
+        return await chat.rerun(
+            str(user_id),
+            channel_id,
+            turn_id,
+            number,
+            observer,
+            scopes.scope_of(interaction.guild_id),
+        )
 
     await bot.live_turns.run(
         channel,

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
 import time
 from pathlib import Path
 
 import discord
 import structlog
+from discord import app_commands
 from discord.ext import commands
 
+from app.bot.access import NOT_ENABLED
+from app.bot.invite import invite_url
 from app.bot.sending import NO_MENTIONS
 from app.bot.services import BotServices
 from app.bot.turns import LiveTurns
@@ -31,16 +37,41 @@ def bot_intents() -> discord.Intents:
     return intents
 
 
+class AccessTree(app_commands.CommandTree):
+    """The slash-command tree: every command, in every extension, checks the access rule first
+    (app/bot/access.py) and answers "not enabled here" privately where the bot is not."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        access = getattr(self.client, "services", None)
+        if access is None or access.access.allows_interaction(interaction):
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        else:
+            await interaction.response.send_message(
+                NOT_ENABLED, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+        return False
+
+
 class CodeInterpreterBot(commands.Bot):
-    def __init__(self, services: BotServices, heartbeat_file: Path = HEARTBEAT_FILE) -> None:
+    def __init__(
+        self,
+        services: BotServices,
+        heartbeat_file: Path = HEARTBEAT_FILE,
+        commands_hash: Path | None = None,
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
             allowed_mentions=NO_MENTIONS,
             help_command=None,
+            tree_cls=AccessTree,
         )
         self.services = services
         self.heartbeat_file = heartbeat_file
+        self.commands_hash = commands_hash
+        """Where the hash of the last synced slash commands is kept (DATA_DIR/state/)."""
         self.turns: set[asyncio.Task] = set()
         self.live_turns = LiveTurns(self.track)
         """Turns and re-runs in flight with a live reply, by id: what Stop cancels."""
@@ -49,8 +80,47 @@ class CodeInterpreterBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.tree.sync()
+        await self.sync_commands()
+        if self.application_id is not None:
+            log.info("invite the bot with", url=invite_url(self.application_id))
         self._heartbeat = asyncio.create_task(self._beat())
+
+    def commands_digest(self) -> str:
+        """A hash of the slash commands as Discord is sent them, and of the application."""
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        text = json.dumps({"application": self.application_id, "commands": payload}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def sync_commands(self) -> bool:
+        """Sync the slash commands only when their definitions changed since the last sync:
+        Discord rate-limits syncs, and an unchanged tree needs none at each restart."""
+        digest = self.commands_digest()
+        path = self.commands_hash
+        if path is not None:
+            try:
+                if path.read_text().strip() == digest:
+                    log.info("slash commands unchanged since the last sync")
+                    return False
+            except OSError:
+                pass  # never synced from here (or unreadable): sync
+        await self.tree.sync()
+        log.info("slash commands synced", commands=len(self.tree.get_commands()))
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(".part")
+                partial.write_text(digest + "\n")
+                os.replace(partial, path)
+            except OSError as exc:  # next start syncs again; nothing else depends on it
+                log.warning("slash command hash not saved", error=str(exc))
+        return True
+
+    async def on_command_error(self, context: commands.Context, error: Exception) -> None:
+        # The prefix is the bot's mention and there are no prefix commands: "@bot hello" is a
+        # chat message for the chat extension, not an unknown command worth a traceback.
+        if isinstance(error, commands.CommandNotFound):
+            return
+        await super().on_command_error(context, error)  # type: ignore[arg-type]
 
     def track(self, task: asyncio.Task) -> None:
         """Turns in flight: cancelled on shutdown so their sandboxes are removed."""

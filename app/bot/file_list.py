@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from app.files import StoredFile
+from app.files import StoredFile, scopes
 from app.sizes import human_size
 
 PER_PAGE = 10
@@ -20,11 +20,12 @@ def short_name(name: str, limit: int = NAME_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def file_line(stored: StoredFile) -> str:
+def file_line(stored: StoredFile, here: str) -> str:
+    """One file as its owner sees it from `here` (a scope: where it was shared matters)."""
     expiry = f"<t:{int(stored.expires_at.timestamp())}:R>" if stored.expires_at else "never"
     return (
         f"`{stored.file_id}` {short_name(stored.name)} ({stored.type}, "
-        f"{human_size(stored.size)}, {stored.source}), expires {expiry}"
+        f"{human_size(stored.size)}), {scopes.describe(stored.scope, here)}, expires {expiry}"
     )
 
 
@@ -33,16 +34,18 @@ def page_count(total: int, per_page: int = PER_PAGE) -> int:
 
 
 def files_page(
-    files: Sequence[StoredFile], page: int, per_page: int = PER_PAGE
+    files: Sequence[StoredFile], page: int, here: str = scopes.PRIVATE, per_page: int = PER_PAGE
 ) -> tuple[str, int, int]:
-    """(text, page shown, pages): `page` counts from 1 and is clamped to the pages there are."""
+    """(text, page shown, pages): `page` counts from 1 and is clamped to the pages there are;
+    `here` is the scope the list is asked from."""
     if not files:
         return "You have no stored files.", 1, 1
     pages = page_count(len(files), per_page)
     page = min(max(page, 1), pages)
     shown = files[(page - 1) * per_page : page * per_page]
-    header = f"Your files ({len(files)})" + (f", page {page} of {pages}" if pages > 1 else "") + ":"
-    lines = [header, *(file_line(f) for f in shown)]
+    paged = f", page {page} of {pages}" if pages > 1 else ""
+    header = f"Your files ({len(files)}{paged}; write an id in a message to use it elsewhere):"
+    lines = [header, *(file_line(f, here) for f in shown)]
     return "\n".join(lines), page, pages
 
 

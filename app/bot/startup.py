@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from app.chat.records import ChatRecords
 from app.config import Settings
+from app.layout import DataLayout
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.sandbox.starter import IMAGE_BUILD_HINT
@@ -19,16 +24,19 @@ async def startup_problems(
         )
     if not settings.openai_api_key.get_secret_value() and not settings.openai_base_url:
         problems.append("OPENAI_API_KEY is not set (or set OPENAI_BASE_URL to a local server)")
-    if settings.mongodb_uri is None:
-        problems.append(
-            "MONGODB_URI is not set: the bot keeps conversations and usage in MongoDB "
-            "(e.g. mongodb://localhost:27017)"
-        )
-    else:
+    data_dir = data_dir_problem(settings)
+    if data_dir:
+        problems.append(data_dir)
+    mongodb = settings.mongodb_uri is not None
+    if mongodb or not data_dir:  # the SQLite file lives in DATA_DIR: one problem is enough
         try:
             await records.ping()
         except Exception as exc:  # any driver fault is one line; the URI is never printed
-            problems.append(f"MongoDB: {exc}; check MONGODB_URI and that MongoDB is running")
+            problems.append(
+                f"MongoDB: {exc}; check MONGODB_URI and that MongoDB is running"
+                if mongodb
+                else f"the embedded database: {exc}"
+            )
     try:
         await engine.call(engine.ping)
     except EngineUnavailable as exc:
@@ -44,3 +52,35 @@ async def startup_problems(
             f"sandbox image {settings.sandbox_image} not found: build it with `{IMAGE_BUILD_HINT}`"
         )
     return problems
+
+
+def data_dir_problem(settings: Settings) -> str:
+    """Why the bot's uid cannot write DATA_DIR (or a folder in it), with the command that fixes
+    it; empty when it can. A folder made by root on an earlier run is the usual cause."""
+    layout = DataLayout(settings.data_dir)
+    uid, gid = os.getuid(), os.getgid()
+    host_path = settings.host_data_dir or settings.data_dir.resolve()
+    fix = (
+        f"run `sudo chown -R {uid}:{gid} {host_path}` on the host (the bot runs as uid {uid}), "
+        "or set DATA_DIR to a folder it owns"
+    )
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"DATA_DIR {layout.root} cannot be created ({exc.strerror}): {fix}"
+    folders = [layout.root] + [p for p in layout.owned_folders() if p.is_dir()]
+    for folder in folders:
+        if not _writable(folder):
+            return f"DATA_DIR folder {folder} is not writable by uid {uid}: {fix}"
+    database = layout.database
+    if database.exists() and not os.access(database, os.R_OK | os.W_OK):
+        return f"the database file {database} is not writable by uid {uid}: {fix}"
+    return ""
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            return True
+    except OSError:
+        return False

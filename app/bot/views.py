@@ -41,11 +41,14 @@ class ConfirmView(discord.ui.View):
 class FilesPageView(discord.ui.View):
     """Previous / Next under a page of /files list; each click lists the files anew."""
 
-    def __init__(self, user_id: int, load: Callable[[], Awaitable[list]], page: int, pages: int):
+    def __init__(
+        self, user_id: int, load: Callable[[], Awaitable[list]], page: int, pages: int, here: str
+    ) -> None:
         super().__init__(timeout=PAGE_SECONDS)
         self.user_id = user_id
         self.load = load
         self.page = page
+        self.here = here
         self._enable(pages)
 
     def _enable(self, pages: int) -> None:
@@ -56,7 +59,7 @@ class FilesPageView(discord.ui.View):
         return interaction.user.id == self.user_id
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
-        text, self.page, pages = files_page(await self.load(), page)
+        text, self.page, pages = files_page(await self.load(), page, self.here)
         self._enable(pages)
         await interaction.response.edit_message(
             content=text, view=self if pages > 1 else None, allowed_mentions=NO_MENTIONS

@@ -1,17 +1,23 @@
-"""MongoDB storage of conversations, model choices and usage: the only motor user in app/chat."""
+"""MongoDB storage of conversations, model choices, usage and budgets: the only motor user in
+app/chat. Daily budgets are one document per (user, UTC day) in `daily_usage`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
-from pymongo.errors import PyMongoError
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from app.chat.records import Turn, UsageRecord, UsageTotal, find_turn
-
-
-class RecordsUnavailable(RuntimeError):
-    """MongoDB cannot be reached; str() is a one-line reason without the URI."""
+from app.chat.records import (
+    DailyAmounts,
+    DailyLimits,
+    RecordsUnavailable,
+    Turn,
+    UsageRecord,
+    UsageTotal,
+    find_turn,
+)
 
 
 class MongoChatRecords:
@@ -22,6 +28,7 @@ class MongoChatRecords:
         self.conversations = database["conversations"]
         self.preferences = database["preferences"]
         self.usage = database["usage"]
+        self.daily = database["daily_usage"]
 
     @classmethod
     def connect(cls, uri: str, database: str, timeout_ms: int = 5000) -> MongoChatRecords:
@@ -39,6 +46,7 @@ class MongoChatRecords:
     async def ensure_indexes(self) -> None:
         await self.conversations.create_index([("user_id", 1), ("channel_id", 1)], unique=True)
         await self.usage.create_index([("user_id", 1), ("model", 1)])
+        await self.daily.create_index([("user_id", 1), ("day", 1)], unique=True)
 
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
         doc = await self.conversations.find_one({"user_id": user_id, "channel_id": channel_id})
@@ -80,6 +88,7 @@ class MongoChatRecords:
                 "model": record.model,
                 "prompt_tokens": record.prompt_tokens,
                 "completion_tokens": record.completion_tokens,
+                "cached_tokens": record.cached_tokens,
                 "cost": record.cost,
                 "at": record.at,
             }
@@ -90,6 +99,48 @@ class MongoChatRecords:
         totals: dict[str, UsageTotal] = {}
         async for doc in self.usage.find({"user_id": user_id}):
             totals.setdefault(doc["model"], UsageTotal(doc["model"])).add(
-                doc.get("prompt_tokens", 0), doc.get("completion_tokens", 0), doc.get("cost")
+                doc.get("prompt_tokens", 0),
+                doc.get("completion_tokens", 0),
+                doc.get("cost"),
+                cached=doc.get("cached_tokens", 0),
             )
         return sorted(totals.values(), key=lambda t: t.model)
+
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts:
+        return _amounts(await self.daily.find_one({"user_id": user_id, "day": day}))
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        key = {"user_id": user_id, "day": day}
+        try:  # the day's document exists first, so the conditional update below never upserts
+            await self.daily.update_one(
+                key, {"$setOnInsert": {"tokens": 0, "cost": 0.0, "seconds": 0.0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass  # a concurrent turn created it
+        condition: dict[str, object] = dict(key)
+        for kind in ("tokens", "cost", "seconds"):
+            limit, amount = getattr(limits, kind, None), getattr(add, kind)
+            if limit is not None and amount > 0:
+                if amount > limit:
+                    return None
+                condition[kind] = {"$lte": limit - amount}
+        # The check and the add are one atomic document update: concurrent reservations of one
+        # user (in this process or another) can never together pass the limit.
+        document = await self.daily.find_one_and_update(
+            condition,
+            {"$inc": {"tokens": add.tokens, "cost": add.cost, "seconds": add.seconds}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if document is None else _amounts(document)
+
+
+def _amounts(document: dict | None) -> DailyAmounts:
+    if not document:
+        return DailyAmounts()
+    return DailyAmounts(
+        int(document.get("tokens", 0)),
+        float(document.get("cost", 0.0)),
+        float(document.get("seconds", 0.0)),
+    )

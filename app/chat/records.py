@@ -4,7 +4,8 @@ A conversation is kept per (user, channel) as a list of turns; a turn has an id 
 buttons name it), the Chat Completions messages it added (user message, tool calls and results,
 answer), so trimming drops whole turns and never separates a tool call from its result, and the
 ids of the tool calls that ran code, in run order (run N of a turn is what Re-run and Code name).
-MongoDB storage is in `mongo.py`.
+MongoDB storage is in `mongo.py`, the embedded SQLite storage in `sqlite.py`;
+tests/unit/test_chat_records.py holds all three to one contract.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Turn:
         return Turn.from_doc(self.to_doc())
 
 
+class RecordsUnavailable(RuntimeError):
+    """The store cannot be reached; str() is a one-line reason without the URI."""
+
+
 @dataclass(frozen=True)
 class UsageRecord:
     user_id: str
@@ -49,6 +54,8 @@ class UsageRecord:
     completion_tokens: int
     cost: float | None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cached_tokens: int = 0
+    """Of prompt_tokens, how many the provider served from its prompt cache (priced lower)."""
 
 
 @dataclass
@@ -58,12 +65,49 @@ class UsageTotal:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0
+    cached_tokens: int = 0
 
-    def add(self, prompt: int, completion: int, cost: float | None, requests: int = 1) -> None:
+    def add(
+        self, prompt: int, completion: int, cost: float | None, requests: int = 1, cached: int = 0
+    ) -> None:
         self.requests += requests
         self.prompt_tokens += prompt
         self.completion_tokens += completion
+        self.cached_tokens += cached
         self.cost = None if cost is None or self.cost is None else self.cost + cost
+
+
+@dataclass(frozen=True)
+class DailyAmounts:
+    """What one user used (or holds reserved) on one UTC day."""
+
+    tokens: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DailyLimits:
+    """Per-user daily limits; None is unlimited."""
+
+    tokens: int | None = None
+    cost: float | None = None
+    seconds: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.tokens, self.cost, self.seconds))
+
+
+def fits(used: DailyAmounts, add: DailyAmounts, limits: DailyLimits | None) -> bool:
+    """Whether adding `add` keeps every limited amount it increases within its limit."""
+    if limits is None:
+        return True
+    for kind in ("tokens", "cost", "seconds"):
+        limit, amount = getattr(limits, kind), getattr(add, kind)
+        if limit is not None and amount > 0 and getattr(used, kind) + amount > limit:
+            return False
+    return True
 
 
 class ChatRecords(Protocol):
@@ -85,6 +129,15 @@ class ChatRecords(Protocol):
 
     async def usage_totals(self, user_id: str) -> list[UsageTotal]: ...
 
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts: ...
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        """Atomically add `add` to the user's day (`YYYY-MM-DD`, UTC) if it `fits` the limits
+        (None: always); the new totals, or None when nothing was added."""
+        ...
+
     async def ping(self) -> None: ...
 
 
@@ -97,6 +150,7 @@ class MemoryChatRecords:
         self._turns: dict[tuple[str, str], list[Turn]] = {}
         self._models: dict[str, str] = {}
         self._usage: dict[str, list[UsageRecord]] = defaultdict(list)
+        self._daily: dict[tuple[str, str], DailyAmounts] = {}
 
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
         return [turn.copy() for turn in self._turns.get((user_id, channel_id), [])]
@@ -123,9 +177,28 @@ class MemoryChatRecords:
         totals: dict[str, UsageTotal] = {}
         for record in self._usage.get(user_id, []):
             totals.setdefault(record.model, UsageTotal(record.model)).add(
-                record.prompt_tokens, record.completion_tokens, record.cost
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cost,
+                cached=record.cached_tokens,
             )
         return sorted(totals.values(), key=lambda t: t.model)
+
+    async def daily_usage(self, user_id: str, day: str) -> DailyAmounts:
+        return self._daily.get((user_id, day), DailyAmounts())
+
+    async def add_daily(
+        self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
+    ) -> DailyAmounts | None:
+        # No await between the check and the add: atomic on the event loop.
+        used = self._daily.get((user_id, day), DailyAmounts())
+        if not fits(used, add, limits):
+            return None
+        total = DailyAmounts(
+            used.tokens + add.tokens, used.cost + add.cost, used.seconds + add.seconds
+        )
+        self._daily[(user_id, day)] = total
+        return total
 
     async def ping(self) -> None:
         return None

@@ -4,12 +4,17 @@ meet (the chat, `run` and `doctor` use it)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import structlog
 
 from app.files import FileEmpty, FileStore, FileTooLarge, StoredFile
+from app.files.scopes import PRIVATE
 from app.files.types import file_type_for
 from app.sandbox import InputFile, RunResult
 
@@ -41,14 +46,46 @@ def typed_input(file_id: str, name: str, filename: str, size: int) -> InputFile:
     )
 
 
-async def run_inputs(store: FileStore, user_id: str) -> tuple[Path, tuple[InputFile, ...]]:
-    """The folder to mount read-only and the manifest of the user's unexpired files."""
+async def run_inputs(
+    store: FileStore,
+    user_id: str,
+    only: Collection[str] | None = None,
+    link_dir: Path | None = None,
+) -> tuple[Path, tuple[InputFile, ...]]:
+    """The folder to mount read-only and the manifest of the user's unexpired files.
+
+    With `only` (file ids: a chat turn's files of its scope), the run sees those files and
+    nothing else: they are linked into `link_dir`, a fresh folder under DATA_DIR that is
+    mounted instead of the user's folder, so another scope's file is not even on the mount.
+    """
     folder, files = await store.readable_files(user_id)
-    return folder, tuple(input_file(stored) for stored in files)
+    if only is None:
+        return folder, tuple(input_file(stored) for stored in files)
+    if link_dir is None:
+        raise ValueError("a run limited to some files needs a link_dir to mount")
+    chosen = [stored for stored in files if stored.file_id in only]
+    sources = [store.absolute_path(stored) for stored in chosen]
+    await asyncio.to_thread(_link_inputs, sources, link_dir)
+    return link_dir, tuple(input_file(stored) for stored in chosen)
 
 
-async def store_outputs(store: FileStore, user_id: str, result: RunResult) -> RunResult:
-    """Store a run's output files for the user (source "generated") and set their file_id.
+def _link_inputs(sources: list[Path], link_dir: Path) -> None:
+    link_dir.mkdir(parents=True)
+    os.chmod(link_dir, 0o755)  # the code's uid reads it, whatever the umask
+    for source in sources:
+        target = link_dir / source.name
+        try:
+            os.link(source, target)  # same inode: no copy, and mode 0644 as stored
+        except OSError:  # another filesystem, or a file the bot's uid does not own
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o644)
+
+
+async def store_outputs(
+    store: FileStore, user_id: str, result: RunResult, scope: str = PRIVATE
+) -> RunResult:
+    """Store a run's output files for the user (source "generated", the conversation's scope)
+    and set their file_id.
 
     A file that cannot be stored (empty, too large) keeps file_id None and stays where it is.
     StorageUnavailable is raised as for any save.
@@ -57,7 +94,7 @@ async def store_outputs(store: FileStore, user_id: str, result: RunResult) -> Ru
     for output in result.files:
         try:
             with open(output.path, "rb") as fh:
-                stored = await store.save(user_id, output.name, fh, source="generated")
+                stored = await store.save(user_id, output.name, fh, source="generated", scope=scope)
         except (FileEmpty, FileTooLarge) as exc:
             log.info("output not stored", name=output.name, reason=str(exc))
             stored_files.append(output)

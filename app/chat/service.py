@@ -14,32 +14,53 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
 import structlog
 
 from app.chat import tokens
+from app.chat.budget import DailyBudget
 from app.chat.history import complete_prefix, flatten, run_arguments, shorten_tool_result
-from app.chat.messages import describe_files, model_error_message, run_notice, user_message_text
-from app.chat.pricing import estimate_cost
+from app.chat.messages import (
+    TOOLS_UNAVAILABLE,
+    describe_files,
+    model_error_message,
+    run_notice,
+    user_message_text,
+)
+from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
+from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, Turn, UsageRecord
-from app.chat.runs import run_code
-from app.chat.streaming import ModelReply, ToolCall, request_reply
-from app.chat.tools import TOOL_NAME, invalid_call, parse_arguments, tool_definitions, tool_result
+from app.chat.records import ChatRecords, Turn
+from app.chat.runs import (
+    RUN_REFUSED,
+    CodeRuns,
+    current_files,
+    reset_files,
+    turn_files,
+    use_files,
+)
+from app.chat.streaming import ToolCall
+from app.chat.tools import (
+    TOOL_NAME,
+    invalid_call,
+    parse_arguments,
+    refused,
+    tool_definitions,
+    tool_result,
+)
 from app.chat.uploads import store_upload, vision_mime, with_images
 from app.chat.values import (
     ChatAnswer,
-    CodeRun,
     ReplyContext,
     TurnEvents,
+    TurnFiles,
     TurnObserver,
     Upload,
     new_turn_id,
 )
-from app.files import FileStore, FileStoreError, StoredFile
+from app.files import FileStore, scopes
 from app.sandbox import SandboxRunner
 
 log = structlog.get_logger(__name__)
@@ -75,6 +96,10 @@ class ChatService:
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
+        prices: PriceTable | None = None,
+        budget: DailyBudget | None = None,
+        tools: ToolSupport | None = None,
+        context_window: int | None = None,
         stream: bool = True,
     ) -> None:
         self.client = client
@@ -90,7 +115,14 @@ class ChatService:
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
-        self.stream = stream
+        self.prices = prices or PriceTable()
+        self.budget = budget
+        self.context_window = context_window
+        """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
+        self.code_runs = CodeRuns(runner, store, self.runs_dir, budget)
+        self.calls = ModelCaller(
+            client, records, self.prices, budget=budget, tools=tools, stream=stream
+        )
         self._busy: set[str] = set()
 
     # Public API
@@ -124,15 +156,21 @@ class ChatService:
         *,
         reply_to: ReplyContext | None = None,
         turn_id: str | None = None,
+        scope: str = scopes.PRIVATE,
     ) -> ChatAnswer:
-        """Answer one message. `turn_id` (new_turn_id()) lets the caller name the turn first."""
+        """Answer one message. `turn_id` (new_turn_id()) lets the caller name the turn first.
+        `scope` is where it happens (app/files/scopes.py): uploads and outputs get it, and only
+        its files are used."""
         user_id, channel_id = str(user_id), str(channel_id)
         events = observer or TurnEvents()
+        asks_model = bool(text.strip()) or reply_to is not None
         return await self._guarded(
             user_id,
+            scope,
             lambda: self._turn(
                 user_id, channel_id, text, uploads, events, reply_to, turn_id or new_turn_id()
             ),
+            asks_model=asks_model,
         )
 
     async def rerun(
@@ -142,28 +180,38 @@ class ChatService:
         turn_id: str,
         number: int,
         observer: TurnObserver | None = None,
+        scope: str = scopes.PRIVATE,
     ) -> ChatAnswer:
-        """Run a stored run's code again in a fresh sandbox with the user's current files.
+        """Run a stored run's code again in a fresh sandbox with the user's current files (of
+        the scope, and those the turn's question named by id).
 
         The model is not asked and the conversation history is not changed; the files the run
-        writes are stored for the user as any run's are.
+        writes are stored for the user as any run's are, and its seconds count against the
+        daily budget.
         """
         user_id, channel_id = str(user_id), str(channel_id)
         events = observer or TurnEvents()
 
         async def again() -> ChatAnswer:
-            found = await self.find_run(user_id, channel_id, turn_id, number)
-            if found is None:
+            turn = await self.records.find_turn(user_id, channel_id, turn_id)
+            found = run_arguments(turn, number) if turn is not None else None
+            if turn is None or found is None:
                 return ChatAnswer(error=RUN_GONE, turn_id=turn_id)
+            question = turn.messages[0].get("content") if turn.messages else ""
+            await turn_files(self.store, user_id, question if isinstance(question, str) else "")
+            answer = ChatAnswer(turn_id=turn_id)
             code, timeout = found
-            run = await self._run(user_id, code, timeout, number, events)
-            answer = ChatAnswer(runs=[run], turn_id=turn_id)
+            run = await self.code_runs.run(user_id, code, timeout, number, events, answer)
+            if run is None:
+                answer.error = answer.notices.pop() if answer.notices else RUN_REFUSED
+                return answer
+            answer.runs.append(run)
             notice = run_notice(run.result)
             if notice:
                 answer.notices.append(notice)
             return answer
 
-        return await self._guarded(user_id, again)
+        return await self._guarded(user_id, scope, again)
 
     async def find_run(
         self, user_id: str, channel_id: str, turn_id: str, number: int
@@ -182,8 +230,16 @@ class ChatService:
 
     # Steps
 
-    async def _guarded(self, user_id: str, work: Callable[[], Awaitable[ChatAnswer]]):
-        """One turn or re-run per user at a time, within the rate limit."""
+    async def _guarded(
+        self,
+        user_id: str,
+        scope: str,
+        work: Callable[[], Awaitable[ChatAnswer]],
+        *,
+        asks_model: bool = False,
+    ) -> ChatAnswer:
+        """One turn or re-run per user at a time, within the rate limit and today's budget,
+        with the files of its scope."""
         if user_id in self._busy:
             return ChatAnswer(error=BUSY)
         if self.rate_limit is not None:
@@ -192,10 +248,18 @@ class ChatService:
                 return ChatAnswer(
                     error=f"You are sending messages too fast. Try again in {wait:.0f} s."
                 )
+        if self.budget is not None and asks_model:
+            refusal = await self.budget.turn_refusal(user_id)
+            if refusal:
+                return ChatAnswer(error=refusal)
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                return await work()
+                token = use_files(TurnFiles(scope))
+                try:
+                    return await work()
+                finally:
+                    reset_files(token)
         finally:
             self._busy.discard(user_id)
 
@@ -207,7 +271,7 @@ class ChatService:
         vision = self.supports_vision(model)
         images: list[tuple[str, bytes]] = []
         for upload in uploads:
-            stored = await store_upload(self.store, user_id, upload, answer)
+            stored = await store_upload(self.store, user_id, upload, answer, current_files().scope)
             if stored is None:
                 continue
             if stored not in answer.stored_uploads:
@@ -228,10 +292,12 @@ class ChatService:
         request_message = with_images(history_message, images)
         turn = Turn(messages=[history_message], id=turn_id)
 
+        await tokens.prepare(model)  # tiktoken's files load off the event loop
         turns = await self.records.load_turns(user_id, channel_id)
+        visible = await turn_files(self.store, user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "system", "content": describe_files(await self._list_files(user_id))},
+            {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
         fixed += tokens.count_text(user_text, model) + sum(
@@ -241,11 +307,24 @@ class ChatService:
         answer.trimmed_turns = len(turns) - len(kept)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
+        if self.calls.tools.learned_chat_only(model):
+            answer.notices.append(TOOLS_UNAVAILABLE)
         try:
             await self._converse(user_id, model, messages, turn, answer, observer)
+        except BudgetExceeded as exc:
+            if answer.runs:  # stopped mid-answer: what was made is still delivered
+                answer.text = "\n\n".join(p for p in (answer.text, str(exc)) if p)
+            else:
+                answer.error = str(exc)
         except openai.OpenAIError as exc:
-            log.warning("model call failed", error_type=type(exc).__name__)
-            answer.error = model_error_message(exc)
+            # The provider's text can quote the key: the log gets its status and code only.
+            log.warning(
+                "model call failed",
+                error_type=type(exc).__name__,
+                status=getattr(exc, "status_code", None),
+                code=getattr(exc, "code", None),
+            )
+            answer.error = model_error_message(exc, model)
         except asyncio.CancelledError:
             interrupted = True  # Stop or shutdown: keep what was asked and done so far
             raise
@@ -263,15 +342,9 @@ class ChatService:
         kept = Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
         await self.records.save_turns(user_id, channel_id, (turns + [kept])[-MAX_SAVED_TURNS:])
 
-    async def _list_files(self, user_id: str) -> list[StoredFile]:
-        try:
-            return await self.store.list(user_id)
-        except FileStoreError:
-            return []
-
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
-        budget = tokens.history_budget(model, self.history_tokens) - fixed
+        budget = tokens.history_budget(model, self.history_tokens, self.context_window) - fixed
         kept: list[Turn] = []
         for turn in reversed(turns):
             cost = sum(tokens.count_message(m, model) for m in turn.messages)
@@ -285,17 +358,17 @@ class ChatService:
         tools = tool_definitions(self.runner.max_timeout)
         texts: list[str] = []
         for round_number in range(self.max_tool_rounds + 1):
-            offer_tools = round_number < self.max_tool_rounds
+            offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)
             observer.model_started()
-            reply = await request_reply(
-                self.client,
-                model=model,
-                messages=messages,
-                tools=tools if offer_tools else None,
-                stream=self.stream,
+            reply = await self.calls.complete(
+                user_id,
+                model,
+                messages,
+                tools if offer_tools else None,
+                answer,
                 on_text=observer.text_delta,
             )
-            await self._record_usage(user_id, model, messages, reply, answer)
+            offer_tools = offer_tools and self.calls.tools.offers(model)  # may have just learned
             # Text before a tool call ("let me compute that") is part of what the user reads.
             if reply.content.strip():
                 texts.append(reply.content.strip())
@@ -339,25 +412,6 @@ class ChatService:
             unique.append(call)
         return unique
 
-    async def _record_usage(self, user_id, model, messages, reply: ModelReply, answer) -> None:
-        if reply.usage is not None:
-            prompt, completion = reply.usage
-        else:  # servers that do not report usage: estimate, so totals are never silently zero
-            prompt = sum(tokens.count_message(m, model) for m in messages)
-            completion = tokens.count_text(reply.content, model) + sum(
-                tokens.count_text(call.name + call.arguments, model) for call in reply.tool_calls
-            )
-        record = UsageRecord(
-            user_id=user_id,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=estimate_cost(model, prompt, completion),
-            at=datetime.now(UTC),
-        )
-        answer.usage.append(record)
-        await self.records.record_usage(record)
-
     async def _tool_call(self, user_id, call: ToolCall, turn: Turn, answer, observer) -> str:
         if call.name != TOOL_NAME:
             return invalid_call(f"there is no tool named {call.name!r}; use {TOOL_NAME}")
@@ -365,15 +419,13 @@ class ChatService:
             code, timeout = parse_arguments(call.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
-        turn.runs.append(call.id)
-        run = await self._run(user_id, code, timeout, len(turn.runs), observer)
+        run = await self.code_runs.run(
+            user_id, code, timeout, len(turn.runs) + 1, observer, answer, turn.runs, call.id
+        )
+        if run is None:
+            return refused(RUN_REFUSED)
         answer.runs.append(run)
         notice = run_notice(run.result)
         if notice and notice not in answer.notices:
             answer.notices.append(notice)
         return tool_result(run.result)
-
-    async def _run(self, user_id, code, timeout, number, observer) -> CodeRun:
-        return await run_code(
-            self.runner, self.store, self.runs_dir, user_id, code, timeout, number, observer
-        )

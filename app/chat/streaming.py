@@ -30,8 +30,9 @@ class ToolCall:
 class ModelReply:
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
-    usage: tuple[int, int] | None = None
-    """(prompt tokens, completion tokens) as the server reported them; None when it did not."""
+    usage: tuple[int, int, int] | None = None
+    """(prompt, completion, cached prompt) tokens as the server reported them; None when it
+    did not."""
 
 
 class ReplyAssembler:
@@ -40,13 +41,13 @@ class ReplyAssembler:
     def __init__(self) -> None:
         self._content: list[str] = []
         self._calls: dict[int, dict[str, str]] = {}
-        self._usage: tuple[int, int] | None = None
+        self._usage: tuple[int, int, int] | None = None
 
     def add(self, chunk: Any) -> str:
         """Take one chunk; returns the text it added (may be empty)."""
-        usage = getattr(chunk, "usage", None)
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            self._usage = (usage.prompt_tokens, usage.completion_tokens or 0)
+        counted = usage_of(getattr(chunk, "usage", None))
+        if counted is not None:
+            self._usage = counted
         added = []
         for choice in getattr(chunk, "choices", None) or ():
             if getattr(choice, "index", 0) not in (0, None):
@@ -98,11 +99,17 @@ def reply_of_completion(response: Any) -> ModelReply:
         for call in message.tool_calls or ()
         if getattr(call, "type", "function") == "function" and getattr(call, "function", None)
     ]
-    usage = getattr(response, "usage", None)
-    counted = None
-    if usage is not None and usage.prompt_tokens is not None:
-        counted = (usage.prompt_tokens, usage.completion_tokens or 0)
-    return ModelReply(content=message.content or "", tool_calls=calls, usage=counted)
+    usage = usage_of(getattr(response, "usage", None))
+    return ModelReply(content=message.content or "", tool_calls=calls, usage=usage)
+
+
+def usage_of(usage: Any) -> tuple[int, int, int] | None:
+    """(prompt, completion, cached prompt) tokens of a usage report, None without one."""
+    if usage is None or getattr(usage, "prompt_tokens", None) is None:
+        return None
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return (usage.prompt_tokens, usage.completion_tokens or 0, cached)
 
 
 async def request_reply(

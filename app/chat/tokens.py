@@ -1,15 +1,27 @@
 """Token counting for the history budget: tiktoken when it knows the model, an estimate otherwise.
 
 The model's own usage report is what gets recorded and billed; these counts only decide how much
-history fits. Images are estimated the way OpenAI bills them (tiles of 512 px at high detail).
+history fits and what a request reserves of a daily budget. Images are estimated the way OpenAI
+bills them (tiles of 512 px at high detail).
+
+tiktoken downloads its encoding files on first use (cached under TIKTOKEN_CACHE_DIR; the bot's
+image carries them). That download blocks, may hang behind a firewall and fails offline, so it
+never happens on the event loop: `await prepare(model)` loads the encoding in a thread, waiting
+at most LOAD_WAIT_SECONDS, and the counting functions only use encodings already loaded. Until
+one is (or when it cannot be), counts are estimates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import struct
-from functools import lru_cache
+
+import structlog
+
+log = structlog.get_logger(__name__)
+LOAD_WAIT_SECONDS = 2.0
 
 # Context windows of known model families (longest prefix wins); unknown models get the fallback.
 CONTEXT_WINDOWS = {
@@ -29,26 +41,66 @@ LOW_DETAIL_TOKENS = 85
 TILE_TOKENS = 170
 
 
-def context_window(model: str) -> int:
+def context_window(model: str, unknown: int | None = None) -> int:
+    """The model's context window from the table; `unknown` (OPENAI_CONTEXT_WINDOW) or the
+    fallback for models the table does not know (local models)."""
     matches = [prefix for prefix in CONTEXT_WINDOWS if model.startswith(prefix)]
-    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else FALLBACK_CONTEXT
+    if matches:
+        return CONTEXT_WINDOWS[max(matches, key=len)]
+    return unknown or FALLBACK_CONTEXT
 
 
-def history_budget(model: str, configured: int) -> int:
+def history_budget(model: str, configured: int, unknown_window: int | None = None) -> int:
     """Tokens of history sent with a request: the setting, never over half the context window."""
-    return min(configured, context_window(model) // 2)
+    return min(configured, context_window(model, unknown_window) // 2)
 
 
-@lru_cache(maxsize=32)
-def _encoding(model: str):
+_loaded: dict[str, object | None] = {}
+"""model -> its encoding, or None (unknown model, or the files could not be fetched)."""
+_loading: dict[str, asyncio.Future] = {}
+
+
+def _load(model: str):
     try:
         import tiktoken
     except ImportError:
         return None
     try:
         return tiktoken.encoding_for_model(model)
-    except Exception:  # unknown model, or the encoding files cannot be fetched (offline)
+    except KeyError:
+        return None  # a model tiktoken does not know (local models): estimates
+    except Exception as exc:  # offline, or a proxy: estimates, said once
+        log.warning(
+            "tiktoken encoding unavailable; token counts are estimates",
+            model=model,
+            error=type(exc).__name__,
+        )
         return None
+
+
+async def prepare(model: str) -> None:
+    """Load the model's encoding off the event loop, once; wait LOAD_WAIT_SECONDS at most (a
+    slow download goes on in the background, and counts are estimates meanwhile)."""
+    if model in _loaded:
+        return
+    future = _loading.get(model)
+    if future is None:
+        future = asyncio.ensure_future(asyncio.to_thread(_load, model))
+        _loading[model] = future
+        future.add_done_callback(lambda done: _finish(model, done))
+    try:
+        await asyncio.wait_for(asyncio.shield(future), LOAD_WAIT_SECONDS)
+    except Exception:  # still loading (or failed): estimates for now
+        return
+
+
+def _finish(model: str, future: asyncio.Future) -> None:
+    _loading.pop(model, None)
+    _loaded[model] = None if future.cancelled() or future.exception() else future.result()
+
+
+def _encoding(model: str):
+    return _loaded.get(model)
 
 
 def count_text(text: str, model: str) -> int:

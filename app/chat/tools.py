@@ -102,3 +102,8 @@ def tool_result(result: RunResult) -> str:
 
 def invalid_call(reason: str) -> str:
     return json.dumps({"status": "invalid_call", "message": reason})
+
+
+def refused(reason: str) -> str:
+    """The model's view of a call that was not run (a limit of the user's), so it can answer."""
+    return json.dumps({"status": "refused", "message": f"not run: {reason}"})

@@ -28,9 +28,10 @@ def vision_mime(stored: StoredFile, max_bytes: int) -> str | None:
 
 
 async def store_upload(
-    store: FileStore, user_id: str, upload: Upload, answer: ChatAnswer
+    store: FileStore, user_id: str, upload: Upload, answer: ChatAnswer, scope: str
 ) -> StoredFile | None:
-    """The stored file, or None with a notice on the answer saying why not."""
+    """The stored file (in the conversation's scope), or None with a notice on the answer
+    saying why not."""
     if upload.refused:
         answer.notices.append(f"{upload.filename}: {upload.refused}")
         return None
@@ -40,12 +41,12 @@ async def store_upload(
     try:
         if upload.from_reply:
             # Replying to a message again (or to the bot's own plot) must not store a copy each
-            # time: the user's identical file is used.
+            # time: the user's identical file of this scope is used.
             digest = hashlib.sha256(upload.data).hexdigest()
             for stored in await store.list(user_id):
-                if stored.sha256 == digest:
+                if stored.sha256 == digest and stored.scope == scope:
                     return stored
-        return await store.save(user_id, upload.filename, upload.data)
+        return await store.save(user_id, upload.filename, upload.data, scope=scope)
     except FileStoreError as exc:
         answer.notices.append(f"{upload.filename}: {exc}")
         return None

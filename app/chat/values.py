@@ -58,6 +58,15 @@ class CodeRun:
     """The run's place in its turn, from 1 (what Re-run and Code name)."""
 
 
+@dataclass(frozen=True)
+class TurnFiles:
+    """The user's files one turn may use (app/files/scopes.py): those of the conversation's
+    scope, and any the user named by id in their message."""
+
+    scope: str
+    file_ids: frozenset[str] = frozenset()
+
+
 @dataclass
 class ChatAnswer:
     text: str = ""

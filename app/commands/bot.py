@@ -41,7 +41,7 @@ async def _main(parts: Components) -> int:
     settings = parts.settings
     problems = await startup_problems(settings, parts.docker, parts.records)
     store = None
-    if not problems:  # MongoDB already named once if it is the problem
+    if not problems:  # the store already named once if it is the problem
         try:
             store = await parts.file_store()
         except StorageUnavailable as exc:
@@ -51,6 +51,7 @@ async def _main(parts: Components) -> int:
             print(f"cannot start: {line}", file=sys.stderr)
         await parts.close()
         return 2
+    log.info("store in use", store=parts.store_description)
     records = parts.records
     if hasattr(records, "ensure_indexes"):
         await records.ensure_indexes()
@@ -61,7 +62,15 @@ async def _main(parts: Components) -> int:
         parts.cleanup(store).run_periodically(settings.cleanup_interval_minutes)
     )
     bot = CodeInterpreterBot(
-        BotServices(chat, store, runner, settings.admin_ids, auto_thread=settings.chat_auto_thread)
+        BotServices(
+            chat,
+            store,
+            runner,
+            settings.admin_ids,
+            access=parts.access(),
+            auto_thread=settings.chat_auto_thread,
+        ),
+        commands_hash=parts.layout.commands_hash,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -60,7 +60,7 @@ async def _main(args, parts: Components, uploads: list[Upload]) -> int:
             return EXIT_FAILED
         if not parts.records.persistent:
             print(
-                "history and files are kept for this session only (MONGODB_URI is not set)",
+                "history and files are kept for this session only",
                 file=sys.stderr,
             )
         service = parts.chat_service(store)

@@ -17,6 +17,8 @@ from app.sandbox import EngineError, EngineUnavailable, RunRequest
 from app.sandbox.docker_engine import DockerEngine
 from app.wiring import Components
 
+INDEX_PROBE = "toolz"  # small, approved by default, on every index that mirrors PyPI
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("doctor", help="check Docker, the image, runtimes and the data dir")
@@ -74,29 +76,27 @@ def _check_data_dir(report: Report, settings: Settings) -> None:
 
 def _check_file_metadata(report: Report, parts: Components) -> None:
     settings = parts.settings
-    if settings.mongodb_uri is None:
-        report.warn(
-            "MONGODB_URI is not set: stored files cannot be kept (run uses memory)",
-            "set MONGODB_URI for the bot and the files command",
-        )
-        return
 
-    async def check() -> None:
+    async def check() -> str:
         # Its own parts: the store's MongoDB client belongs to this event loop only.
         probe = Components(settings)
         try:
             await probe.file_store()
+            return probe.store_description
         finally:
             await probe.close()
 
     try:
-        asyncio.run(check())
+        where = asyncio.run(check())
     except StorageUnavailable as exc:
-        report.fail(
-            str(exc), "start MongoDB or fix MONGODB_URI (docs/operations.md, Troubleshooting)"
+        fix = (
+            "start MongoDB or fix MONGODB_URI (docs/operations.md, Troubleshooting)"
+            if settings.mongodb_uri is not None
+            else "make DATA_DIR writable by this user, or set MONGODB_URI"
         )
+        report.fail(str(exc), fix)
         return
-    report.ok("file metadata", f"MongoDB database {settings.mongodb_database}")
+    report.ok("file metadata, conversations and usage", where)
 
 
 def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> bool:
@@ -169,6 +169,19 @@ def _check_packages(report: Report, parts: Components) -> None:
         f"{len(installer.catalog.approved)} approved packages, {cached} cached in "
         f"{installer.cache.root}",
     )
+    approved = sorted(installer.catalog.approved)
+    if not approved:
+        return
+    probe = INDEX_PROBE if INDEX_PROBE in approved else approved[0]
+    outcome = asyncio.run(installer.check_index(probe))
+    if outcome.reason:
+        report.fail(
+            f"the package index does not answer from an install container: {outcome.reason}",
+            "see docs/packages.md (TLS-intercepting proxies: PACKAGE_CA_BUNDLE), or set "
+            "PACKAGE_AUTO_INSTALL=false",
+        )
+    else:
+        report.ok("package index", f"answers from an install container ({probe} {outcome.version})")
 
 
 def _probe(report: Report, parts: Components) -> None:

@@ -1,7 +1,7 @@
 """`python -m app files add|list|rm`: a user's stored files from the terminal.
 
-These go through the same FileStore as the bot. They need MONGODB_URI: without it the metadata
-would vanish when the command ends.
+These go through the same FileStore and store as the bot: MongoDB with MONGODB_URI, else the
+embedded SQLite file under DATA_DIR.
 """
 
 from __future__ import annotations
@@ -13,29 +13,40 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from app.files import FileStore, FileStoreError, StorageUnavailable, StoredFile
+from app.files import FileStore, FileStoreError, StorageUnavailable, StoredFile, scopes
 from app.files.types import describe_types, is_supported
 from app.sizes import human_size
 from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-NO_MONGODB = (
-    "MONGODB_URI is not set: stored files need MongoDB for their metadata "
-    "(set MONGODB_URI, e.g. mongodb://localhost:27017; `run --attach` works without it)"
-)
+
+
+def scope_argument(text: str) -> str:
+    """`dm` or `guild:<id>`, as argparse checks it."""
+    if not scopes.is_valid_scope(text.strip()):
+        raise argparse.ArgumentTypeError("expected dm or guild:<server id>")
+    return text.strip()
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
         "files",
         help="add, list or remove a user's stored files",
-        description="A user's stored files (needs MONGODB_URI).",
+        description="A user's stored files, in the bot's store (MongoDB with MONGODB_URI, else "
+        "the SQLite file under DATA_DIR).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="store local files for a user, as uploads")
     add.add_argument("--user", required=True, help="user id")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add.add_argument(
+        "--scope",
+        type=scope_argument,
+        default=scopes.PRIVATE,
+        help="where the bot may use the files: dm (the user's DMs, the default) or "
+        "guild:<server id> (docs/files.md, Scopes)",
+    )
     add.add_argument("--json", action="store_true", help="print one JSON object per stored file")
     add.set_defaults(handler=execute, run=_add)
 
@@ -54,9 +65,6 @@ def add_parser(sub) -> None:
 
 
 def execute(args: argparse.Namespace, parts: Components) -> int:
-    if not parts.has_persistent_metadata:
-        print(f"error: {NO_MONGODB}", file=sys.stderr)
-        return EXIT_USAGE
     return asyncio.run(_with_store(args, parts))
 
 
@@ -88,7 +96,7 @@ async def _add(args, store: FileStore) -> int:
             continue
         try:
             with path.open("rb") as fh:
-                stored = await store.save(args.user, path.name, fh)
+                stored = await store.save(args.user, path.name, fh, scope=args.scope)
         except StorageUnavailable:
             raise
         except FileStoreError as exc:
@@ -116,7 +124,7 @@ async def _list(args, store: FileStore) -> int:
     if not files:
         print(f"no files stored for user {args.user}")
         return EXIT_OK
-    rows = [("id", "name", "type", "size", "source", "uploaded (UTC)", "expires (UTC)")]
+    rows = [("id", "name", "type", "size", "source", "scope", "uploaded (UTC)", "expires (UTC)")]
     for f in files:
         rows.append(
             (
@@ -125,6 +133,7 @@ async def _list(args, store: FileStore) -> int:
                 f.type,
                 human_size(f.size),
                 f.source,
+                f.scope,
                 _when(f.uploaded_at),
                 _when(f.expires_at) if f.expires_at else "never",
             )

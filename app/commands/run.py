@@ -101,11 +101,11 @@ def _attachment(path: Path) -> Path:
 
 
 async def _open_store(parts: Components, staging: Path) -> FileStore:
-    """The user's real store with MongoDB; without it, a throw-away store in this run's staging."""
+    """The user's real store (MongoDB, or the SQLite file under DATA_DIR)."""
     store = await parts.file_store(scratch_dir=staging / "store")
     if not store.repository.persistent:
         print(
-            "note: MONGODB_URI is not set, so file metadata is kept in memory for this run only: "
+            "note: file metadata is kept in memory for this run only: "
             "attached files and outputs are not kept for the user",
             file=sys.stderr,
         )

@@ -1,9 +1,11 @@
 """User files: the type table, the store (disk + metadata repository) and the cleanup pass.
 
 Nothing here imports discord or the sandbox; motor is imported only by app/files/mongo.py, and only
-when MONGODB_URI is set (app/wiring.py builds the store and its repository).
+when MONGODB_URI is set; without it app/files/sqlite.py keeps the metadata in the embedded
+database (app/wiring.py builds the store and its repository).
 """
 
+from app.files import scopes
 from app.files.cleanup import CleanupReport, CleanupService, SandboxLeftovers
 from app.files.repository import (
     FileRepository,
@@ -36,4 +38,5 @@ __all__ = [
     "StoredFile",
     "detect_type",
     "is_supported",
+    "scopes",
 ]

@@ -103,8 +103,8 @@ class CleanupService:
                 raise StorageUnavailable(f"cleanup stopped: {exc}") from None
         else:
             report.notes.append(
-                "file metadata is kept in memory (MONGODB_URI is not set): stored files were "
-                "not checked, since every file would look like an orphan"
+                "file metadata is kept in memory by this process: stored files were not "
+                "checked, since every file would look like an orphan"
             )
         report.staging = await asyncio.to_thread(self._old_work_folders, dry_run)
         if self.sandbox is not None:

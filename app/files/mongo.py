@@ -1,9 +1,10 @@
 """MongoDB metadata via motor: the only module that imports motor.
 
 One document per file in the `files` collection, `_id` = file_id, with user_id, name, type,
-category, size, sha256, path (relative to DATA_DIR), source, uploaded_at and expires_at (UTC
-datetimes; expires_at null when permanent). Indexes: (user_id, uploaded_at) for listings,
-file_id unique, expires_at for the cleanup pass.
+category, size, sha256, path (relative to DATA_DIR), source, scope, uploaded_at and expires_at
+(UTC datetimes; expires_at null when permanent). Documents written before scopes existed have no
+scope and count as private ("dm"): such a file is used in a server only when named by id.
+Indexes: (user_id, uploaded_at) for listings, file_id unique, expires_at for the cleanup pass.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from app.files.repository import FileRepository, RepositoryUnavailable, StoredFile
+from app.files.scopes import PRIVATE
 
 COLLECTION = "files"
 SERVER_SELECTION_TIMEOUT_MS = 5000
@@ -128,4 +130,5 @@ def _from_document(document: dict) -> StoredFile:
         source=document["source"],
         uploaded_at=_utc(document["uploaded_at"]) or datetime.now(UTC),
         expires_at=_utc(document.get("expires_at")),
+        scope=document.get("scope") or PRIVATE,
     )

@@ -1,8 +1,9 @@
 """The metadata of stored files behind a small interface, and its in-memory implementation.
 
 FileStore talks only to FileRepository. MongoFileRepository (app/files/mongo.py, the one module
-that imports motor) keeps the metadata in MongoDB; InMemoryFileRepository keeps it for the life of
-the process (`run` without MONGODB_URI, and tests). Both pass tests/unit/test_file_repository.py.
+that imports motor) keeps the metadata in MongoDB, SqliteFileRepository (app/files/sqlite.py) in
+the embedded database file; InMemoryFileRepository keeps it for the life of the process (`run`
+and `chat` without MONGODB_URI, and tests). All pass tests/unit/test_file_repository.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import abc
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+
+from app.files.scopes import PRIVATE
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class StoredFile:
     """UTC."""
     expires_at: datetime | None
     """UTC; None when the file never expires."""
+    scope: str = PRIVATE
+    """Where the file was shared, so where it may be used (app/files/scopes.py): "dm" (the
+    user's DMs, the terminal), or "guild:<id>"."""
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now

@@ -25,6 +25,7 @@ import structlog
 
 from app.filenames import safe_filename
 from app.files.repository import FileRepository, RepositoryUnavailable, StoredFile
+from app.files.scopes import PRIVATE, is_valid_scope
 from app.files.types import HEAD_BYTES, detect_type
 from app.layout import USERS, DataLayout
 from app.sizes import human_size
@@ -108,11 +109,21 @@ class FileStore:
 
     # Saving
 
-    async def save(self, user_id: str, filename: str, data, source: str = "upload") -> StoredFile:
-        """Store bytes, a binary file object or an async iterator of byte chunks for a user."""
+    async def save(
+        self,
+        user_id: str,
+        filename: str,
+        data,
+        source: str = "upload",
+        scope: str = PRIVATE,
+    ) -> StoredFile:
+        """Store bytes, a binary file object or an async iterator of byte chunks for a user,
+        usable where `scope` says (app/files/scopes.py)."""
         user_dir = self.user_dir(user_id)
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
+        if not is_valid_scope(scope):
+            raise ValueError(f"not a file scope: {scope!r}")
         name = safe_filename(filename)
         file_id = uuid.uuid4().hex[:16]
         partial = self.incoming_dir / f"{file_id}.part"
@@ -137,6 +148,7 @@ class FileStore:
                     source=source,
                     uploaded_at=now,
                     expires_at=None if self.expiration is None else now + self.expiration,
+                    scope=scope,
                 )
                 final = self.data_dir / relative
                 await asyncio.to_thread(_make_readable_dir, user_dir)

@@ -236,16 +236,24 @@ class SandboxPolicy:
         return env
 
     def install_container_args(
-        self, *, run_id: str, user_id: str, work_dir: Path, distribution: str
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        work_dir: Path,
+        distribution: str,
+        check_only: bool = False,
     ) -> dict:
         """The install step for one approved distribution: the same image, with network (bridge),
         running only the image's own install script. It mounts no user files and runs no user
         code; its one writable mount is a fresh work folder of the package cache. It always uses
-        the engine's default runtime: gVisor is registered with --network=none here."""
+        the engine's default runtime: gVisor is registered with --network=none here.
+        `check_only` asks the index for the distribution and installs nothing (doctor)."""
         labels = self.labels(run_id, user_id, **{ROLE_LABEL: "install"})
+        mode = ["--check-index"] if check_only else []
         return {
             "image": self.image,
-            "command": [PYTHON, "-I", INSTALL_SCRIPT, "--work", "/work", distribution],
+            "command": [PYTHON, "-I", INSTALL_SCRIPT, *mode, "--work", "/work", distribution],
             "user": self.install_user(),
             "labels": labels,
             "network_mode": "bridge",

@@ -69,14 +69,23 @@ def configure(entries: list[dict], approved: dict[str, str] | None = None) -> No
     sandbox_errors.approved = dict(approved) if approved is not None else None
     _files.clear()
     for entry in entries:
+        name = str(entry.get("name") or entry["id"])
+        filename = os.path.basename(entry["filename"])
+        # A host that sent no type (a file not from the store): the table's, by extension.
+        type_name = str(entry.get("type") or "")
+        category = str(entry.get("category") or "")
+        if not type_name:
+            known = sandbox_detect.type_for_name(name) or sandbox_detect.type_for_name(filename)
+            type_name = known or _extension(name)[1:] or "unknown"
+            category = category or (sandbox_detect.category_of(known) if known else "")
         _files.append(
             UserFile(
                 id=str(entry["id"]),
-                name=str(entry.get("name") or entry["id"]),
-                type=str(entry.get("type") or _extension(entry.get("name", ""))[1:] or "unknown"),
+                name=name,
+                type=type_name,
                 size=int(entry.get("size") or 0),
-                path=os.path.join(INPUT_DIR, os.path.basename(entry["filename"])),
-                category=str(entry.get("category") or ""),
+                path=os.path.join(INPUT_DIR, filename),
+                category=category,
             )
         )
 

@@ -8,7 +8,12 @@ image already has are pinned as constraints, so an install never changes what th
 
 Result, written last to <work>/result.json (the host reads nothing else but the installed tree):
   {"ok": true, "version": "1.0.0", "packages": ["toolz==1.0.0", ...]}
-  {"ok": false, "reason": "<short pip reason>"}
+  {"ok": false, "reason": "<short pip reason>", "cause": "certificate" | "network" | ""}
+`cause` says what pip's own error hides: behind a TLS-intercepting proxy pip retries, then
+reports only "No matching distribution found"; the certificate failure is in its warnings.
+
+`--check-index --work DIR DISTRIBUTION` only asks the package index for the distribution's
+versions (`doctor`), with the same network, proxy, index and CA settings as an install.
 The installed tree ends up in <work>/site (a plain site-packages folder); the host moves it into
 the cache atomically.
 
@@ -91,6 +96,90 @@ def pip_reason(output: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
+CERTIFICATE_SIGNS = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "certificate verify failed",
+    "SSLCertVerificationError",
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to get local issuer certificate",
+)
+NETWORK_SIGNS = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "No route to host",
+    "Network is unreachable",
+    "Connection refused",
+    "ProxyError",
+    "ConnectTimeoutError",
+    "Read timed out",
+)
+
+
+def failure_cause(output: str) -> str:
+    """What kept pip from the index, when its warnings say: "certificate", "network" or ""."""
+    if any(sign in output for sign in CERTIFICATE_SIGNS):
+        return "certificate"
+    if any(sign in output for sign in NETWORK_SIGNS):
+        return "network"
+    return ""
+
+
+def failure(output: str) -> dict:
+    cause = failure_cause(output)
+    signs = CERTIFICATE_SIGNS if cause == "certificate" else NETWORK_SIGNS if cause else ()
+    evidence = [line.strip() for line in output.splitlines() if any(s in line for s in signs)]
+    reason = evidence[0] if evidence else pip_reason(output)
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 3] + "..."
+    return {"ok": False, "reason": reason, "cause": cause}
+
+
+def pip_environment(tmp: str) -> dict:
+    return {**os.environ, "PYTHONPATH": PIP_HOME, "TMPDIR": tmp, "PYTHONNOUSERSITE": "1"}
+
+
+def check_index(work: str, dist: str) -> dict:
+    """Whether the index answers for `dist`: {"ok": true, "version": newest} or a failure."""
+    tmp = os.path.join(work, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "index",
+        "versions",
+        dist,
+        "--disable-pip-version-check",
+        "--no-input",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+    ]
+    bundle = ca_bundle(work)
+    if bundle:
+        cmd += ["--cert", bundle]
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=pip_environment(tmp)
+    )
+    output = proc.stdout.decode("utf-8", errors="replace")
+    if proc.returncode != 0:
+        return failure(output)
+    return {"ok": True, "version": newest_version(output, dist)}
+
+
+def newest_version(output: str, dist: str) -> str:
+    """The version in pip index's `name (1.0.0)` line (it may follow a WARNING line)."""
+    for line in output.splitlines():
+        name, _, rest = line.strip().partition(" (")
+        if rest.endswith(")") and normalize(name) == normalize(dist):
+            return rest[:-1]
+    return ""
+
+
 def installed_trees(prefix: str) -> list[str]:
     """The site-packages folders pip made under the prefix (purelib and platlib may differ)."""
     trees = []
@@ -139,15 +228,17 @@ def install(work: str, dist: str) -> dict:
     bundle = ca_bundle(work)
     if bundle:
         cmd += ["--cert", bundle]
-    env = {**os.environ, "PYTHONPATH": PIP_HOME, "TMPDIR": tmp, "PYTHONNOUSERSITE": "1"}
     proc = subprocess.run(
-        cmd + ["--", dist], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        cmd + ["--", dist],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=pip_environment(tmp),
     )
     output = proc.stdout.decode("utf-8", errors="replace")
     with open(os.path.join(work, "pip.log"), "w") as fh:
         fh.write(output[-20000:])
     if proc.returncode != 0:
-        return {"ok": False, "reason": pip_reason(output)}
+        return failure(output)
     os.makedirs(site)  # stays empty when everything needed was already in the image
     for tree in installed_trees(prefix):
         for name in os.listdir(tree):
@@ -173,11 +264,17 @@ def main(argv: list[str]) -> int:
     if argv == ["--list-modules"]:
         json.dump(list_modules(), sys.stdout)
         return 0
+    check = argv[:1] == ["--check-index"]
+    if check:
+        argv = argv[1:]
     if len(argv) != 3 or argv[0] != "--work":
-        print("usage: sandbox_install.py --list-modules | --work DIR DISTRIBUTION", file=sys.stderr)
+        print(
+            "usage: sandbox_install.py --list-modules | [--check-index] --work DIR DISTRIBUTION",
+            file=sys.stderr,
+        )
         return 2
     work, dist = argv[1], argv[2]
-    result = install(work, dist)
+    result = check_index(work, dist) if check else install(work, dist)
     partial = os.path.join(work, "result.json.part")
     with open(partial, "w") as fh:
         json.dump(result, fh)

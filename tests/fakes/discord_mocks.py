@@ -19,6 +19,7 @@ from app.bot import BotServices, CodeInterpreterBot
 
 BOT_ID = 900
 _message_ids = itertools.count(10_000)
+GUILD_ID = 77
 
 
 def mock_user(user_id: int, bot: bool = False, cls=discord.Member):
@@ -190,8 +191,9 @@ def mock_attachment(filename: str, data: bytes):
     return attachment
 
 
-def mock_guild(filesize_limit: int = 10 * 1024 * 1024):
+def mock_guild(filesize_limit: int = 10 * 1024 * 1024, guild_id: int = GUILD_ID):
     guild = mock.Mock(spec_set=discord.Guild)
+    guild.id = guild_id
     guild.filesize_limit = filesize_limit
     return guild
 
@@ -206,6 +208,7 @@ def mock_message(
     reply_to_bot: bool = False,
     replying_to=None,
     channel=None,
+    guild_id: int = GUILD_ID,
 ):
     """A user's message. `replying_to` is a message (mock_message or a bot's sent message) it
     replies to; `reply_to_bot` makes one of the bot's."""
@@ -216,7 +219,7 @@ def mock_message(
     message.mentions = [mock_user(BOT_ID, bot=True)] if mentions_bot else []
     message.attachments = list(attachments)
     message.channel = channel or mock_channel()
-    message.guild = None if dm else mock_guild()
+    message.guild = None if dm else mock_guild(guild_id=guild_id)
     message.reference = None
     if reply_to_bot and replying_to is None:
         replying_to = mock_sent_message(channel=message.channel)
@@ -246,6 +249,7 @@ def mock_interaction(
     client=None,
     channel=None,
     message=None,
+    guild_id: int = GUILD_ID,
 ):
     interaction = mock.Mock(spec_set=discord.Interaction)
     interaction.user = mock_user(user_id)
@@ -253,7 +257,8 @@ def mock_interaction(
     interaction.channel = channel
     interaction.message = message
     interaction.client = client
-    interaction.guild = mock_guild() if guild else None
+    interaction.guild = mock_guild(guild_id=guild_id) if guild else None
+    interaction.guild_id = guild_id if guild else None
     interaction.response = mock.Mock(spec_set=discord.InteractionResponse)
     interaction.response.send_message = mock.AsyncMock()
     interaction.response.edit_message = mock.AsyncMock()

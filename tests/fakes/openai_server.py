@@ -2,8 +2,11 @@
 
 Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`,
 `tool_calls(...)`, `error(429)`, or a function of the request body returning one of those (to
-answer what the model was shown). Every request body is kept in `requests`, so tests see exactly
-what the model saw.
+answer what the model was shown). A step with `slow(seconds, step)` is answered after that delay
+(a request still in flight). With `reject_tools` set to (status, message), every request that
+offers tools gets that error without taking a step, as Ollama, vLLM or llama.cpp answer for a
+model or server without tool support. Every request body is kept in `requests`, so tests see
+exactly what the model saw.
 
 A request with `"stream": true` is answered as a real server streams (server-sent events): the
 text in small pieces, each tool call's id and name first and its arguments in fragments, the
@@ -28,6 +31,7 @@ def reply(
     text: str,
     prompt_tokens: int = 100,
     completion_tokens: int = 20,
+    cached_tokens: int = 0,
     *,
     usage: bool | None = True,
     **stream_options,
@@ -36,6 +40,7 @@ def reply(
         "message": {"role": "assistant", "content": text},
         "finish_reason": "stop",
         "usage": (prompt_tokens, completion_tokens) if usage else None,
+        "cached_tokens": cached_tokens,
         **stream_options,
     }
 
@@ -76,8 +81,14 @@ def tool_call(
     return tool_calls(call(code, timeout, name, raw_arguments), **options)
 
 
-def error(status: int, message: str = "scripted failure") -> dict:
-    return {"status": status, "message": message}
+def error(
+    status: int, message: str = "scripted failure", code: str | None = None, headers=None
+) -> dict:
+    return {"status": status, "message": message, "code": code, "headers": headers or {}}
+
+
+def slow(seconds: float, step: dict) -> dict:
+    return {**step, "delay": seconds}
 
 
 def last_tool_result(body: dict) -> dict:
@@ -91,6 +102,7 @@ class FakeOpenAI:
         self.script: list[dict | Callable[[dict], dict]] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.reject_tools: tuple[int, str] | None = None
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -116,15 +128,23 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if self.reject_tools is not None and body.get("tools"):
+            status, message = self.reject_tools
+            return web.json_response(
+                {"error": {"message": message, "type": "api_error", "code": None}}, status=status
+            )
         if not self.script:
             return web.json_response({"error": {"message": "script exhausted"}}, status=500)
         step = self.script.pop(0)
         if callable(step):
             step = step(body)
+        if step.get("delay"):
+            await asyncio.sleep(step["delay"])
         if "status" in step:
             return web.json_response(
-                {"error": {"message": step["message"], "type": "scripted", "code": None}},
+                {"error": {"message": step["message"], "type": "scripted", "code": step["code"]}},
                 status=step["status"],
+                headers=step["headers"],
             )
         if body.get("stream"):
             return await self._stream(request, body, step)
@@ -138,7 +158,7 @@ class FakeOpenAI:
             ],
         }
         if step["usage"] is not None:
-            answer["usage"] = _usage(*step["usage"])
+            answer["usage"] = _usage(*step["usage"], step.get("cached_tokens", 0))
         return web.json_response(answer)
 
     async def _stream(self, request: web.Request, body: dict, step: dict) -> web.StreamResponse:
@@ -188,7 +208,7 @@ class FakeOpenAI:
         pieces.append(chunk({}, step["finish_reason"]))
         wants_usage = (body.get("stream_options") or {}).get("include_usage")
         if wants_usage and step["usage"] is not None:
-            pieces.append(chunk(None, usage=_usage(*step["usage"])))
+            pieces.append(chunk(None, usage=_usage(*step["usage"], step.get("cached_tokens", 0))))
         pieces.append(b"data: [DONE]\n\n")
         for number, piece in enumerate(pieces):
             await response.write(piece)
@@ -197,17 +217,16 @@ class FakeOpenAI:
             if number == 1 and step.get("cut"):
                 request.transport.close()
                 return response
-            if step.get("delay"):
-                await asyncio.sleep(step["delay"])
         await response.write_eof()
         return response
 
 
-def _usage(prompt: int, completion: int) -> dict:
+def _usage(prompt: int, completion: int, cached: int = 0) -> dict:
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 

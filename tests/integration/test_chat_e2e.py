@@ -119,11 +119,12 @@ def test_terminal_chat_prints_answers_code_and_file_paths(
 
     out, err = capsys.readouterr()
     assert code == 0
-    assert "kept for this session only" in err
+    assert "kept for this session only" not in err  # the embedded store keeps them
+    assert (data_dir / "codeinterp.sqlite3").is_file()
     assert "Hi there." in out
     assert "--- code (ok) ---" in out and 'load_file("data.csv")' in out
     path = out.split("file: ", 1)[1].split(" (", 1)[0]
-    # The real file store ran in a scratch folder that is gone; the copy next to the user stays.
+    # The copy next to the user is made from the stored output.
     assert path.startswith(str(tmp_path / "outputs-chat-")) and path.endswith(".png")
     assert open(path, "rb").read(4) == b"\x89PNG"
     assert not list((data_dir / "staging").glob("chat-*"))
@@ -180,3 +181,56 @@ async def test_streamed_text_and_two_tool_calls_in_one_reply_run_in_order(
     assert len(fake_openai.requests) == 2  # a re-run does not ask the model
     turns = await service.records.load_turns("e2e-stream", "c1")
     assert len(turns) == 1  # nor change the conversation
+
+
+LIST_MOUNT = """
+import os, json
+print(json.dumps({"mount": sorted(os.listdir("/mnt/data")), "listed": [f.name for f in list_files()]}))
+open("made-here.txt", "w").write("x")
+"""
+
+
+async def test_a_server_turn_never_mounts_a_dm_file(fake_openai, make_chat, runner, data_dir):
+    service = make_chat(runner, data_dir)
+    store = service.store
+    private = await store.save("e2e-scope", "private.csv", b"a\n1\n", scope="dm")
+    shared = await store.save("e2e-scope", "shared.csv", b"a\n2\n", scope="guild:9")
+    fake_openai.add(tool_call(LIST_MOUNT), answer_from_result)
+
+    answer = await service.turn("e2e-scope", "c9", "what is mounted?", scope="guild:9")
+
+    seen = json.loads(answer.runs[0].result.stdout)
+    assert seen["listed"] == ["shared.csv"]
+    assert seen["mount"] == [store.absolute_path(shared).name]  # the DM file is not on disk there
+    assert store.absolute_path(private).name not in seen["mount"]
+    outputs = {f.name: f.scope for f in await store.list("e2e-scope")}
+    assert outputs["made-here.txt"] == "guild:9"  # outputs take the conversation's scope
+    assert not any((data_dir / "runs").glob("*-inputs"))  # the linked mount folder is gone
+
+    # named by id, the DM file is used in that one turn
+    fake_openai.add(tool_call(LIST_MOUNT), answer_from_result)
+    answer = await service.turn("e2e-scope", "c9", f"use {private.file_id}", scope="guild:9")
+    seen = json.loads(answer.runs[0].result.stdout)
+    assert set(seen["listed"]) == {"shared.csv", "private.csv", "made-here.txt"}
+
+
+async def test_a_run_gets_at_most_the_sandbox_seconds_left_today(
+    fake_openai, make_chat, runner, data_dir
+):
+    from app.chat import MemoryChatRecords
+    from app.chat.budget import DailyBudget
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    records = MemoryChatRecords()
+    budget = DailyBudget(records, DailyLimits(seconds=13))
+    await records.add_daily("e2e-budget", budget.day(), DailyAmounts(seconds=10), None)
+    service = make_chat(runner, data_dir, records=records, budget=budget)
+    fake_openai.add(tool_call("import time\ntime.sleep(20)\nprint('done')"), answer_from_result)
+
+    answer = await service.turn("e2e-budget", "c1", "sleep for a while")
+
+    result = answer.runs[0].result
+    assert result.status is RunStatus.TIMEOUT and result.timeout_seconds == 3
+    assert "Only 3 s of today's code execution time were left" in answer.notices[0]
+    used = (await records.daily_usage("e2e-budget", budget.day())).seconds
+    assert 12.5 <= used <= 13.5  # what ran was counted, not the 20 s asked for

@@ -72,10 +72,21 @@ def test_files_add_list_rm(app_env, capsys, tmp_path):
     assert app(capsys, "files", "list", "--user", "42")[1] == "no files stored for user 42\n"
 
 
-def test_files_commands_need_mongodb(app_env, capsys, monkeypatch):
+def test_files_commands_work_without_mongodb_on_the_embedded_store(
+    app_env, capsys, monkeypatch, tmp_path
+):
     monkeypatch.setenv("MONGODB_URI", "")
-    code, _, err = app(capsys, "files", "list", "--user", "42")
-    assert code == 2 and "MONGODB_URI is not set" in err
+    (tmp_path / "a.csv").write_text("a\n1\n")
+    code, out, err = app(capsys, "files", "add", "--user", "42", "--scope", "guild:7", "a.csv")
+    assert code == 0, err
+    file_id = out.split()[1]
+    assert app_env.joinpath("codeinterp.sqlite3").is_file()
+    code, out, _ = app(capsys, "files", "list", "--user", "42", "--json")
+    [listed] = json.loads(out)
+    assert listed["file_id"] == file_id and listed["scope"] == "guild:7"
+    with pytest.raises(SystemExit) as usage:
+        app(capsys, "files", "add", "--user", "42", "--scope", "server", "a.csv")
+    assert usage.value.code == 2 and "dm or guild:<server id>" in capsys.readouterr().err
 
 
 def test_unreachable_mongodb_is_one_clear_line(app_env, capsys, monkeypatch, tmp_path):
@@ -90,7 +101,7 @@ def test_unreachable_mongodb_is_one_clear_line(app_env, capsys, monkeypatch, tmp
 
 def test_doctor_checks_mongodb(app_env, capsys, monkeypatch):
     code, out, _ = app(capsys, "doctor", "--no-probe")
-    assert "ok    file metadata: MongoDB database codeinterp" in out
+    assert "ok    file metadata, conversations and usage: MongoDB (database codeinterp)" in out
     monkeypatch.setattr(mongo, "AsyncIOMotorClient", _real_client())
     monkeypatch.setattr(mongo, "SERVER_SELECTION_TIMEOUT_MS", 300)
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true")
@@ -139,18 +150,18 @@ def test_run_attach_stores_for_the_user(app_env, capsys, tmp_path, monkeypatch):
     assert out == "['extra.json']\n"
 
 
-def test_run_attach_without_mongodb_says_metadata_is_in_memory(
+def test_run_attach_without_mongodb_keeps_the_file_in_the_embedded_store(
     app_env, capsys, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("MONGODB_URI", "")
     (tmp_path / "in.csv").write_text("a\n1\n2\n")
     (tmp_path / "a.py").write_text("print(load_file('in.csv')['a'].sum())\n")
-    code, out, err = app(capsys, "run", "a.py", "--attach", "in.csv")
+    code, out, err = app(capsys, "run", "a.py", "--attach", "in.csv", "--user", "42")
     assert code == 0, err
-    assert out == "3\n"
-    assert "MONGODB_URI is not set, so file metadata is kept in memory for this run only" in err
-    assert not app_env.joinpath("users").exists()  # nothing kept that no metadata names
-    assert list(app_env.joinpath("staging").iterdir()) == []
+    assert out == "3\n" and "in memory" not in err
+    code, out, _ = app(capsys, "files", "list", "--user", "42", "--json")
+    assert [f["name"] for f in json.loads(out)] == ["in.csv"]
+    assert not any(app_env.joinpath("staging").glob("*"))
 
 
 def test_run_attach_refuses_a_file_over_the_limit(app_env, capsys, tmp_path, monkeypatch):

@@ -272,3 +272,32 @@ def test_run_json_and_packages_cli(package_settings, settings):
     kept = json.loads(cli("packages", "cleanup", "--json"))
     assert kept["removed_packages"] == [] and kept["kept_packages"] == len(names)
     assert "humanize==" in cli("packages", "list")
+
+
+async def test_behind_a_tls_proxy_without_the_ca_the_failure_names_the_setting(
+    package_settings, engine, make_request, tmp_path_factory
+):
+    # This machine's HTTPS goes through an intercepting proxy: without its CA, pip cannot verify
+    # the index, and used to say only "No matching distribution found for toolz". Its own, empty
+    # package cache: other tests of this module install toolz.
+    fresh = {"package_ca_bundle": None, "data_dir": tmp_path_factory.mktemp("no-ca-data")}
+    runner = build_runner(package_settings.model_copy(update=fresh), engine)
+    if not (await runner.packages.check_index("toolz")).reason:
+        pytest.skip("the package index is trusted without an extra CA here (no TLS proxy)")
+    result = await runner.run(make_request("import toolz\n"))
+    assert result.status is RunStatus.ERROR
+    assert "installing the approved package 'toolz' failed" in result.message
+    assert "TLS certificate is not trusted" in result.message
+    assert "PACKAGE_CA_BUNDLE" in result.message
+
+
+async def test_the_index_check_of_doctor(package_settings, engine):
+    with_ca = build_runner(package_settings, engine).packages
+    outcome = await with_ca.check_index("toolz")
+    assert outcome.reason == "" and outcome.version
+    without = build_runner(package_settings.model_copy(update={"package_ca_bundle": None}), engine)
+    outcome = await without.packages.check_index("toolz")
+    if not outcome.reason:
+        pytest.skip("the package index is trusted without an extra CA here (no TLS proxy)")
+    assert "TLS certificate is not trusted" in outcome.reason
+    assert "PACKAGE_CA_BUNDLE" in outcome.reason

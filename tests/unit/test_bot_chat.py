@@ -264,3 +264,14 @@ async def test_stop_keeps_what_was_streamed_and_the_history_consistent(cog, fake
     assert [m["content"] for m in saved[0].messages] == ["tell me a long story", "(interrupted)"]
     assert not cog.chat.is_busy("1")
     assert not cog.bot.live_turns.stop(stop_id.rsplit(":", 1)[1])  # nothing left to stop
+
+
+async def test_uploads_are_stored_in_the_scope_of_where_they_were_shared(cog, fake_openai):
+    store = cog.bot.services.store
+    in_server = mock_message(
+        "", mentions_bot=True, attachments=[mock_attachment("a.csv", b"a\n1\n")], guild_id=5
+    )
+    in_dm = mock_message("", dm=True, attachments=[mock_attachment("b.csv", b"b\n1\n")])
+    await cog.on_message(in_server)
+    await cog.on_message(in_dm)
+    assert {f.name: f.scope for f in await store.list("1")} == {"a.csv": "guild:5", "b.csv": "dm"}

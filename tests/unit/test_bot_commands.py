@@ -46,7 +46,7 @@ async def test_model_shows_sets_and_refuses(cog):
 async def test_usage_shows_tokens_and_cost_per_model(cog):
     interaction = mock_interaction()
     await cog.usage.callback(cog, interaction)
-    assert said(interaction) == "No usage recorded for you yet."
+    assert said(interaction) == "No model usage recorded for you yet."
     records = cog.services.chat.records
     await records.record_usage(UsageRecord("1", "gpt-4o-mini", 1000, 200, 0.00027))
     await records.record_usage(UsageRecord("1", "local-llama", 50, 5, None))
@@ -54,7 +54,27 @@ async def test_usage_shows_tokens_and_cost_per_model(cog):
     await cog.usage.callback(cog, interaction)
     text = said(interaction)
     assert "`gpt-4o-mini`: 1 requests, 1000 input + 200 output tokens, $0.0003" in text
-    assert "`local-llama`: 1 requests, 50 input + 5 output tokens, price unknown" in text
+    assert "`local-llama`: 1 requests, 50 input + 5 output tokens, no price known" in text
+
+
+async def test_usage_shows_today_against_the_budgets_and_the_reset(make_chat, runner, tmp_path):
+    from app.chat import MemoryChatRecords
+    from app.chat.budget import DailyBudget
+    from app.chat.records import DailyAmounts, DailyLimits
+
+    records = MemoryChatRecords()
+    budget = DailyBudget(records, DailyLimits(tokens=10_000, seconds=600))
+    chat = make_chat(runner, tmp_path, records=records, budget=budget)
+    cog = CommandsCog(mock_bot(chat, chat.store, runner))
+    await records.add_daily("1", budget.day(), DailyAmounts(2500, 0.01, 90.0), None)
+    interaction = mock_interaction()
+    await cog.usage.callback(cog, interaction)
+    lines = said(interaction).splitlines()
+    stamp = int(budget.resets_at().timestamp())
+    assert lines[0] == f"Today (UTC; resets <t:{stamp}:t>, <t:{stamp}:R>):"
+    assert "- model tokens: 2,500 of 10,000 used, 7,500 left" in lines
+    assert "- model cost: $0.0100 used, no daily limit" in lines
+    assert "- code execution: 90 s of 600 s used, 510 s left" in lines
 
 
 async def test_sandbox_is_for_admins_only(cog):

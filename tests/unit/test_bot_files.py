@@ -46,7 +46,7 @@ async def test_a_long_list_pages_instead_of_being_cut(chat_and_store, runner, ma
     interaction = mock_interaction()
     await cog.list_files.callback(cog, interaction)
     first = said(interaction)
-    assert first.startswith("Your files (23), page 1 of 3:")
+    assert first.startswith("Your files (23, page 1 of 3; write an id")
     assert len(first) <= 2000 and first.count("\n`") == 10
     view = interaction.response.send_message.await_args.kwargs["view"]
     assert isinstance(view, FilesPageView)
@@ -57,7 +57,7 @@ async def test_a_long_list_pages_instead_of_being_cut(chat_and_store, runner, ma
     await view.next.callback(click)
     await view.next.callback(click)
     last = click.response.edit_message.await_args.kwargs["content"]
-    assert last.startswith("Your files (23), page 3 of 3:") and last.count("\n`") == 3
+    assert last.startswith("Your files (23, page 3 of 3;") and last.count("\n`") == 3
     assert view.next.disabled and not view.previous.disabled
     # every file is on some page
     listed = {line.split("`")[1] for p in (1, 2, 3) for line in files_page(
@@ -66,7 +66,7 @@ async def test_a_long_list_pages_instead_of_being_cut(chat_and_store, runner, ma
 
     interaction = mock_interaction()
     await cog.list_files.callback(cog, interaction, 99)  # past the end: the last page
-    assert said(interaction).startswith("Your files (23), page 3 of 3:")
+    assert said(interaction).startswith("Your files (23, page 3 of 3;")
 
 
 async def test_files_of_another_user_cannot_be_reached(cog):
@@ -137,3 +137,14 @@ def test_at_most_25_choices():
 
     files = [stored_file(f"f{i}.csv", f"id{i:02d}") for i in range(40)]
     assert len(file_choices(files, "", offer_all=True)) == 25
+
+
+async def test_files_list_says_where_each_file_was_shared(cog):
+    await cog.store.save("1", "here.csv", b"a", scope="guild:77")
+    await cog.store.save("1", "private.csv", b"a", scope="dm")
+    interaction = mock_interaction(guild_id=77)
+    await cog.list_files.callback(cog, interaction)
+    lines = said(interaction).splitlines()
+    assert any("here.csv" in line and "shared here" in line for line in lines)
+    assert any("private.csv" in line and "shared in DMs" in line for line in lines)
+    assert "write an id in a message to use it elsewhere" in lines[0]

@@ -47,3 +47,55 @@ def test_healthcheck_reads_the_heartbeat(tmp_path):
     assert heartbeat_is_fresh(beat)
     beat.write_text(str(time.time() - 1000))
     assert not heartbeat_is_fresh(beat)
+
+
+def _start(tmp_path, **env):
+    base = {
+        "PATH": os.environ["PATH"],
+        "DISCORD_TOKEN": "",
+        "OPENAI_API_KEY": "",
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+        "DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", "bot"],
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_mongodb_the_bot_needs_only_a_writable_data_dir(tmp_path):
+    done = _start(tmp_path)
+    assert done.returncode == 2
+    assert "MongoDB" not in done.stderr and "MONGODB_URI" not in done.stderr
+    assert (tmp_path / "data" / "codeinterp.sqlite3").is_file()  # the embedded store opened
+
+
+def test_an_unwritable_data_dir_is_named_with_the_fix(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    done = _start(tmp_path, DATA_DIR=str(tmp_path / "file" / "data"))
+    lines = [line for line in done.stderr.splitlines() if "DATA_DIR" in line]
+    assert len(lines) == 1 and lines[0].startswith("cannot start: DATA_DIR")
+    assert f"chown -R {os.getuid()}:{os.getgid()}" in lines[0]
+    assert "embedded database" not in done.stderr  # one problem, named once
+    assert "Traceback" not in done.stderr
+
+
+def test_a_folder_the_bot_cannot_write_is_named(tmp_path, monkeypatch):
+    # The suite runs as root, who writes anywhere: the write probe is replaced for one folder,
+    # as a root-made users/ looks to the bot's uid 10000.
+    from app.bot import startup
+    from app.config import Settings
+
+    data = tmp_path / "data"
+    (data / "users").mkdir(parents=True)
+    settings = Settings(_env_file=None, data_dir=data, host_data_dir="/srv/ci/data")
+    assert startup.data_dir_problem(settings) == ""
+    monkeypatch.setattr(startup, "_writable", lambda folder: folder.name != "users")
+    problem = startup.data_dir_problem(settings)
+    assert problem.startswith(f"DATA_DIR folder {data / 'users'} is not writable by uid")
+    assert "chown -R" in problem and "/srv/ci/data" in problem  # the host path, in compose

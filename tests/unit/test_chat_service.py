@@ -77,6 +77,20 @@ async def test_usage_and_cost_are_recorded_per_request(fake_openai, make_chat, r
     assert fake_openai.requests[1]["model"] == "local-llama"
 
 
+async def test_cached_prompt_tokens_are_recorded_and_priced_lower(
+    fake_openai, make_chat, runner, tmp_path
+):
+    records = MemoryChatRecords()
+    service = make_chat(runner, tmp_path, records=records)
+    fake_openai.add(reply("one", prompt_tokens=1000, completion_tokens=0, cached_tokens=800))
+    answer = await service.turn("u1", "c1", "a")
+    (record,) = answer.usage
+    assert record.cached_tokens == 800
+    assert record.cost == pytest.approx((200 * 0.15 + 800 * 0.075) / 1e6)
+    (total,) = await records.usage_totals("u1")
+    assert total.cached_tokens == 800
+
+
 async def test_model_choice_is_limited_to_the_allowed_list(
     fake_openai,
     make_chat,

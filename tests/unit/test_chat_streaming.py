@@ -61,7 +61,7 @@ def test_tool_calls_are_assembled_from_their_fragments():
         ("call_x", "run", '{"a": 1}'),
         ("call_y", "run", '{"b": 2}'),
     ]
-    assert answer.usage == (12, 5)
+    assert answer.usage == (12, 5, 0)
 
 
 def test_a_call_without_an_id_gets_one():

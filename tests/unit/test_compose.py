@@ -22,7 +22,12 @@ def compose_command() -> list[str]:
 @pytest.fixture
 def project(tmp_path):
     """The stack as a user has it: compose files, build contexts and a .env from the example."""
-    for name in ("compose.yaml", "compose.direct-socket.yaml", "Dockerfile"):
+    for name in (
+        "compose.yaml",
+        "compose.direct-socket.yaml",
+        "compose.secrets.yaml",
+        "Dockerfile",
+    ):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "sandbox-image").symlink_to(ROOT / "sandbox-image")
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
@@ -67,3 +72,28 @@ def test_direct_socket_option_validates(project):
     bot = rendered(project, "compose.yaml", "compose.direct-socket.yaml")["services"]["bot"]
     assert bot["environment"]["DOCKER_HOST"] == "unix:///var/run/docker.sock"
     assert any("docker.sock" in str(v) for v in bot["volumes"])
+
+
+def test_logs_are_rotated_and_the_bot_waits_for_healthy_services(project):
+    services = rendered(project, "compose.yaml")["services"]
+    for name in ("bot", "mongo", "socket-proxy"):
+        logging = services[name]["logging"]
+        assert logging["driver"] == "json-file"
+        assert logging["options"]["max-size"] and int(logging["options"]["max-file"]) >= 2
+    depends = services["bot"]["depends_on"]
+    assert depends["mongo"]["condition"] == "service_healthy"
+    assert depends["socket-proxy"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["socket-proxy"]
+
+
+def test_secrets_can_come_from_files(project):
+    (project / "secrets").mkdir()
+    (project / "secrets" / "discord_token").write_text("token\n")
+    (project / "secrets" / "openai_api_key").write_text("key\n")
+    config = rendered(project, "compose.yaml", "compose.secrets.yaml")
+    bot = config["services"]["bot"]
+    assert bot["environment"]["DISCORD_TOKEN_FILE"] == "/run/secrets/discord_token"
+    assert bot["environment"]["OPENAI_API_KEY_FILE"] == "/run/secrets/openai_api_key"
+    names = {s if isinstance(s, str) else s["source"] for s in bot["secrets"]}
+    assert names == {"discord_token", "openai_api_key"}
+    assert set(config["secrets"]) == {"discord_token", "openai_api_key"}

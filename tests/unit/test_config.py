@@ -96,3 +96,56 @@ def test_mongodb_uri_is_never_shown(monkeypatch):
     monkeypatch.setenv("MONGODB_URI", "mongodb://admin:hunter2@db:27017")
     settings = Settings(_env_file=None)
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+
+
+def test_secrets_can_be_read_from_files(tmp_path):
+    (tmp_path / "token").write_text("discord-token-123\n")
+    (tmp_path / "key").write_text("sk-local\n")
+    (tmp_path / "uri").write_text("mongodb://user:pw@db:27017\n")
+    settings = make(
+        discord_token_file=str(tmp_path / "token"),
+        openai_api_key_file=str(tmp_path / "key"),
+        mongodb_uri_file=str(tmp_path / "uri"),
+    )
+    assert settings.discord_token.get_secret_value() == "discord-token-123"
+    assert settings.openai_api_key.get_secret_value() == "sk-local"
+    assert settings.mongodb_uri.get_secret_value() == "mongodb://user:pw@db:27017"
+
+
+def test_an_empty_value_beside_its_file_is_fine_and_both_set_is_an_error(tmp_path):
+    (tmp_path / "token").write_text("from-file")
+    settings = make(discord_token="", discord_token_file=str(tmp_path / "token"))
+    assert settings.discord_token.get_secret_value() == "from-file"
+    with pytest.raises(ValidationError) as caught:
+        make(discord_token="inline-secret", discord_token_file=str(tmp_path / "token"))
+    (line,) = describe_errors(caught.value)
+    assert line == "invalid settings: set DISCORD_TOKEN or DISCORD_TOKEN_FILE, not both"
+    assert "inline-secret" not in line and "from-file" not in line
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "no such file"), ("", "is empty"), ("   \n", "is empty")],
+)
+def test_a_missing_or_empty_secret_file_is_named(tmp_path, content, expected):
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValidationError) as caught:
+        make(discord_token_file=str(path))
+    (line,) = describe_errors(caught.value)
+    assert "DISCORD_TOKEN_FILE" in line and expected in line
+
+
+def test_budget_and_access_settings_parse(monkeypatch):
+    monkeypatch.setenv("CHAT_DAILY_TOKENS", "50000")
+    monkeypatch.setenv("SANDBOX_DAILY_SECONDS", "")
+    monkeypatch.setenv("ALLOWED_GUILD_IDS", "123, 456")
+    monkeypatch.setenv("ALLOW_DMS", "false")
+    settings = Settings(_env_file=None)
+    assert settings.chat_daily_tokens == 50000 and settings.sandbox_daily_seconds is None
+    assert settings.allowed_guilds == {123, 456} and settings.allow_dms is False
+    monkeypatch.setenv("ALLOWED_CHANNEL_IDS", "general")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    assert describe_errors(caught.value)[0].startswith("invalid setting ALLOWED_CHANNEL_IDS=")

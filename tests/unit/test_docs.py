@@ -27,6 +27,29 @@ def test_env_example_lists_every_setting_and_its_defaults_load():
     assert from_example.model_dump() == defaults.model_dump()
 
 
+def env_example_keys(text: str) -> list[str]:
+    """The keys assigned in a .env file, in order, as python-dotenv reads them."""
+    keys = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        keys.append(line.removeprefix("export ").split("=", 1)[0].strip())
+    return keys
+
+
+def test_env_example_assigns_every_key_exactly_once():
+    # A second, empty MONGODB_URI= below a filled-in first one silently unsets it.
+    keys = env_example_keys((ROOT / ".env.example").read_text())
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    assert duplicates == [], f".env.example assigns these more than once: {duplicates}"
+    assert len(keys) == len(dotenv_values(ROOT / ".env.example"))
+
+
+def test_duplicate_keys_are_found():
+    assert env_example_keys("A=1\n# B=2\nexport A=\nC=3\n") == ["A", "A", "C"]
+
+
 def test_configuration_doc_lists_every_setting():
     doc = (ROOT / "docs" / "configuration.md").read_text()
     for name in Settings.model_fields:

@@ -1,4 +1,4 @@
-"""The repository contract: the in-memory and the MongoDB repositories behave the same.
+"""The repository contract: the in-memory, SQLite and MongoDB repositories behave the same.
 
 MongoDB runs as mongomock-motor always, and as a real server when MONGODB_TEST_URI is set.
 """
@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
+from app.database import EmbeddedDatabase
 from app.files import mongo
 from app.files.repository import InMemoryFileRepository, RepositoryUnavailable, StoredFile
+from app.files.sqlite import SqliteFileRepository
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
 
@@ -34,10 +36,17 @@ def record(file_id, user="u1", at=T0, expires=None, **extra) -> StoredFile:
     return StoredFile(**values)
 
 
-@pytest.fixture(params=["memory", "mongomock", "mongodb"])
-async def repository(request):
+@pytest.fixture(params=["memory", "sqlite", "mongomock", "mongodb"])
+async def repository(request, tmp_path):
     if request.param == "memory":
         yield InMemoryFileRepository()
+        return
+    if request.param == "sqlite":
+        database = EmbeddedDatabase(tmp_path / "store.sqlite3")
+        repo = SqliteFileRepository(database)
+        await repo.ensure_ready()
+        yield repo
+        await database.close()
         return
     if request.param == "mongomock":
         repo = mongo.MongoFileRepository(AsyncMongoMockClient(tz_aware=True)["test"])
@@ -58,6 +67,14 @@ async def test_insert_get_roundtrip_keeps_every_field(repository):
     await repository.insert(stored)
     assert await repository.get("u1", "a1") == stored
     assert (await repository.get("u1", "a1")).uploaded_at.tzinfo is not None
+
+
+async def test_the_scope_is_kept(repository):
+    await repository.insert(record("g1", scope="guild:42"))
+    await repository.insert(record("d1"))
+    assert (await repository.get("u1", "g1")).scope == "guild:42"
+    assert (await repository.get("u1", "d1")).scope == "dm"
+    assert {s.scope for s in await repository.list_user("u1")} == {"guild:42", "dm"}
 
 
 async def test_get_is_scoped_to_the_owner(repository):
@@ -139,6 +156,7 @@ async def test_mongo_documents_have_the_documented_shape():
         "sha256",
         "path",
         "source",
+        "scope",
         "uploaded_at",
         "expires_at",
     }
@@ -146,3 +164,36 @@ async def test_mongo_documents_have_the_documented_shape():
     indexes = await database["files"].index_information()
     assert indexes["file_id_unique"]["unique"] is True
     assert indexes["user_uploaded"]["key"] == [("user_id", 1), ("uploaded_at", -1)]
+
+
+async def test_a_mongo_document_from_before_scopes_is_private():
+    database = AsyncMongoMockClient(tz_aware=True)["test"]
+    repo = mongo.MongoFileRepository(database)
+    document = {"_id": "old", **{k: v for k, v in mongo._to_document(record("old")).items()}}
+    del document["scope"]
+    await database["files"].insert_one(document)
+    assert (await repo.get("u1", "old")).scope == "dm"
+
+
+async def test_the_sqlite_file_survives_a_reopen_and_is_private(tmp_path):
+    path = tmp_path / "data" / "codeinterp.sqlite3"
+    first = EmbeddedDatabase(path)
+    await SqliteFileRepository(first).insert(record("a1", expires=T0 + timedelta(hours=1)))
+    await first.close()
+    assert path.stat().st_mode & 0o777 == 0o600  # conversations live here too
+    second = EmbeddedDatabase(path)
+    assert (await SqliteFileRepository(second).get("u1", "a1")) == record(
+        "a1", expires=T0 + timedelta(hours=1)
+    )
+    await second.close()
+
+
+async def test_an_unusable_sqlite_file_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    database = EmbeddedDatabase(blocker / "codeinterp.sqlite3")
+    try:
+        with pytest.raises(RepositoryUnavailable, match="cannot be used.*DATA_DIR"):
+            await SqliteFileRepository(database).ensure_ready()
+    finally:
+        await database.close()

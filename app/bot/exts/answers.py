@@ -4,14 +4,15 @@ app/bot/actions.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import discord
 import structlog
 from discord.ext import commands
 
 from app.bot import actions
+from app.bot.access import NOT_ENABLED
 from app.bot.buttons import DYNAMIC_ITEMS
 from app.bot.sending import respond
 from app.bot.turns import FAILURE_REPLY
@@ -56,7 +57,11 @@ class AnswersCog(commands.Cog):
     async def on_answer_delete(self, interaction: discord.Interaction, head_id: int) -> None:
         await self._safely(interaction, actions.delete_answer(self.bot, interaction, head_id))
 
-    async def _safely(self, interaction: discord.Interaction, work: Awaitable[None]) -> None:
+    async def _safely(self, interaction: discord.Interaction, work: Coroutine[Any, Any, None]):
+        if not self.bot.services.access.allows_interaction(interaction):
+            work.close()  # never started
+            await respond(interaction, NOT_ENABLED)
+            return
         try:
             await work
         except Exception:

@@ -24,6 +24,7 @@ from app.bot.sending import send
 from app.bot.turns import FAILURE_REPLY
 from app.chat import ChatAnswer, ReplyContext, TurnObserver, Upload, new_turn_id
 from app.chat.service import BUSY
+from app.files import scopes
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
@@ -59,6 +60,9 @@ class ChatCog(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if not self.addressed(message):
+            return
+        if not self.bot.services.access.allows_message(message):
+            log.debug("message ignored: the bot is not enabled there")
             return
         task = asyncio.current_task()
         if task is not None:
@@ -123,6 +127,7 @@ class ChatCog(commands.Cog):
                 observer,
                 reply_to=context,
                 turn_id=turn_id,
+                scope=scopes.scope_of(message.guild.id if message.guild else None),
             )
 
         await self.bot.live_turns.run(

@@ -12,6 +12,7 @@ from discord.ext import commands
 from app.bot.help import Limits, help_text
 from app.bot.replies import split_message
 from app.bot.sending import respond
+from app.chat.messages import usage_report
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
@@ -77,22 +78,21 @@ class CommandsCog(commands.Cog):
             if current.lower() in m.lower()
         ][:25]
 
-    @app_commands.command(name="usage", description="Your tokens and estimated cost per model")
+    @app_commands.command(name="usage", description="Your usage today, what is left, and totals")
     async def usage(self, interaction: discord.Interaction) -> None:
-        totals = await self.services.chat.records.usage_totals(str(interaction.user.id))
-        if not totals:
-            await self._say(interaction, "No usage recorded for you yet.")
-            return
-        lines = ["Your usage (estimated cost):"]
-        for t in totals:
-            cost = "price unknown" if t.cost is None else f"${t.cost:.4f}"
-            lines.append(
-                f"`{t.model}`: {t.requests} requests, {t.prompt_tokens} input + "
-                f"{t.completion_tokens} output tokens, {cost}"
-            )
-        await self._say(interaction, "\n".join(lines))
+        chat = self.services.chat
+        user_id = str(interaction.user.id)
+        status = await chat.budget.status(user_id) if chat.budget is not None else None
+        totals = await chat.records.usage_totals(user_id)
+
+        def when(moment) -> str:
+            stamp = int(moment.timestamp())
+            return f"<t:{stamp}:t>, <t:{stamp}:R>"
+
+        await self._say(interaction, usage_report(totals, status, when))
 
     @app_commands.command(name="sandbox", description="Sandbox queue, runs and policy (admins)")
+    @app_commands.default_permissions(manage_guild=True)
     async def sandbox(self, interaction: discord.Interaction) -> None:
         if interaction.user.id not in self.services.admin_ids:
             await self._say(interaction, "Only the bot's admins can use /sandbox.")

@@ -11,7 +11,7 @@ from discord.ext import commands
 from app.bot.file_list import ALL, file_choices, files_page
 from app.bot.sending import respond, upload_limit
 from app.bot.views import ConfirmView, FilesPageView
-from app.files import FileStoreError
+from app.files import FileStoreError, scopes
 from app.sizes import human_size
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ class FilesCog(commands.GroupCog, group_name="files", group_description="Your st
         async def load() -> list:
             return await self.store.list(user_id)
 
-        text, shown, pages = files_page(await load(), page)
-        view = FilesPageView(interaction.user.id, load, shown, pages) if pages > 1 else None
+        here = scopes.scope_of(interaction.guild_id)
+        text, shown, pages = files_page(await load(), page, here)
+        view = FilesPageView(interaction.user.id, load, shown, pages, here) if pages > 1 else None
         await respond(interaction, text, view=view)
 
     @app_commands.command(name="download", description="Get one of your files back")

@@ -253,11 +253,8 @@ class PackageInstaller:
             return InstallOutcome(reason=f"the install step could not run: {reason[:300]}")
 
     def _install_blocking(self, key: str, dist: str, run_id: str, user_id: str) -> InstallOutcome:
-        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        work = self._new_work_dir(key)
         try:
-            if self.ca_bundle is not None:
-                shutil.copyfile(self.ca_bundle, work / "ca.pem")
-                (work / "ca.pem").chmod(0o644)
             args = self.policy.install_container_args(
                 run_id=run_id, user_id=str(user_id), work_dir=work, distribution=dist
             )
@@ -270,11 +267,76 @@ class PackageInstaller:
             if result is None:
                 return InstallOutcome(reason=f"the install step failed (exit status {exit_code})")
             if not result.get("ok"):
-                return InstallOutcome(reason=str(result.get("reason", "pip failed"))[:600])
+                return InstallOutcome(reason=self._failure_reason(result))
             version = str(result.get("version", ""))[:100]
             packages = [str(p)[:200] for p in result.get("packages", [])][:500]
             self.cache.commit(key, dist, work, version, packages)
             return InstallOutcome(version=version, packages=packages)
+        finally:
+            self.cache.discard(work)
+
+    def _new_work_dir(self, key: str) -> Path:
+        """A fresh work folder for an install container, with the admin's extra CA in it."""
+        work = self.cache.new_work_dir(key, self.policy.install_work_owner())
+        try:
+            if self.ca_bundle is not None:
+                shutil.copyfile(self.ca_bundle, work / "ca.pem")
+                (work / "ca.pem").chmod(0o644)
+        except BaseException:
+            self.cache.discard(work)
+            raise
+        return work
+
+    def _failure_reason(self, result: dict) -> str:
+        """pip's reason, led by what it hides: a certificate the install could not verify (a
+        TLS-intercepting proxy) or an index it could not reach, with the setting to change."""
+        detail = str(result.get("reason", "pip failed"))[:400]
+        cause = result.get("cause")
+        if cause == "certificate":
+            fix = (
+                "check that PACKAGE_CA_BUNDLE holds the proxy's CA certificate"
+                if self.ca_bundle is not None
+                else "behind a TLS-intercepting proxy, set PACKAGE_CA_BUNDLE to a PEM file with "
+                "its CA certificate"
+            )
+            return f"the package index's TLS certificate is not trusted ({fix}); pip said: {detail}"
+        if cause == "network":
+            return (
+                "the package index cannot be reached from the install container (check the "
+                f"host's network, PACKAGE_PROXY and SANDBOX_PIP_INDEX_URL); pip said: {detail}"
+            )
+        return detail
+
+    async def check_index(self, distribution: str) -> InstallOutcome:
+        """Whether the package index answers for `distribution` from an install container,
+        with the installs' network, proxy, index and CA settings (doctor); installs nothing."""
+        key = await self.current_image_key()
+        if key is None:
+            return InstallOutcome(reason=f"the sandbox image {self.policy.image} is not there")
+        try:
+            return await self.engine.call(self._check_index_blocking, key, distribution)
+        except (EngineUnavailable, EngineError, HostPathError, OSError) as exc:
+            return InstallOutcome(reason=f"the install container could not run: {str(exc)[:300]}")
+
+    def _check_index_blocking(self, key: str, distribution: str) -> InstallOutcome:
+        work = self._new_work_dir(key)
+        try:
+            args = self.policy.install_container_args(
+                run_id="doctor",
+                user_id="",
+                work_dir=work,
+                distribution=distribution,
+                check_only=True,
+            )
+            exit_code = self.engine.run_to_completion(args, min(self.policy.install_timeout, 120))
+            if exit_code is None:
+                return InstallOutcome(reason="the package index did not answer in time")
+            result = self._read_result(work)
+            if result is None:
+                return InstallOutcome(reason=f"the index check failed (exit status {exit_code})")
+            if not result.get("ok"):
+                return InstallOutcome(reason=self._failure_reason(result))
+            return InstallOutcome(version=str(result.get("version", ""))[:100])
         finally:
             self.cache.discard(work)
 
