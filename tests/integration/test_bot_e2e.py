@@ -11,6 +11,7 @@ from app.bot.buttons import DYNAMIC_ITEMS
 from app.bot.exts.chat import ChatCog
 from app.wiring import sandbox_policy
 from tests.fakes.discord_mocks import (
+    GUILD_ID,
     mock_attachment,
     mock_bot,
     mock_interaction,
@@ -226,8 +227,9 @@ async def test_rerun_code_and_delete_work_after_a_restart(
     restarted = mock_bot(
         make_chat(runner, data_dir, store=store, records=chat.records), store, runner
     )
-    await store.delete_all("1")  # the user's files changed since
-    await store.save("1", "data.csv", b"a,b\n1,100\n2,200\n")
+    await store.delete_all("1")  # the user's files changed since, in that server
+    await store.save("1", "data.csv", b"a,b\n1,100\n2,200\n", scope=f"guild:{GUILD_ID}")
+    await store.save("1", "data.csv", b"a,b\n1,1\n", scope="dm")  # not for that server's runs
 
     await click(restarted, answer, "Re-run run 2")
     rerun = posted(message.channel).live()[-2]
