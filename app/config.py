@@ -214,6 +214,7 @@ class Settings(BaseSettings):
     discord_token_file: Path | None = None
     admin_user_ids: IdList = ""
     chat_rate_limit: int = Field(10, ge=1, le=1000)
+    chat_auto_thread: bool = False
 
     # Who may use the bot (empty lists: no restriction)
     allowed_guild_ids: IdList = ""
@@ -233,6 +234,8 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", min_length=1)
     openai_allowed_models: str = ""
     openai_vision_models: str = "gpt-4o,gpt-4.1,gpt-5"
+    openai_vision_max_image_size: ByteSize = 10 * 1024**2
+    openai_streaming: bool = True
     openai_max_retries: int = Field(2, ge=0, le=10)
     openai_timeout: float = Field(120.0, gt=0, le=3600)
     openai_tools: Literal["auto", "on", "off"] = "auto"

@@ -375,6 +375,7 @@ class Components:
             default_model=settings.openai_model,
             allowed_models=settings.allowed_models,
             vision_models=settings.vision_model_prefixes,
+            vision_max_bytes=settings.openai_vision_max_image_size,
             max_tool_rounds=settings.chat_max_tool_rounds,
             history_tokens=settings.chat_history_tokens,
             rate_limit=ChatRateLimit(settings.chat_rate_limit),
@@ -394,6 +395,7 @@ class Components:
             ),
             tools=ToolSupport(settings.openai_tools),
             context_window=settings.openai_context_window,
+            stream=settings.openai_streaming,
         )
 
     def access(self):

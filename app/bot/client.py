@@ -16,13 +16,19 @@ from discord.ext import commands
 
 from app.bot.access import NOT_ENABLED
 from app.bot.invite import invite_url
-from app.bot.sending import NO_MENTIONS
+from app.bot.sending import NO_MENTIONS, allow_link_domains
 from app.bot.services import BotServices
+from app.bot.turns import LiveTurns
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_FILE = Path("/tmp/codeinterp-bot.alive")
 HEARTBEAT_SECONDS = 30
-EXTENSIONS = ("app.bot.exts.chat", "app.bot.exts.commands")
+EXTENSIONS = (
+    "app.bot.exts.chat",
+    "app.bot.exts.answers",
+    "app.bot.exts.files",
+    "app.bot.exts.commands",
+)
 
 
 def bot_intents() -> discord.Intents:
@@ -63,10 +69,13 @@ class CodeInterpreterBot(commands.Bot):
             tree_cls=AccessTree,
         )
         self.services = services
+        allow_link_domains(services.link_domains)
         self.heartbeat_file = heartbeat_file
         self.commands_hash = commands_hash
         """Where the hash of the last synced slash commands is kept (DATA_DIR/state/)."""
         self.turns: set[asyncio.Task] = set()
+        self.live_turns = LiveTurns(self.track)
+        """Turns and re-runs in flight with a live reply, by id: what Stop cancels."""
         self._heartbeat: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:

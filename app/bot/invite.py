@@ -8,7 +8,8 @@ SCOPES = ("bot", "applications.commands")
 
 
 def needed_permissions() -> discord.Permissions:
-    """Read and answer in channels and their threads, with files and link previews."""
+    """Read and answer in channels and their threads, with files and link previews, and open
+    a thread per conversation (CHAT_AUTO_THREAD)."""
     return discord.Permissions(
         view_channel=True,
         send_messages=True,
@@ -16,6 +17,7 @@ def needed_permissions() -> discord.Permissions:
         attach_files=True,
         embed_links=True,
         read_message_history=True,
+        create_public_threads=True,
     )
 
 

@@ -21,3 +21,5 @@ class BotServices:
     """Who may use the bot where; open to everyone unless the ALLOWED_* settings say."""
     link_domains: tuple[str, ...] = ()
     """CHAT_LINK_DOMAINS: links to these stay clickable in the bot's messages (app/bot/sending)."""
+    auto_thread: bool = False
+    """CHAT_AUTO_THREAD: a mention in a server channel opens a thread for the conversation."""

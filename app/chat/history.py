@@ -1,7 +1,7 @@
 """The conversation history: turns flattened into messages, shortened and cut at safe points.
 
-A turn is the list of Chat Completions messages it added, so trimming drops whole turns and never
-separates a tool call from its result.
+A turn keeps the list of Chat Completions messages it added, so trimming drops whole turns and
+never separates a tool call from its result; its code runs are found again by their tool call ids.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.chat.records import Turn
+from app.chat.tools import parse_arguments
 
 SAVED_TOOL_CHARS = 4000  # run results kept in history are shortened: a document stays small
 
 
 def flatten(turns: Sequence[Turn]) -> list[dict]:
-    return [message for turn in turns for message in turn]
+    return [message for turn in turns for message in turn.messages]
 
 
 def shorten_tool_result(message: dict) -> dict:
@@ -26,15 +27,50 @@ def shorten_tool_result(message: dict) -> dict:
     return {**message, "content": content[:SAVED_TOOL_CHARS] + " [... shortened in history]"}
 
 
-def complete_prefix(turn: Turn) -> Turn:
-    """The longest start of a turn in which every tool call has its result (safe to save)."""
-    pending: set[str] = set()
-    safe = 0
-    for index, message in enumerate(turn):
+def complete_prefix(messages: Sequence[dict]) -> list[dict]:
+    """The longest start of a turn in which every tool call has its result (safe to save).
+
+    When a turn stops while some calls of one assistant message have their results and others
+    do not (Stop, shutdown), the message keeps the answered calls: the runs that finished stay
+    in the history, so Re-run and Code still find them.
+    """
+    saved: list[dict] = []
+    index = 0
+    while index < len(messages):
+        message = messages[index]
+        calls = message.get("tool_calls") or []
+        if not calls:
+            saved.append(message)
+            index += 1
+            continue
+        end = index + 1
+        while end < len(messages) and messages[end].get("role") == "tool":
+            end += 1
+        results = messages[index + 1 : end]
+        answered = {result.get("tool_call_id") for result in results}
+        kept = [call for call in calls if call.get("id") in answered]
+        if len(kept) == len(calls):
+            saved.extend(messages[index:end])
+            index = end
+            continue
+        if kept:
+            kept_ids = {call["id"] for call in kept}
+            saved.append({**message, "tool_calls": kept})
+            saved.extend(r for r in results if r.get("tool_call_id") in kept_ids)
+        break
+    return saved
+
+
+def run_arguments(turn: Turn, number: int) -> tuple[str, float | None] | None:
+    """(code, timeout) of run `number` (from 1) of a turn, or None when the history lacks it."""
+    if not 1 <= number <= len(turn.runs):
+        return None
+    call_id = turn.runs[number - 1]
+    for message in turn.messages:
         for call in message.get("tool_calls") or ():
-            pending.add(call["id"])
-        if message.get("role") == "tool":
-            pending.discard(message.get("tool_call_id"))
-        if not pending:
-            safe = index + 1
-    return turn[:safe]
+            if call.get("id") == call_id:
+                try:
+                    return parse_arguments(call.get("function", {}).get("arguments"))
+                except ValueError:
+                    return None
+    return None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import openai
 
+from app.chat.values import ReplyContext
 from app.files import StoredFile, scopes
 from app.sandbox import RunResult, RunStatus
 
@@ -219,6 +220,28 @@ def describe_files(files: Sequence[StoredFile], scope: str = scopes.PRIVATE) -> 
             f"- id {f.file_id}: {quoted(f.name)} ({f.type}, {f.size} bytes, expires {expiry})"
         )
     return "\n".join(lines)
+
+
+REPLY_CONTEXT_CHARS = 4000  # of the replied-to message's text: a quote, not a document
+
+
+def user_message_text(
+    text: str, stored: Sequence[StoredFile], reply_to: ReplyContext | None = None
+) -> str:
+    """What the model reads as the user's message: the quoted message it replies to, the
+    user's words, and the files stored with it."""
+    parts = []
+    if reply_to is not None:
+        who = "you (the assistant)" if reply_to.by_bot else quoted(reply_to.author)
+        their_text = reply_to.text.strip()[:REPLY_CONTEXT_CHARS] or "(no text)"
+        quote = "\n".join(f"> {line}" for line in their_text.splitlines())
+        parts.append(f"[The user is replying to this message from {who}:]\n{quote}")
+    if text.strip():
+        parts.append(text.strip())
+    if stored:
+        listed = ", ".join(f"{quoted(f.name)} (id {f.file_id})" for f in stored)
+        parts.append(f"[Attached and stored: {listed}]")
+    return "\n\n".join(parts)
 
 
 _BUDGET_ROWS: tuple[tuple[str, str, Callable[[float], str]], ...] = (

@@ -1,5 +1,6 @@
-"""One model request of a turn: the daily budget around it, usage and cost recorded after it, and
-the fallback for servers that reject tools (OPENAI_TOOLS=auto).
+"""One model request of a turn: the daily budget around it, the reply streamed (or not) as a
+ModelReply (app/chat/streaming.py), usage and cost recorded after it, and the fallback for
+servers that reject tools (OPENAI_TOOLS=auto).
 
 Local servers often refuse a request that offers tools (Ollama: "... does not support tools";
 vLLM without --enable-auto-tool-choice; llama.cpp without --jinja). With `auto`, such a refusal
@@ -23,6 +24,7 @@ from app.chat.budget import DailyBudget
 from app.chat.messages import TOOLS_UNAVAILABLE, rejects_tools
 from app.chat.pricing import PriceTable
 from app.chat.records import ChatRecords, DailyAmounts, UsageRecord
+from app.chat.streaming import ModelReply, TextSink, request_reply
 from app.chat.values import ChatAnswer
 
 log = structlog.get_logger(__name__)
@@ -82,12 +84,14 @@ class ModelCaller:
         *,
         budget: DailyBudget | None = None,
         tools: ToolSupport | None = None,
+        stream: bool = True,
     ) -> None:
         self.client = client
         self.records = records
         self.prices = prices
         self.budget = budget
         self.tools = tools or ToolSupport()
+        self.stream = stream
 
     async def complete(
         self,
@@ -96,13 +100,14 @@ class ModelCaller:
         messages: list[dict],
         tools: list[Any] | None,
         answer: ChatAnswer,
-    ):
-        """The model's response to `messages`, offering `tools` when given. Raises
-        BudgetExceeded, or the SDK's error when the request fails."""
+        on_text: TextSink | None = None,
+    ) -> ModelReply:
+        """The model's reply to `messages`, offering `tools` when given; `on_text` hears its
+        text as it streams. Raises BudgetExceeded, or the SDK's error when the request fails."""
         if tools is None and not self.tools.offers(model):
             messages = chat_only(messages)
         try:
-            return await self._request(user_id, model, messages, tools, answer)
+            return await self._request(user_id, model, messages, tools, answer, on_text)
         except openai.APIStatusError as exc:
             if tools is None or self.tools.mode != "auto" or not rejects_tools(exc):
                 raise
@@ -114,9 +119,11 @@ class ModelCaller:
             self.tools.remember_chat_only(model)
             if TOOLS_UNAVAILABLE not in answer.notices:
                 answer.notices.append(TOOLS_UNAVAILABLE)
-            return await self._request(user_id, model, chat_only(messages), None, answer)
+            return await self._request(user_id, model, chat_only(messages), None, answer, on_text)
 
-    async def _request(self, user_id, model, messages, tools, answer: ChatAnswer):
+    async def _request(
+        self, user_id, model, messages, tools, answer: ChatAnswer, on_text: TextSink | None
+    ) -> ModelReply:
         reservation = None
         if self.budget is not None:
             estimate = sum(tokens.count_message(m, model) for m in messages)
@@ -128,29 +135,35 @@ class ModelCaller:
                 raise BudgetExceeded(await self.budget.request_refusal(user_id, estimate, cost))
         used = DailyAmounts()
         try:
-            response = await self.client.chat.completions.create(
-                model=model, messages=messages, tools=tools if tools else openai.omit
+            reply = await request_reply(
+                self.client,
+                model=model,
+                messages=messages,
+                tools=tools,
+                stream=self.stream,
+                on_text=on_text,
             )
-            record = await self._record_usage(user_id, model, messages, response, answer)
+            record = await self._record_usage(user_id, model, messages, reply, answer)
             used = DailyAmounts(
                 tokens=record.prompt_tokens + record.completion_tokens, cost=record.cost or 0.0
             )
-            return response
+            return reply
         finally:
             if self.budget is not None:
                 # A failed request releases its reservation; a finished one is billed in full.
                 await asyncio.shield(self.budget.settle(reservation, used))
 
-    async def _record_usage(self, user_id, model, messages, response, answer) -> UsageRecord:
-        usage = getattr(response, "usage", None)
-        cached = 0
-        if usage is not None and usage.prompt_tokens is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens or 0
-            details = getattr(usage, "prompt_tokens_details", None)
-            cached = getattr(details, "cached_tokens", None) or 0
+    async def _record_usage(
+        self, user_id, model, messages, reply: ModelReply, answer
+    ) -> UsageRecord:
+        if reply.usage is not None:
+            prompt, completion, cached = reply.usage
         else:  # servers that do not report usage: estimate, so totals are never silently zero
+            cached = 0
             prompt = sum(tokens.count_message(m, model) for m in messages)
-            completion = tokens.count_text(response.choices[0].message.content or "", model)
+            completion = tokens.count_text(reply.content, model) + sum(
+                tokens.count_text(call.name + call.arguments, model) for call in reply.tool_calls
+            )
         record = UsageRecord(
             user_id=user_id,
             model=model,

@@ -16,6 +16,7 @@ from app.chat.records import (
     Turn,
     UsageRecord,
     UsageTotal,
+    find_turn,
 )
 
 
@@ -49,14 +50,23 @@ class MongoChatRecords:
 
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
         doc = await self.conversations.find_one({"user_id": user_id, "channel_id": channel_id})
-        return list(doc.get("turns", [])) if doc else []
+        return [Turn.from_doc(turn) for turn in doc.get("turns", [])] if doc else []
 
     async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
         await self.conversations.update_one(
             {"user_id": user_id, "channel_id": channel_id},
-            {"$set": {"turns": turns, "updated_at": datetime.now(UTC)}},
+            {
+                "$set": {
+                    "turns": [turn.to_doc() for turn in turns],
+                    "updated_at": datetime.now(UTC),
+                }
+            },
             upsert=True,
         )
+
+    async def find_turn(self, user_id: str, channel_id: str, turn_id: str) -> Turn | None:
+        # One conversation document is at most MAX_SAVED_TURNS turns: read it and look.
+        return find_turn(await self.load_turns(user_id, channel_id), turn_id)
 
     async def clear(self, user_id: str, channel_id: str) -> bool:
         result = await self.conversations.delete_one({"user_id": user_id, "channel_id": channel_id})

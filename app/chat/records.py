@@ -1,10 +1,11 @@
 """Conversations, model choices and usage records: the repository protocol and its in-memory form.
 
-A conversation is kept per (user, channel) as a list of turns; a turn is the list of Chat
-Completions messages it added (user message, tool calls and results, answer), so trimming drops
-whole turns and never separates a tool call from its result. MongoDB storage is in `mongo.py`,
-the embedded SQLite storage in `sqlite.py`; tests/unit/test_chat_records.py holds all three to
-one contract.
+A conversation is kept per (user, channel) as a list of turns; a turn has an id (the bot's
+buttons name it), the Chat Completions messages it added (user message, tool calls and results,
+answer), so trimming drops whole turns and never separates a tool call from its result, and the
+ids of the tool calls that ran code, in run order (run N of a turn is what Re-run and Code name).
+MongoDB storage is in `mongo.py`, the embedded SQLite storage in `sqlite.py`;
+tests/unit/test_chat_records.py holds all three to one contract.
 """
 
 from __future__ import annotations
@@ -12,9 +13,33 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-Turn = list[dict]
+
+@dataclass
+class Turn:
+    messages: list[dict]
+    id: str = ""
+    """Empty for turns saved before turns had ids; nothing refers to those."""
+    runs: list[str] = field(default_factory=list)
+    """The tool call ids of the turn's code runs, in order: run N is runs[N - 1]."""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"id": self.id, "messages": list(self.messages), "runs": list(self.runs)}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Turn:
+        """A stored turn; a bare list of messages is the shape turns had before they had ids."""
+        if isinstance(doc, list):
+            return cls(messages=list(doc))
+        return cls(
+            messages=list(doc.get("messages", [])),
+            id=str(doc.get("id", "")),
+            runs=[str(call_id) for call_id in doc.get("runs", [])],
+        )
+
+    def copy(self) -> Turn:
+        return Turn.from_doc(self.to_doc())
 
 
 class RecordsUnavailable(RuntimeError):
@@ -92,6 +117,8 @@ class ChatRecords(Protocol):
 
     async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None: ...
 
+    async def find_turn(self, user_id: str, channel_id: str, turn_id: str) -> Turn | None: ...
+
     async def clear(self, user_id: str, channel_id: str) -> bool: ...
 
     async def get_model(self, user_id: str) -> str | None: ...
@@ -126,10 +153,13 @@ class MemoryChatRecords:
         self._daily: dict[tuple[str, str], DailyAmounts] = {}
 
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
-        return [list(turn) for turn in self._turns.get((user_id, channel_id), [])]
+        return [turn.copy() for turn in self._turns.get((user_id, channel_id), [])]
 
     async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
-        self._turns[(user_id, channel_id)] = [list(turn) for turn in turns]
+        self._turns[(user_id, channel_id)] = [turn.copy() for turn in turns]
+
+    async def find_turn(self, user_id: str, channel_id: str, turn_id: str) -> Turn | None:
+        return find_turn(self._turns.get((user_id, channel_id), []), turn_id)
 
     async def clear(self, user_id: str, channel_id: str) -> bool:
         return self._turns.pop((user_id, channel_id), None) is not None
@@ -172,3 +202,9 @@ class MemoryChatRecords:
 
     async def ping(self) -> None:
         return None
+
+
+def find_turn(turns: list[Turn], turn_id: str) -> Turn | None:
+    if not turn_id:
+        return None
+    return next((turn.copy() for turn in turns if turn.id == turn_id), None)

@@ -1,43 +1,50 @@
 """ChatService: one conversation turn, from the user's message to the answer. No discord here.
 
 A turn: store the uploads, load and trim the history to the model's budget, call the model with
-the `execute_python_code` tool, run each call in the sandbox and give the model the full result,
-for a bounded number of rounds, then save the turn and return a value the bot (or the terminal
-chat) renders. Every failure a user can meet becomes a short friendly sentence in the answer.
-What a turn may cost (runs, sandbox seconds, upload bytes) is capped (app/chat/limits.py); images
-for vision models are probed and encoded off the event loop.
+the `execute_python_code` tool (streamed: the observer hears the text as it comes), run each call
+in the sandbox and give the model the full result, for a bounded number of rounds, then save the
+turn and return a value the bot (or the terminal chat) renders. Every failure a user can meet
+becomes a short friendly sentence in the answer. A stored run can be run again (`rerun`) or
+shown (`run_codes`) by its turn id and number. What a turn may cost (runs, sandbox seconds,
+upload bytes) is capped (app/chat/limits.py); images for vision models are probed and encoded
+off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextvars
-import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import openai
 import structlog
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from app.chat import tokens
 from app.chat.budget import DailyBudget
-from app.chat.history import complete_prefix, flatten, shorten_tool_result
+from app.chat.history import complete_prefix, flatten, run_arguments, shorten_tool_result
 from app.chat.limits import TurnBudget, TurnLimits
 from app.chat.messages import (
     TOOLS_UNAVAILABLE,
     describe_files,
     model_error_message,
-    quoted,
     run_notice,
+    user_message_text,
 )
 from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
 from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, DailyAmounts, Turn
-from app.chat.run_files import run_inputs, store_outputs
+from app.chat.records import ChatRecords, Turn
+from app.chat.runs import (
+    RUN_REFUSED,
+    CodeRuns,
+    current_files,
+    reset_files,
+    turn_files,
+    use_files,
+)
+from app.chat.streaming import ToolCall
 from app.chat.tools import (
     TOOL_NAME,
     invalid_call,
@@ -47,15 +54,27 @@ from app.chat.tools import (
     tool_definitions,
     tool_result,
 )
-from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, RunObserver, TurnFiles, Upload
-from app.files import FileStore, FileStoreError, StoredFile, is_supported, scopes
-from app.sandbox import RunRequest, RunStatus, SandboxService
+from app.chat.uploads import store_upload, vision_mime, with_images
+from app.chat.values import (
+    ChatAnswer,
+    ReplyContext,
+    TurnEvents,
+    TurnFiles,
+    TurnObserver,
+    Upload,
+    new_turn_id,
+)
+from app.files import FileStore, scopes
+from app.sandbox import SandboxService
 
 log = structlog.get_logger(__name__)
 
 MAX_SAVED_TURNS = 50
-# What one image sent to a vision model may weigh (the providers' limit is about 20 MB).
-VISION_MAX_BYTES = 20 * 1024**2
+BUSY = "I am still working on your previous message; one at a time."
+RUN_GONE = (
+    "That run is no longer in this conversation's history (it was cleared with /reset or "
+    "trimmed), so it cannot be run again."
+)
 SYSTEM_PROMPT = (
     "You are a data analysis assistant in a chat. You can run Python code with the "
     f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
@@ -63,16 +82,6 @@ SYSTEM_PROMPT = (
     "its working directory are attached to your answer automatically: mention them by name, do "
     "not paste their contents or links. Keep answers short; the chat shows Markdown."
 )
-# The files of the turn in progress: set by turn(), read where a run gets its inputs, so a run
-# never sees a file of another scope (one task per turn, so one value per turn).
-_turn_files: contextvars.ContextVar[TurnFiles | None] = contextvars.ContextVar(
-    "turn_files", default=None
-)
-NO_FILES = TurnFiles(scopes.PRIVATE)
-
-
-def current_files() -> TurnFiles:
-    return _turn_files.get() or NO_FILES
 
 
 class ChatService:
@@ -87,6 +96,7 @@ class ChatService:
         default_model: str,
         allowed_models: Sequence[str] = (),
         vision_models: Sequence[str] = (),
+        vision_max_bytes: int = 10 * 1024**2,
         max_tool_rounds: int = 6,
         history_tokens: int = 12000,
         rate_limit: ChatRateLimit | None = None,
@@ -94,6 +104,7 @@ class ChatService:
         budget: DailyBudget | None = None,
         tools: ToolSupport | None = None,
         context_window: int | None = None,
+        stream: bool = True,
         limits: TurnLimits | None = None,
     ) -> None:
         self.client = client
@@ -106,15 +117,19 @@ class ChatService:
         self.default_model = default_model
         self.allowed_models = tuple(dict.fromkeys([default_model, *allowed_models]))
         self.vision_models = tuple(vision_models)
+        self.vision_max_bytes = vision_max_bytes
         self.max_tool_rounds = max_tool_rounds
         self.history_tokens = history_tokens
         self.rate_limit = rate_limit
-        self.limits = limits or TurnLimits()
         self.prices = prices or PriceTable()
         self.budget = budget
+        self.limits = limits or TurnLimits()
         self.context_window = context_window
         """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
-        self.calls = ModelCaller(client, records, self.prices, budget=budget, tools=tools)
+        self.code_runs = CodeRuns(runner, store, self.runs_dir, budget)
+        self.calls = ModelCaller(
+            client, records, self.prices, budget=budget, tools=tools, stream=stream
+        )
         self._busy: set[str] = set()
 
     # Public API
@@ -144,57 +159,137 @@ class ChatService:
         channel_id: str,
         text: str,
         uploads: Sequence[Upload] = (),
-        observer: RunObserver | None = None,
+        observer: TurnObserver | None = None,
+        *,
+        reply_to: ReplyContext | None = None,
+        turn_id: str | None = None,
         scope: str = scopes.PRIVATE,
     ) -> ChatAnswer:
-        """One turn of the conversation (user, channel). `scope` is where it happens
-        (app/files/scopes.py): uploads and outputs get it, and only its files are used."""
+        """Answer one message. `turn_id` (new_turn_id()) lets the caller name the turn first.
+        `scope` is where it happens (app/files/scopes.py): uploads and outputs get it, and only
+        its files are used."""
         user_id, channel_id = str(user_id), str(channel_id)
+        events = observer or TurnEvents()
+        asks_model = bool(text.strip()) or reply_to is not None
+        return await self._guarded(
+            user_id,
+            scope,
+            lambda: self._turn(
+                user_id, channel_id, text, uploads, events, reply_to, turn_id or new_turn_id()
+            ),
+            asks_model=asks_model,
+        )
+
+    async def rerun(
+        self,
+        user_id: str,
+        channel_id: str,
+        turn_id: str,
+        number: int,
+        observer: TurnObserver | None = None,
+        scope: str = scopes.PRIVATE,
+    ) -> ChatAnswer:
+        """Run a stored run's code again in a fresh sandbox with the user's current files (of
+        the scope, and those the turn's question named by id).
+
+        The model is not asked and the conversation history is not changed; the files the run
+        writes are stored for the user as any run's are, and its seconds count against the
+        daily budget.
+        """
+        user_id, channel_id = str(user_id), str(channel_id)
+        events = observer or TurnEvents()
+
+        async def again() -> ChatAnswer:
+            turn = await self.records.find_turn(user_id, channel_id, turn_id)
+            found = run_arguments(turn, number) if turn is not None else None
+            if turn is None or found is None:
+                return ChatAnswer(error=RUN_GONE, turn_id=turn_id)
+            question = turn.messages[0].get("content") if turn.messages else ""
+            await turn_files(self.store, user_id, question if isinstance(question, str) else "")
+            answer = ChatAnswer(turn_id=turn_id)
+            code, timeout = found
+            run = await self.code_runs.run(user_id, code, timeout, number, events, answer)
+            if run is None:
+                answer.error = answer.notices.pop() if answer.notices else RUN_REFUSED
+                return answer
+            answer.runs.append(run)
+            notice = run_notice(run.result)
+            if notice:
+                answer.notices.append(notice)
+            return answer
+
+        return await self._guarded(user_id, scope, again)
+
+    async def find_run(
+        self, user_id: str, channel_id: str, turn_id: str, number: int
+    ) -> tuple[str, float | None] | None:
+        """(code, timeout) of run `number` of a stored turn; None when it is not in the history."""
+        turn = await self.records.find_turn(str(user_id), str(channel_id), turn_id)
+        return run_arguments(turn, number) if turn is not None else None
+
+    async def run_codes(self, user_id: str, channel_id: str, turn_id: str) -> list[tuple[int, str]]:
+        """(number, code) of every run of a stored turn that is still in the history."""
+        turn = await self.records.find_turn(str(user_id), str(channel_id), turn_id)
+        if turn is None:
+            return []
+        found = [(n, run_arguments(turn, n)) for n in range(1, len(turn.runs) + 1)]
+        return [(n, args[0]) for n, args in found if args is not None]
+
+    # Steps
+
+    async def _guarded(
+        self,
+        user_id: str,
+        scope: str,
+        work: Callable[[], Awaitable[ChatAnswer]],
+        *,
+        asks_model: bool = False,
+    ) -> ChatAnswer:
+        """One turn or re-run per user at a time, within the rate limit and today's budget,
+        with the files of its scope."""
         if user_id in self._busy:
-            return ChatAnswer(error="I am still working on your previous message; one at a time.")
+            return ChatAnswer(error=BUSY)
         if self.rate_limit is not None:
             wait = self.rate_limit.check(user_id)
             if wait:
                 return ChatAnswer(
                     error=f"You are sending messages too fast. Try again in {wait:.0f} s."
                 )
-        if self.budget is not None and text.strip():
+        if self.budget is not None and asks_model:
             refusal = await self.budget.turn_refusal(user_id)
             if refusal:
                 return ChatAnswer(error=refusal)
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                token = _turn_files.set(TurnFiles(scope))
+                token = use_files(TurnFiles(scope))
                 try:
-                    return await self._turn(user_id, channel_id, text, uploads, observer)
+                    return await work()
                 finally:
-                    _turn_files.reset(token)
+                    reset_files(token)
         finally:
             self._busy.discard(user_id)
 
-    # Steps
-
-    async def _turn(self, user_id, channel_id, text, uploads, observer) -> ChatAnswer:
+    async def _turn(
+        self, user_id, channel_id, text, uploads, observer, reply_to, turn_id
+    ) -> ChatAnswer:
         model = await self.model_for(user_id)
-        answer = ChatAnswer(model=model)
+        answer = ChatAnswer(model=model, turn_id=turn_id)
         limits = TurnBudget(self.limits)  # what this turn may still cost
         vision = self.supports_vision(model)
-        images: list[tuple[StoredFile, bytes]] = []
+        images: list[tuple[str, bytes]] = []
         for upload in uploads:
-            stored = await self._store_upload(user_id, upload, answer, limits)
+            stored = await store_upload(
+                self.store, user_id, upload, answer, current_files().scope, limits
+            )
             if stored is None:
                 continue
-            answer.stored_uploads.append(stored)
-            if vision and stored.category == "image":
-                if len(upload.data) <= VISION_MAX_BYTES:
-                    images.append((stored, upload.data))
-                else:
-                    answer.notices.append(
-                        f"{stored.name}: too large to show to the model; stored as file "
-                        f"{stored.file_id}."
-                    )
-        if not text.strip():
+            if stored not in answer.stored_uploads:
+                answer.stored_uploads.append(stored)
+            mime = vision_mime(stored, self.vision_max_bytes) if vision else None
+            if mime is not None:
+                images.append((mime, upload.data))
+        if not text.strip() and reply_to is None:
             if answer.stored_uploads:
                 names = ", ".join(f"{f.name} (id {f.file_id})" for f in answer.stored_uploads)
                 answer.text = f"Stored {names}. Ask me anything about it."  # the user's own
@@ -202,19 +297,17 @@ class ChatService:
                 answer.text = "Ask me something, or attach a file to work with."
             return answer
 
-        user_text = text.strip()
-        if answer.stored_uploads:
-            listed = ", ".join(f"{quoted(f.name)} (id {f.file_id})" for f in answer.stored_uploads)
-            user_text += f"\n\n[Attached and stored: {listed}]"
+        user_text = user_message_text(text, answer.stored_uploads, reply_to)
         history_message = {"role": "user", "content": user_text}
+        # The header probe and base64 of several images would hold the event loop.
         request_message, image_tokens = await asyncio.to_thread(
-            self._with_images, history_message, images
+            with_images, history_message, images
         )
-        new_turn: Turn = [history_message]
+        turn = Turn(messages=[history_message], id=turn_id)
 
         await tokens.prepare(model)  # tiktoken's files load off the event loop
         turns = await self.records.load_turns(user_id, channel_id)
-        visible = await self._turn_files(user_id, text)
+        visible = await turn_files(self.store, user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "system", "content": describe_files(visible, current_files().scope)},
@@ -222,15 +315,16 @@ class ChatService:
         fixed = sum(tokens.count_message(m, model) for m in system)
         fixed += tokens.count_text(user_text, model) + image_tokens
         kept = self._trim(turns, model, fixed)
+        answer.trimmed_turns = len(turns) - len(kept)
         messages = [*system, *flatten(kept), request_message]
         interrupted = False
         if self.calls.tools.learned_chat_only(model):
             answer.notices.append(TOOLS_UNAVAILABLE)
         try:
-            await self._converse(user_id, model, messages, new_turn, answer, observer, limits)
+            await self._converse(user_id, model, messages, turn, answer, observer, limits)
         except BudgetExceeded as exc:
             if answer.runs:  # stopped mid-answer: what was made is still delivered
-                answer.text = str(exc)
+                answer.text = "\n\n".join(p for p in (answer.text, str(exc)) if p)
             else:
                 answer.error = str(exc)
         except openai.OpenAIError as exc:
@@ -243,209 +337,115 @@ class ChatService:
             )
             answer.error = model_error_message(exc, model)
         except asyncio.CancelledError:
-            interrupted = True  # shutdown: keep what was asked and done so far
+            interrupted = True  # Stop or shutdown: keep what was asked and done so far
             raise
         finally:
-            saved = complete_prefix(new_turn)
+            saved = complete_prefix(turn.messages)
             if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
-                saved = [shorten_tool_result(m) for m in saved]
-                if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
-                    saved.append({"role": "assistant", "content": "(interrupted)"})
-                await asyncio.shield(
-                    self.records.save_turns(
-                        user_id, channel_id, (turns + [saved])[-MAX_SAVED_TURNS:]
-                    )
-                )
+                await asyncio.shield(self._save(user_id, channel_id, turns, turn, saved))
         return answer
 
-    async def _store_upload(self, user_id: str, upload: Upload, answer: ChatAnswer, limits):
-        if upload.refused:
-            answer.notices.append(f"{upload.filename}: {upload.refused}")
-            return None
-        over = limits.refuse_upload(len(upload.data))
-        if over:
-            answer.notices.append(f"{upload.filename}: {over}")
-            return None
-        if not is_supported(upload.filename):
-            answer.notices.append(f"{upload.filename}: this file type is not supported.")
-            return None
-        try:
-            scope = current_files().scope
-            return await self.store.save(user_id, upload.filename, upload.data, scope=scope)
-        except FileStoreError as exc:
-            answer.notices.append(f"{upload.filename}: {exc}")
-            return None
-
-    async def _turn_files(self, user_id: str, text: str) -> list[StoredFile]:
-        """The files this turn may use: its scope's, and those the user named by id (a
-        deliberate use elsewhere). What the model is shown is what its runs get, plus the
-        files those runs produce."""
-        try:
-            files = await self.store.list(user_id)
-        except FileStoreError:
-            files = []
-        scope = current_files().scope
-        named = scopes.named_ids(text)
-        visible = [f for f in files if f.scope == scope or f.file_id in named]
-        _turn_files.set(TurnFiles(scope, frozenset(f.file_id for f in visible)))
-        return visible
-
-    @staticmethod
-    def _with_images(message: dict, images) -> tuple[dict, int]:
-        """The request's user message with its images, and their token estimate. Blocking (the
-        header probe and base64 of up to VISION_MAX_BYTES each): run in a thread."""
-        if not images:
-            return message, 0
-        parts: list[dict] = [{"type": "text", "text": message["content"]}]
-        estimate = 0
-        for stored, data in images:
-            estimate += tokens.image_tokens(*tokens.image_size(data))
-            mime = "image/jpeg" if stored.type in ("jpg", "jpeg") else f"image/{stored.type}"
-            encoded = base64.b64encode(data).decode("ascii")
-            parts.append(
-                {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{encoded}"}}
-            )
-        return {"role": "user", "content": parts}, estimate
+    async def _save(self, user_id, channel_id, turns, turn: Turn, saved: list[dict]) -> None:
+        saved = [shorten_tool_result(m) for m in saved]
+        if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
+            saved.append({"role": "assistant", "content": "(interrupted)"})
+        present = {call["id"] for m in saved for call in m.get("tool_calls") or ()}
+        kept = Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
+        await self.records.save_turns(user_id, channel_id, (turns + [kept])[-MAX_SAVED_TURNS:])
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
         budget = tokens.history_budget(model, self.history_tokens, self.context_window) - fixed
         kept: list[Turn] = []
         for turn in reversed(turns):
-            cost = sum(tokens.count_message(m, model) for m in turn)
+            cost = sum(tokens.count_message(m, model) for m in turn.messages)
             if cost > budget:
                 break
             budget -= cost
             kept.append(turn)
         return kept[::-1]
 
-    async def _converse(self, user_id, model, messages, new_turn, answer, observer, limits):
+    async def _converse(
+        self, user_id, model, messages, turn: Turn, answer, observer, limits: TurnBudget
+    ) -> None:
         tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
+        texts: list[str] = []
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)
-            response = await self.calls.complete(
-                user_id, model, messages, tools if offer_tools else None, answer
+            observer.model_started()
+            reply = await self.calls.complete(
+                user_id,
+                model,
+                messages,
+                tools if offer_tools else None,
+                answer,
+                on_text=observer.text_delta,
             )
             offer_tools = offer_tools and self.calls.tools.offers(model)  # may have just learned
-            choice = response.choices[0].message
-            # Only function tools are offered; another kind of call has nothing to run.
-            calls = [
-                call
-                for call in (choice.tool_calls or () if offer_tools else ())
-                if isinstance(call, ChatCompletionMessageFunctionToolCall)
-            ]
+            # Text before a tool call ("let me compute that") is part of what the user reads.
+            if reply.content.strip():
+                texts.append(reply.content.strip())
+                answer.text = "\n\n".join(texts)
+            calls = self._unique_ids(turn, reply.tool_calls) if offer_tools else []
             if not calls:
-                answer.text = (choice.content or "").strip()
-                final = {"role": "assistant", "content": answer.text}
+                final = {"role": "assistant", "content": reply.content.strip()}
                 messages.append(final)
-                new_turn.append(final)
+                turn.messages.append(final)
                 return
             assistant = {
                 "role": "assistant",
-                "content": choice.content or None,
+                "content": reply.content or None,
                 "tool_calls": [
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {
-                            "name": call.function.name,
-                            "arguments": call.function.arguments,
-                        },
+                        "function": {"name": call.name, "arguments": call.arguments},
                     }
                     for call in calls
                 ],
             }
             messages.append(assistant)
-            new_turn.append(assistant)
+            turn.messages.append(assistant)
             for call in calls:  # parallel calls count one by one
-                content = await self._tool_call(user_id, call, answer, observer, limits)
-                reply = {"role": "tool", "tool_call_id": call.id, "content": content}
-                messages.append(reply)
-                new_turn.append(reply)
+                content = await self._tool_call(user_id, call, turn, answer, observer, limits)
+                reply_message = {"role": "tool", "tool_call_id": call.id, "content": content}
+                messages.append(reply_message)
+                turn.messages.append(reply_message)
 
-    async def _tool_call(self, user_id, call, answer: ChatAnswer, observer, limits) -> str:
+    @staticmethod
+    def _unique_ids(turn: Turn, calls: list[ToolCall]) -> list[ToolCall]:
+        """Some servers number calls from 0 in every reply: ids stay unique within a turn, so
+        each result answers its own call and run N is found again by its id."""
+        seen = {call["id"] for m in turn.messages for call in m.get("tool_calls") or ()}
+        unique = []
+        for call in calls:
+            if call.id in seen:
+                call = replace(call, id=f"call_{uuid.uuid4().hex[:24]}")
+            seen.add(call.id)
+            unique.append(call)
+        return unique
+
+    async def _tool_call(
+        self, user_id, call: ToolCall, turn: Turn, answer, observer, limits: TurnBudget
+    ) -> str:
         over = limits.refuse_call()
         if over:
             return over_limit(over)
-        if call.function.name != TOOL_NAME:
-            return invalid_call(f"there is no tool named {call.function.name!r}; use {TOOL_NAME}")
+        if call.name != TOOL_NAME:
+            return invalid_call(f"there is no tool named {call.name!r}; use {TOOL_NAME}")
         try:
-            code, timeout = parse_arguments(call.function.arguments)
+            code, timeout = parse_arguments(call.arguments)
         except ValueError as exc:
             return invalid_call(str(exc))
         timeout = limits.timeout_for(timeout, self.runner.max_timeout)
-        reservation = None
-        if self.budget is not None:
-            reservation, note = await self.budget.run_allowance(user_id, timeout)
-            if note and note not in answer.notices:
-                answer.notices.append(note)
-            if reservation is None:
-                return refused("the user's code execution time for today is used up")
-            timeout = reservation.amounts.seconds
-        used = 0.0
-        try:
-            result, delivered = await self._run_code(user_id, code, timeout, observer)
-            used = result.exec_seconds
-        finally:
-            limits.sandbox_seconds += used
-            if self.budget is not None:
-                await asyncio.shield(self.budget.settle(reservation, DailyAmounts(seconds=used)))
-        answer.runs.append(CodeRun(code=code, result=result, files=delivered))
-        notice = run_notice(result)
+        run = await self.code_runs.run(
+            user_id, code, timeout, len(turn.runs) + 1, observer, answer, turn.runs, call.id
+        )
+        if run is None:
+            return refused(RUN_REFUSED)
+        limits.sandbox_seconds += run.result.exec_seconds
+        answer.runs.append(run)
+        notice = run_notice(run.result)
         if notice and notice not in answer.notices:
             answer.notices.append(notice)
-        return tool_result(result)
-
-    async def _run_code(self, user_id, code, timeout, observer):
-        run_id = uuid.uuid4().hex
-        output_dir = self.runs_dir / run_id
-        link_dir = self.runs_dir / f"{run_id}-inputs"
-        allowed = current_files()
-        try:
-            input_dir, files = await run_inputs(
-                self.store, user_id, only=allowed.file_ids, link_dir=link_dir
-            )
-            request = RunRequest(
-                code=code,
-                user_id=user_id,
-                output_dir=output_dir,
-                input_dir=input_dir if files else None,
-                files=files,
-                timeout=timeout,
-            )
-            if observer is not None:
-                observer.run_started(code)
-            result = await self.runner.run(
-                request, on_queued=observer.run_queued if observer else None
-            )
-            if observer is not None:
-                await observer.run_finished(result)
-            if result.status is RunStatus.SANDBOX_ERROR:
-                log.warning("sandbox unavailable", message=result.message)
-            delivered: list[DeliveredFile] = []
-            if result.files:
-                try:
-                    result = await store_outputs(self.store, user_id, result, allowed.scope)
-                except FileStoreError as exc:
-                    log.warning("outputs not stored", error=str(exc))
-                made = {f.file_id for f in result.files if f.file_id}
-                _turn_files.set(TurnFiles(allowed.scope, allowed.file_ids | made))
-                for produced in result.files:
-                    stored = (
-                        await self.store.get(user_id, produced.file_id)
-                        if produced.file_id
-                        else None
-                    )
-                    if stored is not None:
-                        delivered.append(
-                            DeliveredFile(
-                                name=stored.name,
-                                path=self.store.absolute_path(stored),
-                                size=stored.size,
-                                file_id=stored.file_id,
-                            )
-                        )
-            return result, tuple(delivered)
-        finally:
-            shutil.rmtree(output_dir, ignore_errors=True)
-            shutil.rmtree(link_dir, ignore_errors=True)
+        return tool_result(run.result)

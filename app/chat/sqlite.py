@@ -14,6 +14,7 @@ from app.chat.records import (
     Turn,
     UsageRecord,
     UsageTotal,
+    find_turn,
     fits,
 )
 from app.database import DatabaseUnavailable, EmbeddedDatabase
@@ -34,12 +35,12 @@ class SqliteChatRecords:
                 "SELECT turns FROM conversations WHERE user_id = ? AND channel_id = ?",
                 (user_id, channel_id),
             ).fetchone()
-            return list(json.loads(row[0])) if row else []
+            return [Turn.from_doc(turn) for turn in json.loads(row[0])] if row else []
 
         return await self._run(load)
 
     async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
-        encoded = json.dumps(turns, ensure_ascii=False)
+        encoded = json.dumps([turn.to_doc() for turn in turns], ensure_ascii=False)
         now = datetime.now(UTC).isoformat()
         await self._run(
             lambda db: db.execute(
@@ -49,6 +50,10 @@ class SqliteChatRecords:
                 (user_id, channel_id, encoded, now),
             )
         )
+
+    async def find_turn(self, user_id: str, channel_id: str, turn_id: str) -> Turn | None:
+        # One conversation row is at most MAX_SAVED_TURNS turns: read it and look.
+        return find_turn(await self.load_turns(user_id, channel_id), turn_id)
 
     async def clear(self, user_id: str, channel_id: str) -> bool:
         def clear(db: sqlite3.Connection) -> bool:

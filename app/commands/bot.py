@@ -75,6 +75,7 @@ async def _main(parts: Components) -> int:
             settings.admin_ids,
             access=parts.access(),
             link_domains=settings.link_domains,
+            auto_thread=settings.chat_auto_thread,
         ),
         commands_hash=parts.layout.commands_hash,
     )

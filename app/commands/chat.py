@@ -11,10 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from app.chat import ChatAnswer, ChatService, Upload
+from app.chat import ChatAnswer, ChatService, CodeRun, TurnEvents, Upload
 from app.filenames import unique_name
 from app.files import StorageUnavailable
-from app.sandbox import RunResult
 from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -91,20 +90,21 @@ async def _stdin_lines():
         yield line.rstrip("\n")
 
 
-class TerminalProgress:
+class TerminalProgress(TurnEvents):
     """Says on stderr when code starts, waits for a slot, and ends."""
 
     def __init__(self, err: TextIO) -> None:
         self.err = err
 
-    def run_started(self, code: str) -> None:
-        print("running code ...", file=self.err, flush=True)
+    def run_started(self, number: int, code: str) -> None:
+        print(f"running code (run {number}) ...", file=self.err, flush=True)
 
     def run_queued(self, position: int) -> None:
         if position:  # 0: the wait is over
             print(f"waiting for a sandbox slot (position {position})", file=self.err, flush=True)
 
-    async def run_finished(self, result: RunResult) -> None:
+    async def run_finished(self, run: CodeRun) -> None:
+        result = run.result
         print(
             f"code finished: {result.status.value} in {result.exec_seconds:.1f} s",
             file=self.err,
@@ -144,4 +144,6 @@ def render_answer(answer: ChatAnswer, write: Callable[[str], object], save_dir: 
             write(f"file: {target} ({f.size} bytes, id {f.file_id})\n")
     for notice in answer.notices:
         write(f"note: {notice}\n")
+    if answer.error and answer.text:
+        write(answer.text + "\n")
     write((answer.error or answer.text or "(no answer)") + "\n\n")

@@ -1,11 +1,18 @@
 """A scripted OpenAI-compatible Chat Completions server on 127.0.0.1, used as the SDK's base_url.
 
-Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`, `error(429)`, or
-a function of the request body returning one of those (to answer what the model was shown). A
-step with `slow(seconds, step)` is answered after that delay (a request still in flight). With
-`reject_tools` set to (status, message), every request that offers tools gets that error without
-taking a step, as Ollama, vLLM or llama.cpp answer for a model or server without tool support.
-Every request body is kept in `requests`, so tests see exactly what the model saw.
+Each request takes the next scripted step: `reply("text")`, `tool_call(code=...)`,
+`tool_calls(...)`, `error(429)`, or a function of the request body returning one of those (to
+answer what the model was shown). A step with `slow(seconds, step)` is answered after that delay
+(a request still in flight). With `reject_tools` set to (status, message), every request that
+offers tools gets that error without taking a step, as Ollama, vLLM or llama.cpp answer for a
+model or server without tool support. Every request body is kept in `requests`, so tests see
+exactly what the model saw.
+
+A request with `"stream": true` is answered as a real server streams (server-sent events): the
+text in small pieces, each tool call's id and name first and its arguments in fragments, the
+finish reason, then a usage chunk when `stream_options.include_usage` asks for it (a step made
+with `usage=None` sends none, as some servers do), then `[DONE]`. `hold=event` pauses a stream
+after its first piece until the test sets the event; `cut=True` drops the connection there.
 """
 
 from __future__ import annotations
@@ -21,13 +28,46 @@ _ids = itertools.count(1)
 
 
 def reply(
-    text: str, prompt_tokens: int = 100, completion_tokens: int = 20, cached_tokens: int = 0
+    text: str,
+    prompt_tokens: int = 100,
+    completion_tokens: int = 20,
+    cached_tokens: int = 0,
+    *,
+    usage: bool | None = True,
+    **stream_options,
 ) -> dict:
     return {
         "message": {"role": "assistant", "content": text},
         "finish_reason": "stop",
-        "usage": (prompt_tokens, completion_tokens),
+        "usage": (prompt_tokens, completion_tokens) if usage else None,
         "cached_tokens": cached_tokens,
+        **stream_options,
+    }
+
+
+def call(
+    code: str,
+    timeout: float | None = None,
+    name: str = "execute_python_code",
+    raw_arguments: str | None = None,
+    call_id: str | None = None,
+) -> dict:
+    """One tool call of a `tool_calls(...)` step."""
+    args = {"code": code} if timeout is None else {"code": code, "timeout": timeout}
+    return {
+        "id": call_id or f"call_{next(_ids)}",
+        "type": "function",
+        "function": {"name": name, "arguments": raw_arguments or json.dumps(args)},
+    }
+
+
+def tool_calls(*calls: dict, text: str | None = None, usage: bool = True, **options) -> dict:
+    """A reply with several tool calls (and optionally some text before them)."""
+    return {
+        "message": {"role": "assistant", "content": text, "tool_calls": list(calls)},
+        "finish_reason": "tool_calls",
+        "usage": (150, 30) if usage else None,
+        **options,
     }
 
 
@@ -36,28 +76,9 @@ def tool_call(
     timeout: float | None = None,
     name: str = "execute_python_code",
     raw_arguments: str | None = None,
+    **options,
 ) -> dict:
-    args = {"code": code} if timeout is None else {"code": code, "timeout": timeout}
-    call = {
-        "id": f"call_{next(_ids)}",
-        "type": "function",
-        "function": {"name": name, "arguments": raw_arguments or json.dumps(args)},
-    }
-    return {
-        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
-        "finish_reason": "tool_calls",
-        "usage": (150, 30),
-    }
-
-
-def tool_calls(*codes: str) -> dict:
-    """One assistant message with a parallel tool call per piece of code."""
-    calls = [tool_call(code)["message"]["tool_calls"][0] for code in codes]
-    return {
-        "message": {"role": "assistant", "content": None, "tool_calls": calls},
-        "finish_reason": "tool_calls",
-        "usage": (150, 30),
-    }
+    return tool_calls(call(code, timeout, name, raw_arguments), **options)
 
 
 def tool_results(body: dict) -> list[dict]:
@@ -130,24 +151,88 @@ class FakeOpenAI:
                 status=step["status"],
                 headers=step["headers"],
             )
-        prompt, completion = step["usage"]
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{next(_ids)}",
-                "object": "chat.completion",
+        if body.get("stream"):
+            return await self._stream(request, body, step)
+        answer = {
+            "id": f"chatcmpl-{next(_ids)}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": step["message"], "finish_reason": step["finish_reason"]}
+            ],
+        }
+        if step["usage"] is not None:
+            answer["usage"] = _usage(*step["usage"], step.get("cached_tokens", 0))
+        return web.json_response(answer)
+
+    async def _stream(self, request: web.Request, body: dict, step: dict) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk_id = f"chatcmpl-{next(_ids)}"
+
+        def chunk(delta: dict | None, finish: str | None = None, usage=None) -> bytes:
+            data = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
                 "created": 1_700_000_000,
                 "model": body["model"],
-                "choices": [
-                    {"index": 0, "message": step["message"], "finish_reason": step["finish_reason"]}
-                ],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt + completion,
-                    "prompt_tokens_details": {"cached_tokens": step.get("cached_tokens", 0)},
-                },
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
-        )
+            if usage is not None:
+                data["usage"] = usage
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        pieces = [chunk({"role": "assistant", "content": ""})]
+        message = step["message"]
+        text = message.get("content") or ""
+        pieces += [chunk({"content": text[i : i + 7]}) for i in range(0, len(text), 7)]
+        for index, tool in enumerate(message.get("tool_calls") or ()):
+            function = tool["function"]
+            pieces.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": tool["id"],
+                                "type": "function",
+                                "function": {"name": function["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            arguments = function["arguments"]
+            pieces += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                for part in (arguments[i : i + 11] for i in range(0, len(arguments), 11))
+            ]
+        pieces.append(chunk({}, step["finish_reason"]))
+        wants_usage = (body.get("stream_options") or {}).get("include_usage")
+        if wants_usage and step["usage"] is not None:
+            pieces.append(chunk(None, usage=_usage(*step["usage"], step.get("cached_tokens", 0))))
+        pieces.append(b"data: [DONE]\n\n")
+        for number, piece in enumerate(pieces):
+            await response.write(piece)
+            if number == 1 and step.get("hold") is not None:
+                await step["hold"].wait()
+            if number == 1 and step.get("cut"):
+                request.transport.close()
+                return response
+        await response.write_eof()
+        return response
+
+
+def _usage(prompt: int, completion: int, cached: int = 0) -> dict:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
 
 
 class ThreadedFakeOpenAI:

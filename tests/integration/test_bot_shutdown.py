@@ -8,7 +8,7 @@ import pytest
 from app.bot import BotServices, CodeInterpreterBot
 from app.bot.exts.chat import ChatCog
 from app.wiring import sandbox_policy
-from tests.fakes.discord_mocks import BOT_ID, mock_message, mock_user
+from tests.fakes.discord_mocks import BOT_ID, mock_message, mock_user, posted
 from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import tool_call
 
@@ -45,10 +45,15 @@ async def test_close_cancels_running_turns_removes_containers_and_saves_history(
     await runner.close()  # the rest of the bot's shutdown: pool and pending removals
     assert engine.list_containers(owned) == []
     saved = await chat.records.load_turns(str(message.author.id), str(message.channel.id))
-    assert saved == [
+    assert [turn.messages for turn in saved] == [
         [{"role": "user", "content": "long job"}, {"role": "assistant", "content": "(interrupted)"}]
     ]
-    message.reply.assert_not_awaited()  # no half answer is sent while shutting down
+    # the live reply says what happened instead of "Running code" forever, and loses its Stop
+    [reply] = posted(message.channel).messages
+    assert reply.content.endswith(
+        "-# The bot was restarted while this was running; ask again, or use Re-run."
+    )
+    assert reply.view is None
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, 0.5])

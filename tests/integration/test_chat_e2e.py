@@ -6,9 +6,16 @@ import json
 import pytest
 
 from app import cli
-from app.chat import Upload
+from app.chat import TurnEvents, Upload
 from app.sandbox import RunStatus
-from tests.fakes.openai_server import ThreadedFakeOpenAI, last_tool_result, reply, tool_call
+from tests.fakes.openai_server import (
+    ThreadedFakeOpenAI,
+    call,
+    last_tool_result,
+    reply,
+    tool_call,
+    tool_calls,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -122,6 +129,58 @@ def test_terminal_chat_prints_answers_code_and_file_paths(
     assert open(path, "rb").read(4) == b"\x89PNG"
     assert not list((data_dir / "staging").glob("chat-*"))
     assert "status=ok stdout=rows 2 files=['plot.png']" in out
+
+
+class Events(TurnEvents):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def text_delta(self, text: str) -> None:
+        if not self.seen or not self.seen[-1].startswith("text:"):
+            self.seen.append("text:")
+        self.seen[-1] += text
+
+    def run_started(self, number: int, code: str) -> None:
+        self.seen.append(f"start {number}")
+
+    async def run_finished(self, run) -> None:
+        self.seen.append(f"done {run.number} {run.result.status.value} {len(run.files)}")
+
+
+async def test_streamed_text_and_two_tool_calls_in_one_reply_run_in_order(
+    fake_openai, make_chat, runner, data_dir
+):
+    service = make_chat(runner, data_dir)
+    fake_openai.add(
+        tool_calls(
+            call("print(6 * 7)"),
+            call("open('note.txt', 'w').write('hi')"),
+            text="Two things at once.",
+        ),
+        lambda body: reply("Both ran: " + last_tool_result(body)["status"]),
+    )
+    events = Events()
+
+    answer = await service.turn("e2e-stream", "c1", "do two things", observer=events)
+
+    assert events.seen == [
+        "text:Two things at once.",
+        "start 1",
+        "done 1 ok 0",
+        "start 2",
+        "done 2 ok 1",
+        "text:Both ran: ok",
+    ]
+    assert [run.number for run in answer.runs] == [1, 2]
+    assert answer.runs[0].result.stdout == "42\n"
+    assert answer.text == "Two things at once.\n\nBoth ran: ok"
+    # both runs can be found again, and run again with the user's files as they are now
+    assert [n for n, _ in await service.run_codes("e2e-stream", "c1", answer.turn_id)] == [1, 2]
+    again = await service.rerun("e2e-stream", "c1", answer.turn_id, 1)
+    assert again.runs[0].result.stdout == "42\n" and again.runs[0].number == 1
+    assert len(fake_openai.requests) == 2  # a re-run does not ask the model
+    turns = await service.records.load_turns("e2e-stream", "c1")
+    assert len(turns) == 1  # nor change the conversation
 
 
 LIST_MOUNT = """

@@ -14,7 +14,7 @@ from app.chat import Upload
 from app.wiring import Components
 from tests.fakes.discord_mocks import mock_bot, mock_message, sent_text
 from tests.fakes.file_store import memory_store
-from tests.fakes.openai_server import reply, tool_call, tool_calls, tool_results
+from tests.fakes.openai_server import call, reply, tool_call, tool_calls, tool_results
 
 from .conftest import LoopWatch
 
@@ -44,7 +44,7 @@ async def chat_for(settings, engine, runner, fake_openai, data_dir):
 
 async def test_parallel_tool_calls_count_one_by_one(chat_for, fake_openai, attack):
     chat, _ = chat_for(chat_max_tool_calls=3)
-    fake_openai.add(tool_calls(*[f"print({i})" for i in range(12)]), reply("done"))
+    fake_openai.add(tool_calls(*[call(f"print({i})") for i in range(12)]), reply("done"))
     answer = await chat.turn(new_id(), new_id(), "go")
     await attack.check_no_leftovers()
     assert len(answer.runs) == 3, [r.result.status for r in answer.runs]

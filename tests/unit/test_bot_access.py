@@ -10,10 +10,17 @@ from app.bot.access import NOT_ENABLED, AccessPolicy
 from app.bot.client import AccessTree, CodeInterpreterBot
 from app.bot.exts.chat import ChatCog
 from app.bot.exts.commands import CommandsCog
+from app.bot.exts.files import FilesCog
 from app.bot.services import BotServices
 from app.config import Settings
 from app.wiring import Components
-from tests.fakes.discord_mocks import mock_bot, mock_channel, mock_interaction, mock_message
+from tests.fakes.discord_mocks import (
+    mock_bot,
+    mock_channel,
+    mock_interaction,
+    mock_message,
+    posted,
+)
 from tests.fakes.openai_server import reply
 
 
@@ -24,11 +31,9 @@ def role(role_id: int):
 
 
 def thread_in(parent_id: int, thread_id: int = 555):
-    thread = mock.Mock(spec_set=discord.Thread)
-    thread.id = thread_id
+    thread = mock_channel(thread_id, cls=discord.Thread)
     thread.parent_id = parent_id
-    thread.send = mock.AsyncMock()
-    thread.typing = mock_channel().typing
+    thread.owner_id = 3  # someone else's thread: the bot answers mentions there
     return thread
 
 
@@ -111,14 +116,13 @@ async def test_messages_elsewhere_are_ignored_without_a_model_call(services, fak
     in_dm = mock_message("hi", dm=True)
     await cog.on_message(elsewhere)
     await cog.on_message(in_dm)
-    elsewhere.reply.assert_not_awaited()
-    in_dm.reply.assert_not_awaited()
+    assert posted(elsewhere.channel).messages == [] and posted(in_dm.channel).messages == []
     assert fake_openai.requests == []
 
     fake_openai.add(reply("hello"))
     allowed = mock_message("hi", mentions_bot=True, guild_id=77)
     await cog.on_message(allowed)
-    allowed.reply.assert_awaited_once()
+    assert posted(allowed.channel).text() == "hello"
 
 
 async def test_a_thread_of_an_allowed_channel_is_answered(services, fake_openai):
@@ -126,10 +130,10 @@ async def test_a_thread_of_an_allowed_channel_is_answered(services, fake_openai)
     fake_openai.add(reply("in the thread"))
     message = mock_message("hi", mentions_bot=True, channel=thread_in(50))
     await cog.on_message(message)
-    message.reply.assert_awaited_once()
+    assert posted(message.channel).text() == "in the thread"
     other = mock_message("hi", mentions_bot=True, channel=thread_in(60))
     await cog.on_message(other)
-    other.reply.assert_not_awaited()
+    assert posted(other.channel).messages == []
 
 
 def tree_for(services, policy) -> AccessTree:
@@ -168,4 +172,5 @@ async def test_autocomplete_elsewhere_offers_nothing(services):
 def test_sandbox_is_hidden_from_members_without_manage_server(services):
     cog = CommandsCog(mock_bot(*services))
     assert cog.sandbox.default_permissions == discord.Permissions(manage_guild=True)
-    assert cog.files.default_permissions is None  # everyone else's commands stay visible
+    assert cog.reset.default_permissions is None  # everyone else's commands stay visible
+    assert FilesCog(mock_bot(*services)).app_command.default_permissions is None

@@ -1,11 +1,12 @@
-"""Slash commands called through their callbacks, with spec_set Discord mocks."""
+"""Slash commands (/help, /reset, /model, /usage, /sandbox) called through their callbacks,
+with spec_set Discord mocks."""
 
-import discord
 import pytest
 
-from app.bot.exts.commands import CommandsCog, ConfirmView
+from app.bot.exts.commands import CommandsCog
+from app.bot.replies import MESSAGE_LIMIT
 from app.chat import UsageRecord
-from tests.fakes.discord_mocks import mock_bot, mock_interaction
+from tests.fakes.discord_mocks import mock_bot, mock_interaction, said
 from tests.fakes.openai_server import reply
 
 
@@ -13,73 +14,6 @@ from tests.fakes.openai_server import reply
 def cog(chat_and_store, runner):
     chat, store = chat_and_store
     return CommandsCog(mock_bot(chat, store, runner, admin_ids={7}))
-
-
-def said(interaction) -> str:
-    return interaction.response.send_message.await_args.args[0]
-
-
-async def test_files_list_download_and_empty(cog):
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction)
-    assert said(interaction) == "You have no stored files."
-
-    stored = await cog.services.store.save("1", "data.csv", b"a,b\n1,2\n")
-    await cog.services.store.save("2", "other.csv", b"x")  # someone else's file
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction, "list")
-    text = said(interaction)
-    assert f"`{stored.file_id}` data.csv" in text and "expires <t:" in text
-    assert "other.csv" not in text
-    assert interaction.response.send_message.await_args.kwargs["ephemeral"] is True
-
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction, "download", stored.file_id)
-    sent = interaction.response.send_message.await_args.kwargs["file"]
-    assert isinstance(sent, discord.File) and sent.filename == "data.csv"
-
-
-async def test_files_of_another_user_cannot_be_reached(cog):
-    theirs = await cog.services.store.save("2", "secret.csv", b"x")
-    interaction = mock_interaction(user_id=1)
-    await cog.files.callback(cog, interaction, "download", theirs.file_id)
-    assert "You have no file with id" in said(interaction)
-
-
-async def test_delete_one_needs_confirmation(cog):
-    stored = await cog.services.store.save("1", "data.csv", b"a,b\n")
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction, "delete", stored.file_id)
-    assert said(interaction).startswith("Delete data.csv")
-    view = interaction.response.send_message.await_args.kwargs["view"]
-    assert isinstance(view, ConfirmView)
-    assert await cog.services.store.get("1", stored.file_id) is not None  # nothing yet
-
-    other = mock_interaction(user_id=2)
-    assert not await view.interaction_check(other)  # only the asker can confirm
-
-    click = mock_interaction()
-    await view.confirm.callback(click)
-    assert click.response.edit_message.await_args.kwargs["content"] == "Deleted data.csv."
-    assert await cog.services.store.get("1", stored.file_id) is None
-
-
-async def test_delete_all_can_be_cancelled(cog):
-    await cog.services.store.save("1", "a.csv", b"1")
-    await cog.services.store.save("1", "b.csv", b"2")
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction, "delete all")
-    assert "Delete all 2 of your files?" in said(interaction)
-    view = interaction.response.send_message.await_args.kwargs["view"]
-    click = mock_interaction()
-    await view.cancel.callback(click)
-    assert click.response.edit_message.await_args.kwargs["content"] == "Nothing was deleted."
-    assert len(await cog.services.store.list("1")) == 2
-    interaction = mock_interaction()
-    await cog.files.callback(cog, interaction, "delete all")
-    view = interaction.response.send_message.await_args.kwargs["view"]
-    await view.confirm.callback(click)
-    assert click.response.edit_message.await_args.kwargs["content"] == "Deleted 2 file(s)."
 
 
 async def test_reset_clears_this_conversation(cog, fake_openai):
@@ -154,12 +88,15 @@ async def test_sandbox_is_for_admins_only(cog):
     assert "network: none" in text and "image: codeinterp-sandbox" in text
 
 
-async def test_files_list_says_where_each_file_was_shared(cog):
-    await cog.services.store.save("1", "here.csv", b"a", scope="guild:77")
-    await cog.services.store.save("1", "private.csv", b"a", scope="dm")
-    interaction = mock_interaction(guild_id=77)
-    await cog.files.callback(cog, interaction, "list")
-    lines = said(interaction).splitlines()
-    assert any("here.csv" in line and "shared here" in line for line in lines)
-    assert any("private.csv" in line and "shared in DMs" in line for line in lines)
-    assert "write an id in a message to use it elsewhere" in lines[0]
+async def test_help_says_what_the_bot_does_its_limits_and_the_file_commands(cog):
+    interaction = mock_interaction()
+    await cog.show_help.callback(cog, interaction)
+    text = said(interaction)
+    assert len(text) <= MESSAGE_LIMIT
+    assert interaction.response.send_message.await_args.kwargs["ephemeral"] is True
+    assert "runs up to 300 s" in text  # CODE_EXECUTION_TIMEOUT's default
+    assert "files up to 50 MB, 20 per person" in text and "kept for 48 hours" in text
+    assert "100 messages a minute" in text  # the tests' rate limit
+    for command in ("/files list", "/files download", "/files delete", "/reset", "/model"):
+        assert command in text
+    assert "Stop" in text and "Re-run" in text and "Code" in text

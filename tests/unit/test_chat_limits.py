@@ -13,7 +13,7 @@ from app.chat.tokens import image_size
 from app.sandbox import SandboxPolicy, SandboxRunner, execution
 from tests.fakes.engine import FakeEngine, Script
 from tests.fakes.file_store import memory_store
-from tests.fakes.openai_server import reply, tool_call, tool_calls, tool_results
+from tests.fakes.openai_server import call, reply, tool_call, tool_calls, tool_results
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def fake_runner(tmp_path, script=None) -> SandboxRunner:
 async def test_parallel_tool_calls_count_one_by_one(fake_openai, make_chat, tmp_path):
     runner = fake_runner(tmp_path)
     service = make_chat(runner, tmp_path, limits=TurnLimits(max_tool_calls=3))
-    fake_openai.add(tool_calls(*[f"print({i})" for i in range(5)]), tool_call("print(9)"))
+    fake_openai.add(tool_calls(*[call(f"print({i})") for i in range(5)]), tool_call("print(9)"))
     fake_openai.add(reply("done"))
     answer = await service.turn("u1", "c1", "run everything")
     assert len(answer.runs) == 3  # five asked in one reply, then one more: three ran

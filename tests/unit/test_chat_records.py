@@ -8,7 +8,7 @@ import uuid
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
-from app.chat import MemoryChatRecords, UsageRecord
+from app.chat import MemoryChatRecords, Turn, UsageRecord
 from app.chat.mongo import MongoChatRecords
 from app.chat.sqlite import SqliteChatRecords
 from app.database import EmbeddedDatabase
@@ -40,8 +40,26 @@ async def records(request, tmp_path):
     store.db.client.close()
 
 
+def make_turn(turn_id: str, text: str = "hi") -> Turn:
+    call = {
+        "id": f"call-{turn_id}",
+        "type": "function",
+        "function": {"name": "x", "arguments": "{}"},
+    }
+    return Turn(
+        id=turn_id,
+        messages=[
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "{}"},
+            {"role": "assistant", "content": "hello"},
+        ],
+        runs=[call["id"]],
+    )
+
+
 async def test_turns_are_kept_per_user_and_channel(records):
-    turn = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    turn = make_turn("t1")
     await records.save_turns("u1", "c1", [turn])
     assert await records.load_turns("u1", "c1") == [turn]
     assert await records.load_turns("u1", "c2") == []
@@ -49,6 +67,31 @@ async def test_turns_are_kept_per_user_and_channel(records):
     assert await records.clear("u1", "c1") is True
     assert await records.clear("u1", "c1") is False
     assert await records.load_turns("u1", "c1") == []
+
+
+async def test_a_turn_is_found_by_its_id_in_its_own_conversation_only(records):
+    first, second = make_turn("aaa", "one"), make_turn("bbb", "two")
+    await records.save_turns("u1", "c1", [first, second])
+    assert await records.find_turn("u1", "c1", "bbb") == second
+    assert (await records.find_turn("u1", "c1", "aaa")).runs == ["call-aaa"]
+    assert await records.find_turn("u1", "c1", "zzz") is None
+    assert await records.find_turn("u2", "c1", "aaa") is None  # another user's conversation
+    assert await records.find_turn("u1", "c2", "aaa") is None
+    assert await records.find_turn("u1", "c1", "") is None
+    found = await records.find_turn("u1", "c1", "aaa")
+    found.messages.append({"role": "user", "content": "changed"})  # a copy, not the record
+    assert await records.find_turn("u1", "c1", "aaa") == first
+
+
+async def test_turns_saved_before_they_had_ids_still_load():
+    store = MongoChatRecords(AsyncMongoMockClient()["codeinterp-legacy"])
+    legacy = [{"role": "user", "content": "old"}, {"role": "assistant", "content": "reply"}]
+    await store.conversations.insert_one({"user_id": "u1", "channel_id": "c1", "turns": [legacy]})
+    assert await store.load_turns("u1", "c1") == [Turn(messages=legacy)]
+    assert await store.find_turn("u1", "c1", "") is None
+    await store.save_turns("u1", "c1", [*await store.load_turns("u1", "c1"), make_turn("new")])
+    doc = await store.conversations.find_one({"user_id": "u1"})
+    assert [t["id"] for t in doc["turns"]] == ["", "new"]
 
 
 async def test_model_choice_and_usage_totals(records):
@@ -70,15 +113,19 @@ async def test_model_choice_and_usage_totals(records):
 
 
 async def test_turns_keep_nested_messages_and_unicode(records):
-    turn = [
-        {"role": "user", "content": [{"type": "text", "text": "Grüße ✓"}]},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "x"}}],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok"}'},
-    ]
+    turn = Turn(
+        id="t1",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Grüße ✓"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "x"}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok"}'},
+        ],
+        runs=["c1"],
+    )
     await records.save_turns("u1", "c1", [turn])
     await records.save_turns("u1", "c1", [turn, turn])  # replaces, never appends
     assert await records.load_turns("u1", "c1") == [turn, turn]

@@ -183,8 +183,9 @@ async def test_tool_rounds_are_bounded(fake_openai, make_chat, runner, tmp_path)
     assert answer.text == "giving up"
     assert "tools" not in fake_openai.requests[2]  # the last round offers no tool
     turns = await service.records.load_turns("u1", "c1")
-    roles = [m["role"] for m in turns[0]]
+    roles = [m["role"] for m in turns[0].messages]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert turns[0].id == answer.turn_id and turns[0].runs == []  # nothing ran
 
 
 async def test_history_is_trimmed_by_whole_turns_to_the_budget(

@@ -5,7 +5,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from app.chat import tokens
+from app.chat import Turn, tokens
 from app.chat.messages import TOOLS_UNAVAILABLE, model_error_message, rejects_tools
 from app.chat.model_call import CHAT_ONLY_PROMPT, ToolSupport
 from app.config import Settings
@@ -32,22 +32,24 @@ async def test_a_server_that_rejects_tools_gets_the_turn_again_as_plain_chat(
         "u1",
         "c1",
         [
-            [
-                {"role": "user", "content": "earlier"},
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "c0",
-                            "type": "function",
-                            "function": {"name": "x", "arguments": "{}"},
-                        }
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c0", "content": "{}"},
-                {"role": "assistant", "content": "it was 3"},
-            ]
+            Turn(
+                [
+                    {"role": "user", "content": "earlier"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "c0",
+                                "type": "function",
+                                "function": {"name": "x", "arguments": "{}"},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "c0", "content": "{}"},
+                    {"role": "assistant", "content": "it was 3"},
+                ]
+            )
         ],
     )
     fake_openai.add(reply("Plain answer."), reply("Second plain answer."))

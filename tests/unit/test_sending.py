@@ -39,3 +39,8 @@ def test_only_allowed_links_stay_clickable(text, shown):
 def test_nothing_is_allowed_by_default():
     assert inert_links("https://docs.python.org/3/") == "`https://docs.python.org/3/`"
     assert not link_allowed("https://docs.python.org/", ())
+
+
+def test_discord_markup_in_angle_brackets_is_left_alone():
+    text = "resets <t:1796169600:R>, ask <@123> in <#456> <:ok:789>"
+    assert inert_links(text) == text

@@ -1,6 +1,6 @@
 """Which store a process uses: MongoDB with MONGODB_URI, else one SQLite file under DATA_DIR."""
 
-from app.chat import UsageRecord
+from app.chat import Turn, UsageRecord
 from app.chat.sqlite import SqliteChatRecords
 from app.config import Settings
 from app.files import CleanupService
@@ -19,7 +19,8 @@ async def test_without_mongodb_files_and_records_share_one_sqlite_file(tmp_path)
     assert isinstance(parts.records, SqliteChatRecords)
     assert parts.store_description == f"SQLite ({tmp_path / 'data' / 'codeinterp.sqlite3'})"
     stored = await store.save("u1", "a.csv", b"a\n1\n", scope="guild:5")
-    await parts.records.save_turns("u1", "c1", [[{"role": "user", "content": "hi"}]])
+    turn = Turn([{"role": "user", "content": "hi"}], id="t1", runs=[])
+    await parts.records.save_turns("u1", "c1", [turn])
     await parts.records.record_usage(UsageRecord("u1", "gpt-4o", 10, 2, 0.1))
     await parts.close()
 
@@ -27,7 +28,8 @@ async def test_without_mongodb_files_and_records_share_one_sqlite_file(tmp_path)
     store = await again.file_store()
     [kept] = await store.list("u1")
     assert kept.file_id == stored.file_id and kept.scope == "guild:5"
-    assert await again.records.load_turns("u1", "c1") == [[{"role": "user", "content": "hi"}]]
+    assert await again.records.load_turns("u1", "c1") == [turn]
+    assert await again.records.find_turn("u1", "c1", "t1") == turn
     assert (await again.records.usage_totals("u1"))[0].requests == 1
     await again.close()
     assert [p.name for p in (tmp_path / "data").iterdir() if p.is_file()] == ["codeinterp.sqlite3"]

@@ -1,33 +1,35 @@
-"""Chat in Discord: answers mentions, replies to the bot and DMs; ChatService does the work."""
+"""Chat in Discord: answers mentions, replies to the bot, DMs and its own threads; ChatService
+does the work, app/bot/turns.py keeps the live reply."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import re
 from typing import TYPE_CHECKING
 
 import discord
 import structlog
 from discord.ext import commands
 
-from app.bot.progress import RunProgress
-from app.bot.replies import plan_reply
-from app.bot.sending import SEND_OPTIONS, inert_links, upload_limit
-from app.chat import Upload
+from app.bot.buttons import answer_view
+from app.bot.context import (
+    Downloads,
+    in_own_thread,
+    open_thread,
+    replied_message,
+    reply_context,
+    strip_mention,
+)
+from app.bot.replies import THINKING
+from app.bot.sending import send
+from app.bot.turns import FAILURE_REPLY
+from app.chat import ChatAnswer, ReplyContext, TurnObserver, Upload, new_turn_id
+from app.chat.service import BUSY
 from app.files import scopes
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
 
 log = structlog.get_logger(__name__)
-FAILURE_REPLY = "Something went wrong on my side. Please try again."
-
-
-def to_file(attachment) -> discord.File:
-    if attachment.path is not None:
-        return discord.File(attachment.path, filename=attachment.filename)
-    return discord.File(io.BytesIO(attachment.data), filename=attachment.filename)
 
 
 async def setup(bot: CodeInterpreterBot) -> None:
@@ -40,11 +42,11 @@ class ChatCog(commands.Cog):
         self.chat = bot.services.chat
 
     def addressed(self, message: discord.Message) -> bool:
-        """A DM, a mention of the bot, or a reply to one of its messages."""
+        """A DM, a mention of the bot, a reply to one of its messages, or a thread it opened."""
         me = self.bot.user
         if message.author.bot or me is None:
             return False
-        if message.guild is None:
+        if message.guild is None or in_own_thread(message.channel, me):
             return True
         if any(user.id == me.id for user in message.mentions):
             return True
@@ -54,10 +56,6 @@ class ChatCog(commands.Cog):
             if isinstance(replied, discord.Message) and replied.author.id == me.id:
                 return True
         return False
-
-    def strip_mention(self, content: str) -> str:
-        me = self.bot.user
-        return re.sub(rf"<@!?{me.id}>", "", content).strip() if me else content.strip()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -77,60 +75,71 @@ class ChatCog(commands.Cog):
                 raise
             except Exception:
                 log.exception("chat turn failed")
-                await message.reply(FAILURE_REPLY, mention_author=False, **SEND_OPTIONS)
-
-    async def _downloads(self, attachments: list[discord.Attachment]) -> list[Upload]:
-        """The attachments' bytes, unless Discord says one is over the store's limit or the
-        message's total is over the turn's: a file that would be refused is never pulled into
-        the bot's memory."""
-        limit = self.bot.services.store.max_file_bytes
-        room = self.chat.limits.max_upload_bytes
-        uploads = []
-        for attachment in attachments:
-            if attachment.size > limit:
-                refused = f"larger than the {limit / 1024**2:g} MB limit, so it was not stored."
-            elif attachment.size > room:
-                refused = (
-                    "not stored: the files of one message may total at most "
-                    f"{self.chat.limits.max_upload_bytes / 1024**2:g} MB."
-                )
-            else:
-                room -= attachment.size
-                uploads.append(Upload(attachment.filename, await attachment.read()))
-                continue
-            uploads.append(Upload(attachment.filename, b"", refused=refused))
-        return uploads
+                await send(message.channel, FAILURE_REPLY, reply_to=message)
 
     async def _answer(self, message: discord.Message, user_id: str) -> None:
         if self.chat.is_busy(user_id):
-            await message.reply(
-                "I am still working on your previous message; one at a time.",
-                mention_author=False,
-                **SEND_OPTIONS,
-            )
+            await send(message.channel, BUSY, reply_to=message)
             return
-        uploads = await self._downloads(list(message.attachments))
-        channel = message.channel
-        sandbox = self.bot.services.runner
-        domains = self.bot.services.link_domains
+        text = strip_mention(message.content, self.bot.user)
+        downloads = Downloads(
+            self.bot.services.store.max_file_bytes, self.chat.limits.max_upload_bytes
+        )
+        uploads = [await downloads.read(a) for a in message.attachments]
+        context: ReplyContext | None = None
+        if message.reference is not None:
+            replied = await replied_message(message)
+            if replied is not None:
+                context = reply_context(replied, self.bot.user)
+                uploads += [await downloads.read(a, from_reply=True) for a in replied.attachments]
+        channel: discord.abc.Messageable = message.channel
+        reply_to: discord.Message | None = message
+        if self._opens_thread(message):
+            thread = await open_thread(message, text)
+            if thread is not None:
+                channel, reply_to = thread, None  # the thread starts from the message itself
+        await self._turn(message, channel, reply_to, text, uploads, context)
 
-        async def send_status(text: str):
-            return await channel.send(text, **SEND_OPTIONS)
+    def _opens_thread(self, message: discord.Message) -> bool:
+        return (
+            self.bot.services.auto_thread
+            and message.guild is not None
+            and isinstance(message.channel, discord.TextChannel)
+        )
 
-        progress = RunProgress(send_status, waiting=lambda: sandbox.waiting)
-        async with channel.typing():
-            answer = await self.chat.turn(
-                user_id,
-                str(channel.id),
-                self.strip_mention(message.content),
+    async def _turn(
+        self,
+        message: discord.Message,
+        channel: discord.abc.Messageable,
+        reply_to: discord.Message | None,
+        text: str,
+        uploads: list[Upload],
+        context: ReplyContext | None,
+    ) -> None:
+        author = message.author.id
+        turn_id = new_turn_id()
+        conversation = str(getattr(channel, "id", message.channel.id))
+
+        async def work(observer: TurnObserver) -> ChatAnswer:
+            return await self.chat.turn(
+                str(author),
+                conversation,
+                text,
                 uploads,
-                progress,
+                observer,
+                reply_to=context,
+                turn_id=turn_id,
                 scope=scopes.scope_of(message.guild.id if message.guild else None),
             )
-        for index, outgoing in enumerate(plan_reply(answer, upload_limit(message.guild))):
-            files = [to_file(a) for a in outgoing.attachments]
-            content = inert_links(outgoing.content, domains) or None
-            if index == 0:
-                await message.reply(content, files=files, mention_author=False, **SEND_OPTIONS)
-            else:
-                await channel.send(content, files=files, **SEND_OPTIONS)
+
+        await self.bot.live_turns.run(
+            channel,
+            reply_to=reply_to,
+            user_id=author,
+            key=turn_id,
+            idle=THINKING,
+            work=work,
+            final_view=lambda answer, head_id: answer_view(author, turn_id, head_id, answer.runs),
+            guild=message.guild,
+            waiting=lambda: self.bot.services.runner.waiting,
+        )

@@ -1,53 +1,26 @@
-"""Slash commands: /files, /reset, /model, /usage and the admins' /sandbox. Replies are private."""
+"""Slash commands: /help, /reset, /model, /usage and the admins' /sandbox (/files is
+files.py's). Replies are private."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from app.bot.help import Limits, help_text
 from app.bot.replies import split_message
-from app.bot.sending import SEND_OPTIONS, upload_limit
+from app.bot.sending import respond
 from app.chat.messages import usage_report
-from app.files import scopes
 from app.sandbox import SandboxUnavailable
-from app.sizes import human_size
 
 if TYPE_CHECKING:
     from app.bot.client import CodeInterpreterBot
 
-CONFIRM_SECONDS = 60
-
 
 async def setup(bot: CodeInterpreterBot) -> None:
     await bot.add_cog(CommandsCog(bot))
-
-
-class ConfirmView(discord.ui.View):
-    """Confirm / Cancel buttons for a destructive action, usable only by the one who asked."""
-
-    def __init__(self, user_id: int, action: Callable[[], Awaitable[str]]) -> None:
-        super().__init__(timeout=CONFIRM_SECONDS)
-        self.user_id = user_id
-        self.action = action
-        self.done = False
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return interaction.user.id == self.user_id
-
-    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.done = True
-        self.stop()
-        await interaction.response.edit_message(content=await self.action(), view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
 
 
 class CommandsCog(commands.Cog):
@@ -55,82 +28,24 @@ class CommandsCog(commands.Cog):
         self.bot = bot
         self.services = bot.services
 
-    async def _say(self, interaction: discord.Interaction, text: str, **kwargs) -> None:
-        await interaction.response.send_message(
-            split_message(text)[0], ephemeral=True, **SEND_OPTIONS, **kwargs
+    async def _say(self, interaction: discord.Interaction, text: str) -> None:
+        await respond(interaction, split_message(text)[0])
+
+    @app_commands.command(name="help", description="What I can do, my limits and my commands")
+    async def show_help(self, interaction: discord.Interaction) -> None:
+        services = self.services
+        store, chat = services.store, services.chat
+        limits = Limits(
+            run_seconds=services.runner.max_timeout,
+            file_mb=store.max_file_bytes / 1024**2,
+            files_per_user=store.max_files_per_user,
+            expiry_hours=(
+                None if store.expiration is None else store.expiration.total_seconds() / 3600
+            ),
+            messages_per_minute=chat.rate_limit.per_minute if chat.rate_limit else None,
+            auto_thread=services.auto_thread,
         )
-
-    @app_commands.command(name="files", description="List, download or delete your files")
-    @app_commands.describe(action="what to do", file_id="the file (for download and delete)")
-    async def files(
-        self,
-        interaction: discord.Interaction,
-        action: Literal["list", "download", "delete", "delete all"] = "list",
-        file_id: str | None = None,
-    ) -> None:
-        store = self.services.store
-        user_id = str(interaction.user.id)
-        if action == "list":
-            files = await store.list(user_id)
-            if not files:
-                await self._say(interaction, "You have no stored files.")
-                return
-            here = scopes.scope_of(interaction.guild_id)
-            lines = [f"Your files ({len(files)}; write an id in a message to use it elsewhere):"]
-            for f in files:
-                expiry = f"<t:{int(f.expires_at.timestamp())}:R>" if f.expires_at else "never"
-                lines.append(
-                    f"`{f.file_id}` {f.name} ({f.type}, {human_size(f.size)}), "
-                    f"{scopes.describe(f.scope, here)}, expires {expiry}"
-                )
-            await self._say(interaction, "\n".join(lines))
-            return
-        if action == "delete all":
-            count = len(await store.list(user_id))
-            if count == 0:
-                await self._say(interaction, "You have no stored files.")
-                return
-
-            async def delete_all() -> str:
-                return f"Deleted {await store.delete_all(user_id)} file(s)."
-
-            await self._say(
-                interaction,
-                f"Delete all {count} of your files? This cannot be undone.",
-                view=ConfirmView(interaction.user.id, delete_all),
-            )
-            return
-        if not file_id:
-            await self._say(interaction, f"Give the file_id of the file to {action} (see /files).")
-            return
-        stored = await store.get(user_id, file_id.strip())
-        if stored is None:
-            await self._say(interaction, f"You have no file with id `{file_id.strip()[:40]}`.")
-            return
-        if action == "download":
-            if stored.size > upload_limit(interaction.guild):
-                await self._say(
-                    interaction,
-                    f"{stored.name} ({human_size(stored.size)}) is larger than "
-                    "Discord lets me upload here.",
-                )
-                return
-            await self._say(
-                interaction,
-                f"`{stored.file_id}` {stored.name}",
-                file=discord.File(store.absolute_path(stored), filename=stored.name),
-            )
-            return
-
-        async def delete_one() -> str:
-            deleted = await store.delete(user_id, stored.file_id)
-            return f"Deleted {stored.name}." if deleted else f"{stored.name} was already gone."
-
-        await self._say(
-            interaction,
-            f"Delete {stored.name} (`{stored.file_id}`)?",
-            view=ConfirmView(interaction.user.id, delete_one),
-        )
+        await self._say(interaction, help_text(limits))
 
     @app_commands.command(name="reset", description="Forget this conversation's history")
     async def reset(self, interaction: discord.Interaction) -> None:
