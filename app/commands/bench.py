@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from app.ops.bench import Benchmark, BenchOptions
+from app.ops.bench import SNIPPETS, Benchmark, BenchOptions
+from app.ops.bench_scenario import LoadOptions
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.wiring import Components
 
@@ -65,6 +66,51 @@ def add_parser(sub) -> None:
         help="warm pool size for the warm path and soak "
         "(default: SANDBOX_WARM_POOL_SIZE, at least 1)",
     )
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument(
+        "--load",
+        action="store_true",
+        help="only the load scenario: users with exponential think times on the bot's settings",
+    )
+    parts.add_argument(
+        "--refill",
+        action="store_true",
+        help="only the refill breakdown: where one warm container's time and CPU go",
+    )
+    parser.add_argument(
+        "--load-users",
+        type=_count(1),
+        default=6,
+        metavar="N",
+        help="simulated users in the load scenario (default 6)",
+    )
+    parser.add_argument(
+        "--think-seconds",
+        type=_seconds,
+        default=3.0,
+        metavar="S",
+        help="mean of the users' exponential think time (default 3)",
+    )
+    parser.add_argument(
+        "--load-seconds",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="how long the users send runs (default 60)",
+    )
+    parser.add_argument(
+        "--load-snippet",
+        choices=sorted(SNIPPETS),
+        default="pandas",
+        help="what each user's run executes (default pandas)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_count(0),
+        default=15,
+        metavar="N",
+        help="seed of the think times: the same seed sends the same arrivals (default 15)",
+    )
     parser.add_argument(
         "--targets",
         type=Path,
@@ -86,6 +132,16 @@ def _count(minimum: int):
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 86400 seconds")
+    return value
 
 
 def _targets(path: Path | None) -> dict:
@@ -122,6 +178,14 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
         pool_size=args.pool_size or max(1, settings.sandbox_warm_pool_size),
         progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
         targets=targets,
+        only="load" if args.load else "refill" if args.refill else "",
+        load=LoadOptions(
+            users=args.load_users,
+            think_seconds=args.think_seconds,
+            seconds=args.load_seconds,
+            snippet=args.load_snippet,
+            seed=args.seed,
+        ),
     )
     engine = parts.docker
     try:
@@ -144,6 +208,7 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
     else:
         print_report(report)
     leaked = (report.get("soak") or {}).get("leaked_containers", 0)
+    leaked += (report.get("load") or {}).get("leaked_containers", 0)
     return 1 if leaked else 0
 
 
@@ -154,9 +219,29 @@ def print_report(report: dict) -> None:
         f"kernel {machine['kernel']}, Docker {machine['docker']}, "
         f"load average at start {machine['load_average_at_start']}"
     )
-    print(f"image: {report['image']}; {report['repetitions']} measured repetitions per row\n")
+    print(f"image: {report['image']}; {report['repetitions']} measured repetitions per row")
+    if report["results"]:
+        print_table(report)
+    if report["code_floor"]:
+        print(
+            "\ncode alone (host, imports done, forked): "
+            + ", ".join(f"{r['snippet']} {r['p50_ms']} ms" for r in report["code_floor"])
+        )
+    if report.get("ratios"):
+        print_ratios(report["ratios"])
+    if report.get("throughput"):
+        print_throughput(report)
+    if report.get("load"):
+        print_load(report["load"])
+    if report.get("refill"):
+        print_refill(report["refill"])
+    print_targets(report)
+
+
+def print_table(report: dict) -> None:
     print(
-        f"{'runtime':8} {'path':7} {'snippet':7} {'p50 ms':>9} {'p95 ms':>9} {'n':>4} {'errors':>6}"
+        f"\n{'runtime':8} {'path':10} {'snippet':7} {'p50 ms':>9} {'p95 ms':>9} {'n':>4} "
+        f"{'errors':>6}"
     )
     for row in report["results"]:
         p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"
@@ -167,37 +252,34 @@ def print_report(report: dict) -> None:
         if row.get("phases_p50_ms"):
             extra += "  p50 " + ", ".join(f"{k} {v:.0f}" for k, v in row["phases_p50_ms"].items())
         print(
-            f"{row['runtime']:8} {row['path']:7} {row['snippet']:7} {p50:>9} {p95:>9} "
+            f"{row['runtime']:8} {row['path']:10} {row['snippet']:7} {p50:>9} {p95:>9} "
             f"{row['n']:>4} {row['errors']:>6}{extra}"
         )
-    if report["code_floor"]:
-        print(
-            "\ncode alone (host, imports done, forked): "
-            + ", ".join(f"{r['snippet']} {r['p50_ms']} ms" for r in report["code_floor"])
+
+
+def print_ratios(ratios: list[dict]) -> None:
+    print("\np50 ratios: against host Python (a), against bare docker (b), warm speed-up")
+    for r in ratios:
+        speedup = (
+            f"  warm {r['speedup_vs_cold']}x faster than cold" if r.get("speedup_vs_cold") else ""
         )
-    if report.get("ratios"):
-        print("\np50 ratios: against host Python (a), against bare docker (b), warm speed-up")
-        for r in report["ratios"]:
-            speedup = (
-                f"  warm {r['speedup_vs_cold']}x faster than cold"
-                if r.get("speedup_vs_cold")
-                else ""
-            )
-            host = "n/a" if r["vs_host"] is None else f"x{r['vs_host']}"
-            docker = "n/a" if r["vs_docker"] is None else f"x{r['vs_docker']}"
-            print(
-                f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} {host} host, "
-                f"{docker} docker{speedup}"
-            )
-    if report.get("throughput"):
-        t = report["throughput"]
+        host = "n/a" if r["vs_host"] is None else f"x{r['vs_host']}"
+        docker = "n/a" if r["vs_docker"] is None else f"x{r['vs_docker']}"
         print(
-            f"\nthroughput ({t['runtime']}, {t['snippet']}, {t['users']} users): "
-            f"{t['runs']} runs in "
-            f"{t['seconds']} s = {t['runs_per_second']}/s, p50 {t['p50_ms']} ms, "
-            f"p95 {t['p95_ms']} ms, {t['warm']} warm, {t['cold_fallbacks']} cold, "
-            f"{t['errors']} errors"
+            f"  {r['runtime']:6} {r['path']:5} {r['snippet']:7} {host} host, "
+            f"{docker} docker{speedup}"
         )
+
+
+def print_throughput(report: dict) -> None:
+    t = report["throughput"]
+    print(
+        f"\nthroughput ({t['runtime']}, {t['snippet']}, {t['users']} users): "
+        f"{t['runs']} runs in "
+        f"{t['seconds']} s = {t['runs_per_second']}/s, p50 {t['p50_ms']} ms, "
+        f"p95 {t['p95_ms']} ms, {t['warm']} warm, {t['cold_fallbacks']} cold, "
+        f"{t['errors']} errors"
+    )
     if report.get("soak"):
         s = report["soak"]
         print(
@@ -206,6 +288,9 @@ def print_report(report: dict) -> None:
             f"staging folders, RSS {s['rss_start_mb']} -> {s['rss_end_mb']} MiB "
             f"({s['rss_growth_mb']:+} MiB)"
         )
+
+
+def print_targets(report: dict) -> None:
     if report.get("targets"):
         print("\ntargets:")
         for t in report["targets"]:
@@ -215,3 +300,44 @@ def print_report(report: dict) -> None:
             )
     for note in report.get("notes", []):
         print(f"note: {note}")
+
+
+def print_load(load: dict) -> None:
+    print(
+        f"\nload ({load['runtime']}, {load['snippet']}, {load['users']} users, think "
+        f"{load['think_seconds']:g} s, seed {load['seed']}, pool {load['pool_size']}..."
+        f"{load['pool_max']}): {load['runs']} runs in {load['seconds']} s, "
+        f"{load['errors']} errors, served warm {_fraction(load['warm_fraction'])}"
+    )
+    print(
+        f"  p50 {_ms(load['p50_ms'])}, p95 {_ms(load['p95_ms'])}, p99 {_ms(load['p99_ms'])}; "
+        f"cold runs p50 {_ms(load['cold_p50_ms'])}; one refill's CPU p50 "
+        f"{_ms(load['refill_cpu_ms_p50'])} ({load['refills_measured']} measured); "
+        f"{load['leaked_containers']} leaked containers, "
+        f"{load['leaked_staging_folders']} leaked staging folders; "
+        f"load average after {load['load_average_after']}"
+    )
+    points = load["pool_over_time"]
+    if points:
+        step = max(1, len(points) // 12)
+        print(
+            "  pool over time (s: ready+starting/target): "
+            + ", ".join(
+                f"{p['t']:g}: {p['ready']}+{p['starting']}/{p['target']}" for p in points[::step]
+            )
+        )
+
+
+def print_refill(refill: dict) -> None:
+    print(f"\nrefill breakdown ({refill['runtime']}), p50 ms of {refill['repetitions']} each:")
+    for row in refill["variants"]:
+        phases = ", ".join(f"{k[:-3]} {v:.0f}" for k, v in row.items() if k.endswith("_ms"))
+        print(f"  preload {row['preload']}: {phases}")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"

@@ -3,6 +3,8 @@
 Paths, for each snippet and runtime, on the same image and policy:
 - host:   the snippet in a fresh host Python process (floor for the code, imports included);
 - docker: a bare docker SDK create/start/wait/remove of the snippet (floor for a container);
+- docker-run: docker-py's one call, `containers.run(..., remove=True)`, the peers' cold path and
+          the cold baseline;
 - cold:   our runner without a warm pool (create, start, runner, collect; removal after reply);
 - warm:   our runner taking a ready container from the pool;
 - service: the warm path through the sandbox service's API on a Unix socket, interleaved with
@@ -40,6 +42,8 @@ from app.ops.bench_figures import (
     ratios,
 )
 from app.ops.bench_load import soak, throughput
+from app.ops.bench_refill import refill_breakdown
+from app.ops.bench_scenario import LoadOptions, load_scenario
 from app.ops.bench_service import measure_service
 from app.sandbox import (
     InputFile,
@@ -73,7 +77,7 @@ SNIPPETS = {
         "plt.savefig(os.path.join(os.environ['OUTPUT_DIR'], 'plot.png'))\n"
     ),
 }
-PATHS = ("host", "docker", "cold", "warm")
+PATHS = ("host", "docker", "docker-run", "cold", "warm")
 assert tuple(SNIPPETS) == SNIPPET_NAMES
 # Preloads the snippets' imports once, then times each snippet in a forked child: a warm run's
 # floor.
@@ -115,6 +119,9 @@ class BenchOptions:
     progress: Callable[[str], None] = lambda _line: None
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
     """figure name -> {"max": limit} or {"min": limit}: judged and printed, never enforced."""
+    only: str = ""
+    """"load" or "refill": that part alone (with the machine), else everything."""
+    load: LoadOptions = field(default_factory=LoadOptions)
 
 
 class Benchmark:
@@ -170,6 +177,8 @@ class Benchmark:
             report["notes"].append(
                 f"runtime {name} is not registered with the engine: not measured"
             )
+        if opts.only:
+            return await self._only(report, runtimes)
         measured: list[Figure] = []
         host_ok = await self._host_has_libraries()
         if not host_ok:
@@ -185,8 +194,9 @@ class Benchmark:
             report["code_floor"] = await self._code_floor()
         for runtime in runtimes:
             for snippet in SNIPPETS:
-                opts.progress(f"{runtime} / docker / {snippet}")
-                measured.append(await self._measure_docker(runtime, snippet))
+                for path in ("docker", "docker-run"):
+                    opts.progress(f"{runtime} / {path} / {snippet}")
+                    measured.append(await self._measure_docker(runtime, snippet, path))
             for path in ("cold", "warm"):
                 runner = self.runner(runtime, pool_size=opts.pool_size if path == "warm" else 0)
                 await runner.start()
@@ -205,9 +215,33 @@ class Benchmark:
             report["throughput"] = await throughput(self, runtimes[0])
             opts.progress(f"soak ({runtimes[0]}, {opts.soak_runs} runs)")
             report["soak"] = await soak(self, runtimes[0])
+            report["load"] = await self._load(runtimes[0])
         report["figures"] = figures(report)
         report["targets"] = judge(report["figures"], opts.targets)
         return report
+
+    async def _only(self, report: dict, runtimes: list[str]) -> dict:
+        """`--load` or `--refill`: that part alone, on the first runtime."""
+        if runtimes and self.options.only == "load":
+            report["load"] = await self._load(runtimes[0])
+        elif runtimes:
+            self.options.progress(f"refill breakdown ({runtimes[0]})")
+            report["refill"] = await self.engine.call(
+                refill_breakdown, self, runtimes[0], self.options.repetitions
+            )
+        report["figures"] = figures(report)
+        report["targets"] = judge(report["figures"], self.options.targets)
+        return report
+
+    async def _load(self, runtime: str) -> dict:
+        load = self.options.load
+        self.options.progress(
+            f"load ({runtime}, {load.users} users, think {load.think_seconds:g} s, "
+            f"{load.seconds:g} s, {load.snippet})"
+        )
+        result = await load_scenario(self, runtime, load)
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        return result
 
     def runner(
         self, runtime: str, *, pool_size: int, concurrent: int | None = None
@@ -305,8 +339,9 @@ class Benchmark:
 
     # bare docker
 
-    async def _measure_docker(self, runtime: str, snippet: str) -> Figure:
-        figure = Figure(runtime, "docker", snippet)
+    async def _measure_docker(self, runtime: str, snippet: str, path: str) -> Figure:
+        figure = Figure(runtime, path, snippet)
+        once = self._docker_once if path == "docker" else self._docker_run_once
         policy = sandbox_policy(
             self.settings.model_copy(update={"sandbox_runtime": runtime}), owner=owner_token()
         )
@@ -322,7 +357,7 @@ class Benchmark:
                 environment=policy.code_environment(),
             )
             try:
-                elapsed, code = await self.engine.call(self._docker_once, args)
+                elapsed, code = await self.engine.call(once, args)
             except Exception:
                 figure.errors += 1
                 continue
@@ -337,6 +372,12 @@ class Benchmark:
         started = time.perf_counter()
         code = self.engine.run_to_completion(args, timeout=120)
         return (time.perf_counter() - started) * 1000, -1 if code is None else code
+
+    def _docker_run_once(self, args: dict) -> tuple[float, int]:
+        """What docker-py's `containers.run(..., remove=True)` costs, start to removal."""
+        started = time.perf_counter()
+        code = self.engine.run_removing(args)
+        return (time.perf_counter() - started) * 1000, code
 
     # our runner
 

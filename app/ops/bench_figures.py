@@ -32,12 +32,14 @@ class Figure:
 
     def to_dict(self) -> dict:
         p50, p95 = percentile(self.samples, 50), percentile(self.samples, 95)
+        p99 = percentile(self.samples, 99)
         data: dict[str, object] = {
             "runtime": self.runtime,
             "path": self.path,
             "snippet": self.snippet,
             "p50_ms": round(p50, 1) if p50 is not None else None,
             "p95_ms": round(p95, 1) if p95 is not None else None,
+            "p99_ms": round(p99, 1) if p99 is not None else None,
             "n": len(self.samples),
             "errors": self.errors,
         }
@@ -128,9 +130,17 @@ def figures(report: dict) -> dict[str, float]:
         for r in report["results"]
         if r["path"] == "service"
     }
+    p99 = {(r["runtime"], r["path"], r["snippet"]): r.get("p99_ms") for r in report["results"]}
     for runtime in ("runc", "runsc"):
         warm, cold = p50.get((runtime, "warm", "pandas")), p50.get((runtime, "cold", "pandas"))
         put(f"{runtime} warm pandas p50 ms", warm)
+        put(f"{runtime} warm pandas p99 ms", p99.get((runtime, "warm", "pandas")))
+        cold_print, run_print = (
+            p50.get((runtime, "cold", "print")),
+            p50.get((runtime, "docker-run", "print")),
+        )
+        if cold_print and run_print:
+            put(f"{runtime} cold print vs docker-py run x", cold_print / run_print)
         put(f"{runtime} warm via service pandas p50 ms", p50.get((runtime, "service", "pandas")))
         put(f"{runtime} service hop pandas p50 ms", hops.get((runtime, "pandas")))
         if warm and cold:
@@ -145,6 +155,10 @@ def figures(report: dict) -> dict[str, float]:
     soak = report.get("soak")
     if soak:
         put("soak leaked containers", soak["leaked_containers"])
+    load = report.get("load")
+    if load:
+        for key in ("warm_fraction", "p95_ms", "errors", "leaked_containers"):
+            put(f"load {key.replace('_ms', ' ms').replace('_', ' ')}", load.get(key))
     return found
 
 

@@ -141,6 +141,19 @@ class WarmPool:
     def ready(self) -> int:
         return len(self._idle)
 
+    @property
+    def starting(self) -> int:
+        return len(self._starting)
+
+    @property
+    def target(self) -> int:
+        """How many containers the pool keeps ready (or starting) now."""
+        return self.size
+
+    @property
+    def max_size(self) -> int:
+        return self.size
+
     def idle_ids(self) -> set[str]:
         """Containers waiting in the pool (they belong there, not to any run)."""
         return {warm.container_id for warm in self._idle}

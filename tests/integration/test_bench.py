@@ -29,6 +29,12 @@ def test_bench_json_has_the_documented_shape(settings, tmp_path):
             "3",
             "--runtime",
             "runc",
+            "--load-users",
+            "1",
+            "--load-seconds",
+            "2",
+            "--think-seconds",
+            "0.3",
         ],
         env=env,
         cwd=tmp_path,
@@ -43,13 +49,14 @@ def test_bench_json_has_the_documented_shape(settings, tmp_path):
         assert {"runtime", "path", "snippet", "p50_ms", "p95_ms", "n"} <= set(row)
     measured = {(r["runtime"], r["path"], r["snippet"]) for r in rows if r["n"] == 1}
     for snippet in ("print", "pandas", "plot"):
-        for path in ("docker", "cold", "warm"):
+        for path in ("docker", "docker-run", "cold", "warm"):
             assert ("runc", path, snippet) in measured, (path, snippet, rows)
     assert ("host", "host", "print") in measured
     assert all(r["errors"] == 0 for r in rows), rows
     assert report["throughput"]["runs"] == 2 and report["throughput"]["errors"] == 0
     soak = report["soak"]
     assert soak["runs"] == 3 and soak["errors"] == 0
+    assert report["load"]["runs"] >= 1 and report["load"]["errors"] == 0
     assert soak["leaked_containers"] == 0 and soak["leaked_staging_folders"] == 0
     assert isinstance(soak["rss_growth_mb"], float)
     assert any(r["path"] == "warm" and r["vs_docker"] for r in report["ratios"])
@@ -66,3 +73,77 @@ def test_bench_rejects_bad_repetitions_without_a_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _bench(settings, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(settings.data_dir),
+        "SANDBOX_INSTANCE": settings.sandbox_instance,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", "bench", *args, "--runtime", "runc"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp_path):
+    proc = _bench(
+        settings,
+        tmp_path,
+        "--load",
+        "--json",
+        "--load-users",
+        "3",
+        "--think-seconds",
+        "0.5",
+        "--load-seconds",
+        "4",
+        "--seed",
+        "7",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    load = report["load"]
+    expected = {
+        "users", "think_seconds", "seconds", "runs", "errors", "warm_fraction", "p50_ms",
+        "p95_ms", "p99_ms", "cold_p50_ms", "refill_cpu_ms_p50", "pool_over_time", "seed",
+        "leaked_containers", "leaked_staging_folders", "load_average_after",
+    }  # fmt: skip
+    assert expected <= set(load), sorted(expected - set(load))
+    assert load["users"] == 3 and load["think_seconds"] == 0.5 and load["seed"] == 7
+    assert load["runs"] >= 3 and load["errors"] == 0
+    assert 0.0 <= load["warm_fraction"] <= 1.0
+    assert load["p50_ms"] <= load["p95_ms"] <= load["p99_ms"]
+    assert load["refill_cpu_ms_p50"] > 0  # the pool was full at the start: measured
+    points = load["pool_over_time"]
+    assert points and all(p["ready"] + p["starting"] <= load["pool_max"] for p in points)
+    assert all(load["pool_size"] <= p["target"] <= load["pool_max"] for p in points)
+    assert load["leaked_containers"] == 0 and load["leaked_staging_folders"] == 0
+    assert report["results"] == []  # --load measures the load alone
+    staging = settings.data_dir / "pool"
+    assert not staging.is_dir() or list(staging.iterdir()) == []
+
+
+def test_bench_load_text_output_and_bad_input(settings, tmp_path):
+    proc = _bench(settings, tmp_path, "--load", "--think-seconds", "0", "--load-seconds", "1")
+    assert proc.returncode == 2
+    assert "must be more than 0" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _bench(settings, tmp_path, "--load", "--refill")
+    assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
+def test_bench_refill_breaks_a_refill_down(settings, tmp_path):
+    proc = _bench(settings, tmp_path, "--refill", "--json", "--repetitions", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    refill = json.loads(proc.stdout)["refill"]
+    rows = {row["preload"]: row for row in refill["variants"]}
+    assert "none" in rows and len(rows) >= 2
+    for row in rows.values():
+        for phase in ("claim", "create", "attach", "start", "runner_exec", "ready", "remove"):
+            assert row[f"{phase}_ms"] >= 0, (phase, row)
+        assert row["cpu_ms"] > 0

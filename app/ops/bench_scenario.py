@@ -1,0 +1,185 @@
+"""The bench's load scenario (`bench --load`): Discord-like users on the bot's own settings.
+
+Each of `users` simulated users thinks for an exponentially distributed time (mean
+`think_seconds`), sends the snippet, waits for the answer and thinks again, until `seconds` are
+over; the think times come from a fixed seed, so two runs of the scenario send the same arrivals.
+The runner is built from the bench's settings as the bot's is (pool size and its bounds, run
+slots), so what is measured is what a deployment gets. Reported: latency percentiles of all runs
+and of the ones served cold, the fraction served warm, the CPU one refill costs (the engine's
+cgroup figure for each warm container as it waits in the pool: its start, runner and preloads,
+nothing of a run), the pool's size over time, and leaked containers and staging folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.ops.bench_figures import percentile
+from app.sandbox import RunStatus
+from app.wiring import sandbox_policy
+
+if TYPE_CHECKING:
+    from app.ops.bench import Benchmark
+    from app.sandbox import SandboxRunner
+
+SAMPLE_SECONDS = 0.5
+# Whether the current user's run took a warm container (set by the wrapped _take_warm).
+_served_warm: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "served_warm", default=None
+)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    users: int = 6
+    think_seconds: float = 3.0
+    seconds: float = 60.0
+    snippet: str = "pandas"
+    seed: int = 15
+
+
+@dataclass
+class _Run:
+    started: float
+    ms: float
+    warm: bool
+    ok: bool
+
+
+async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> dict:
+    runner = bench.runner(runtime, pool_size=bench.options.pool_size)
+    pool = runner.pool
+    _record_warm_takes(runner)
+    await runner.start()
+    runs: list[_Run] = []
+    timeline: list[list[float]] = []
+    refill_cpu: dict[str, float | None] = {}
+    try:
+        if pool is not None:
+            await pool.wait_ready(timeout=300)
+        began = time.monotonic()
+        end = began + load.seconds
+
+        async def user(n: int) -> None:
+            rng = random.Random(load.seed * 1000 + n)
+            served: list[bool] = []
+            _served_warm.set(served)
+            while True:
+                await asyncio.sleep(rng.expovariate(1 / load.think_seconds))
+                if time.monotonic() >= end:
+                    return
+                served.clear()
+                request = bench.request(load.snippet, user=f"load-{n}")
+                started = time.monotonic()
+                result = await runner.run(request)
+                ms = (time.monotonic() - started) * 1000
+                shutil.rmtree(request.output_dir, ignore_errors=True)
+                runs.append(_Run(started - began, ms, any(served), result.status is RunStatus.OK))
+
+        async def sample() -> None:
+            while True:
+                if pool is not None:
+                    at = round(time.monotonic() - began, 1)
+                    timeline.append([at, pool.ready, pool.starting, pool.target])
+                    for container_id in pool.idle_ids() - set(refill_cpu):
+                        refill_cpu[container_id] = None  # read once, while it is idle
+                        refill_cpu[container_id] = await bench.engine.call(
+                            _cpu_ms, bench, container_id
+                        )
+                await asyncio.sleep(SAMPLE_SECONDS)
+
+        sampler = asyncio.get_running_loop().create_task(sample())
+        try:
+            await asyncio.gather(*(user(n) for n in range(load.users)))
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        seconds = time.monotonic() - began
+    finally:
+        await runner.close()
+    leaked = bench.engine.list_containers(sandbox_policy(bench.settings).ownership_filter())
+    for container_id in leaked:
+        bench.engine.remove(container_id)
+    staging = bench.layout.pool
+    leaked_staging = [p for p in staging.iterdir()] if staging.is_dir() else []
+    return summarize(load, runtime, runs, seconds, refill_cpu, timeline) | {
+        "pool_size": pool.size if pool is not None else 0,
+        "pool_max": pool.max_size if pool is not None else 0,
+        "leaked_containers": len(leaked),
+        "leaked_staging_folders": len(leaked_staging),
+    }
+
+
+def summarize(
+    load: LoadOptions,
+    runtime: str,
+    runs: list[_Run],
+    seconds: float,
+    refill_cpu: dict[str, float | None],
+    timeline: list[list[float]],
+) -> dict:
+    """The load object of the report (a pure function of what was recorded)."""
+    latencies = [r.ms for r in runs]
+    cold = [r.ms for r in runs if not r.warm]
+    cpu = [v for v in refill_cpu.values() if v is not None]
+
+    def ms(values: list[float], pct: float) -> float | None:
+        value = percentile(values, pct)
+        return round(value, 1) if value is not None else None
+
+    return {
+        "runtime": runtime,
+        "snippet": load.snippet,
+        "users": load.users,
+        "think_seconds": load.think_seconds,
+        "seed": load.seed,
+        "seconds": round(seconds, 1),
+        "runs": len(runs),
+        "errors": sum(not r.ok for r in runs),
+        "warm_runs": len(runs) - len(cold),
+        "warm_fraction": round((len(runs) - len(cold)) / len(runs), 3) if runs else None,
+        "p50_ms": ms(latencies, 50),
+        "p95_ms": ms(latencies, 95),
+        "p99_ms": ms(latencies, 99),
+        "cold_p50_ms": ms(cold, 50),
+        "refill_cpu_ms_p50": ms(cpu, 50),
+        "refills_measured": len(cpu),
+        "pool_over_time": _thin(timeline),
+    }
+
+
+def _thin(timeline: list[list[float]], most: int = 120) -> list[dict]:
+    """The pool's size over time, at most `most` points: [seconds, ready, starting, target]."""
+    step = max(1, len(timeline) // most)
+    return [
+        {"t": t, "ready": ready, "starting": starting, "target": target}
+        for t, ready, starting, target in timeline[::step]
+    ]
+
+
+def _cpu_ms(bench: Benchmark, container_id: str) -> float | None:
+    try:
+        seconds = bench.engine.cpu_seconds(container_id)
+    except Exception:  # taken and removed meanwhile: no figure for it
+        return None
+    return seconds * 1000 if seconds is not None else None
+
+
+def _record_warm_takes(runner: SandboxRunner) -> None:
+    """Note, for the user whose run it is, whether the runner took a warm container."""
+    take = runner._take_warm
+
+    async def recorded(request):
+        warm = await take(request)
+        served = _served_warm.get()
+        if served is not None:
+            served.append(warm is not None)
+        return warm
+
+    setattr(runner, "_take_warm", recorded)  # noqa: B010 - measured, not changed
