@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     sandbox_uid_range: str = "20000-29999"
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
+    sandbox_warm_pool_max: int = Field(6, ge=0, le=64)
+    sandbox_warm_pool_memory: ByteSize = 6 * 1024**3
 
     # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
     sandbox_service_url: str = ""

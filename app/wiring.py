@@ -195,6 +195,8 @@ class Components:
             size=self.settings.sandbox_warm_pool_size,
             max_age=self.settings.sandbox_warm_pool_max_age,
             staging_root=self.layout.pool,
+            max_size=self.settings.sandbox_warm_pool_max,
+            memory_budget=int(self.settings.sandbox_warm_pool_memory),
         )
 
     @cached_property

@@ -9,23 +9,24 @@ files are placed there from the host side
 (hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
 are visible inside under runc and under runsc (gVisor revalidates bind mounts, its default).
 
-The pool never makes a run wait: `take()` returns a ready container or None, and the run then
-starts cold. A background task keeps `size` containers ready, replaces those older than `max_age`
-or whose runner died, and removes everything on `close()`. Containers of dead processes are reaped
+`take()` returns a ready container or None, and the run then starts cold; `acquire()` may also
+wait for a container that is almost ready when that beats a cold start. A background task keeps
+the target number ready (app/sandbox/pool_sizing.py: at least `size`, more with the arrival rate,
+up to the maximum and the memory bound; refills yield to runs), replaces containers older than
+`max_age` or whose runner died, removes surplus ones once idle, and removes everything on
+`close()`. Containers of dead processes are reaped
 by the runner at start-up (same labels as cold runs); orphaned staging folders here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import shutil
-import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,63 +35,16 @@ import structlog
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
 from app.sandbox.names import POOL_LABEL
 from app.sandbox.policy import SandboxPolicy
-from app.sandbox.starter import ContainerStarter, Sandbox
+from app.sandbox.pool_sizing import SHRINK_AFTER, PoolBounds, PoolSizer
+from app.sandbox.staging import StagingError, WarmContainer, top_level_files
+from app.sandbox.starter import ContainerStarter
 
 __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
 
-MAX_PARALLEL_STARTS = 2
 HEALTH_INTERVAL = 10.0
 # A staging folder younger than this may belong to a container still being created elsewhere.
 ORPHAN_GRACE = 120.0
 log = structlog.get_logger(__name__)
-
-
-class StagingError(ValueError):
-    """A request's file cannot be placed into a warm container's input folder."""
-
-
-@dataclass
-class WarmContainer(Sandbox):
-    pool_id: str = ""
-
-    @property
-    def input_dir(self) -> Path:
-        assert self.staging is not None, "a warm container always has its staging folder"
-        return self.staging
-
-    def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
-        """Place the request's files into the (read-only mounted) input folder, by filename."""
-        for filename in filenames:
-            if not filename or "/" in filename or "\0" in filename or filename in (".", ".."):
-                raise StagingError(f"unsafe input file name {filename!r}")
-            source = source_dir / filename
-            try:
-                info = source.lstat()
-            except FileNotFoundError:
-                continue  # the code sees the same FileNotFoundError as in a cold run
-            if not stat.S_ISREG(info.st_mode):
-                continue  # never expose a link's target or a special file
-            target = self.input_dir / filename
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                    raise
-                _copy_no_follow(source, target)
-
-
-def _top_level_files(folder: Path) -> list[str]:
-    try:
-        return [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
-def _copy_no_follow(source: Path, target: Path) -> None:
-    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-    os.chmod(target, 0o644)
 
 
 async def remove_sandbox(engine: Engine, container_id: str, staging: Path | None) -> None:
@@ -110,6 +64,9 @@ class PoolStats:
     missed: int = 0
     recycled: int = 0
     failed_starts: int = 0
+    waited: int = 0
+    """Runs that waited for an almost ready container (counted in `taken` too)."""
+    shrunk: int = 0
 
 
 class WarmPool:
@@ -121,6 +78,9 @@ class WarmPool:
         size: int,
         max_age: float,
         staging_root: Path,
+        max_size: int | None = None,
+        memory_budget: int = 0,
+        sizer: PoolSizer | None = None,
     ) -> None:
         self.policy = policy
         self.engine = engine
@@ -129,8 +89,19 @@ class WarmPool:
         self.staging_root = staging_root
         self.stats = PoolStats()
         self.starter = ContainerStarter(policy, engine)
+        bounds = PoolBounds(
+            size=size,
+            max_size=max(size, max_size if max_size is not None else size),
+            memory_budget=memory_budget,
+            container_memory=policy.memory_bytes,
+        )
+        self.sizer = sizer or PoolSizer(bounds)
+        self.runs_active: Callable[[], int] = lambda: 0
+        """How many runs hold a run slot now (set by the runner): refills yield to them."""
         self._idle: deque[WarmContainer] = deque()
-        self._starting: set[asyncio.Task] = set()
+        # Each start under way, with when it began (a waiting run judges by its age).
+        self._starting: dict[asyncio.Task, float] = {}
+        self._waiters: deque[asyncio.Future[WarmContainer]] = deque()
         self._removing: set[asyncio.Task] = set()
         self._filler: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
@@ -148,11 +119,11 @@ class WarmPool:
     @property
     def target(self) -> int:
         """How many containers the pool keeps ready (or starting) now."""
-        return self.size
+        return self.sizer.target(len(self._idle) + len(self._starting))
 
     @property
     def max_size(self) -> int:
-        return self.size
+        return self.sizer.bounds.max_size
 
     def idle_ids(self) -> set[str]:
         """Containers waiting in the pool (they belong there, not to any run)."""
@@ -167,28 +138,92 @@ class WarmPool:
 
     def take(self) -> WarmContainer | None:
         """A ready container for one run, or None (the caller then starts a cold one)."""
+        self.sizer.arrival()
+        warm = self._take_ready()
+        if warm is None:
+            self._missed()
+        return warm
+
+    async def acquire(self) -> WarmContainer | None:
+        """`take()`, or the next container to be ready when waiting for it should beat a cold
+        start (app/sandbox/pool_sizing.py); None: start cold."""
+        self.sizer.arrival()
+        warm = self._take_ready()
+        if warm is None:
+            seconds = self.sizer.wait_for(self._unpromised_start_age())
+            if seconds is not None:
+                warm = await self._wait_for_start(seconds)
+        if warm is None:
+            self._missed()
+        return warm
+
+    def note_cold_start(self, seconds: float) -> None:
+        """A cold run's container took `seconds` to be ready (what waiting is weighed against)."""
+        self.sizer.cold_started(seconds)
+
+    def _take_ready(self) -> WarmContainer | None:
         while self._idle:
             warm = self._idle.popleft()
             fresh = time.monotonic() - warm.ready_at < self.max_age
             if fresh and warm.is_quiet():
                 self.stats.taken += 1
-                # The replacement starts when this run is over (`replenish`): its imports would
-                # otherwise compete for the CPU with the run being waited for.
+                # Refills start now as far as the runs leave cores free (`_fill_loop`).
+                self._poke()
                 return warm
             self._discard(warm)
+        return None
+
+    def _missed(self) -> None:
         self.stats.missed += 1
         self._poke()
         log.info("no warm container ready; starting a cold one")
-        return None
+
+    def _unpromised_start_age(self) -> float | None:
+        """The age of the oldest start that no waiting run has been promised, None if none."""
+        began = sorted(self._starting.values())
+        if len(began) <= len(self._waiters):
+            return None
+        return time.monotonic() - began[len(self._waiters)]
+
+    async def _wait_for_start(self, seconds: float) -> WarmContainer | None:
+        waiter: asyncio.Future[WarmContainer] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        handed = False
+        try:
+            warm = await asyncio.wait_for(asyncio.shield(waiter), seconds)
+            handed = True
+            self.stats.waited += 1
+            return warm
+        except TimeoutError:
+            return None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if not waiter.done():
+                waiter.cancel()
+            elif not handed and not waiter.cancelled():
+                # Handed over just as the wait ended (timeout or cancellation): back it goes.
+                self.stats.taken -= 1
+                self._idle.appendleft(waiter.result())
+
+    def _deliver(self, warm: WarmContainer) -> None:
+        """A new container goes to the first run waiting for one, else into the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.stats.taken += 1
+                waiter.set_result(warm)
+                return
+        self._idle.append(warm)
 
     async def take_with_files(self, source_dir: Path, filenames: list[str]) -> WarmContainer | None:
-        """`take()`, with the run's files staged into the container's input folder; None (the
+        """`acquire()`, with the run's files staged into the container's input folder; None (the
         run starts cold) when none is ready or the files cannot be placed."""
-        warm = self.take()
+        warm = await self.acquire()
         if warm is None:
             return None
         if not filenames:  # no manifest: the code sees the folder's files, as a cold run does
-            filenames = await asyncio.to_thread(_top_level_files, source_dir)
+            filenames = await asyncio.to_thread(top_level_files, source_dir)
         try:
             await asyncio.to_thread(warm.stage, source_dir, filenames)
         except (OSError, StagingError) as exc:
@@ -202,7 +237,7 @@ class WarmPool:
 
     async def wait_ready(self, count: int | None = None, timeout: float = 120.0) -> bool:
         """Wait until `count` (default: size) containers are ready; False on timeout."""
-        want = min(self.size, count if count is not None else self.size)
+        want = min(self.max_size, count if count is not None else self.size)
         deadline = time.monotonic() + timeout
         while len(self._idle) < want:
             if self._closed or time.monotonic() > deadline:
@@ -218,7 +253,7 @@ class WarmPool:
             await asyncio.gather(self._filler, return_exceptions=True)
         # Starts run to completion (cancelling would leave a container behind) and then
         # see the pool is closed and discard what they made.
-        await asyncio.gather(*self._starting, return_exceptions=True)
+        await asyncio.gather(*list(self._starting), return_exceptions=True)
         while self._idle:
             self._discard(self._idle.popleft())
         await asyncio.gather(*self._removing, return_exceptions=True)
@@ -249,31 +284,54 @@ class WarmPool:
             if self._failures and not self._starting:
                 # Back off after failures, so a broken engine or image is not hammered.
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
-            missing = self.size - len(self._idle) - len(self._starting)
-            for _ in range(max(0, min(missing, MAX_PARALLEL_STARTS - len(self._starting)))):
+            held = len(self._idle) + len(self._starting)
+            target = self.sizer.target(held)
+            surplus = self._shrink(target)
+            allowed = self.sizer.parallel_starts(self.runs_active(), len(self._idle))
+            missing = target - held + len(self._waiters)
+            for _ in range(max(0, min(missing, allowed - len(self._starting)))):
                 task = asyncio.get_running_loop().create_task(self._start_one())
-                self._starting.add(task)
-                task.add_done_callback(self._starting.discard)
+                self._starting[task] = time.monotonic()
+                task.add_done_callback(lambda t: self._starting.pop(t, None))
                 task.add_done_callback(lambda _t: self._poke())
+            # Woken by a take, a finished start or a finished run; the timeout re-reads the
+            # arrival rate and the runs (a refill held back for them starts when they are over).
             try:
-                await asyncio.wait_for(wake.wait(), timeout=HEALTH_INTERVAL)
+                busy = missing > 0 or surplus
+                await asyncio.wait_for(wake.wait(), timeout=1.0 if busy else HEALTH_INTERVAL)
             except TimeoutError:
                 pass
 
+    def _shrink(self, target: int) -> bool:
+        """Remove surplus containers that have idled long enough (the oldest first); whether a
+        surplus is left (to look again soon)."""
+        surplus = len(self._idle) + len(self._starting) - target
+        now = time.monotonic()
+        while surplus > 0 and self._idle and now - self._idle[0].ready_at >= SHRINK_AFTER:
+            self.stats.shrunk += 1
+            self._discard(self._idle.popleft())
+            surplus -= 1
+        return surplus > 0
+
     async def _start_one(self) -> None:
+        began = time.monotonic()
         try:
             warm = await self.engine.call(self._start_blocking)
         except Exception as exc:
+            self._starting.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self._failures += 1
             self.stats.failed_starts += 1
             log.warning("warm container failed to start", error=str(exc)[:300])
             return
+        # Counted as starting no longer the moment it is ready, so it is never counted twice.
+        self._starting.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self._failures = 0
         self.stats.started += 1
+        self.sizer.started(time.monotonic() - began)
         if self._closed:
             self._discard(warm)
         else:
-            self._idle.append(warm)
+            self._deliver(warm)
 
     def _start_blocking(self) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]

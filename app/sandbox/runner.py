@@ -74,6 +74,8 @@ class SandboxRunner:
         self.slots = slots or RunSlots(4)
         self.packages = packages
         self.pool = pool
+        if pool is not None:
+            pool.runs_active = lambda: self.slots.running  # refills yield to runs
         self.starter = ContainerStarter(policy, engine)
         self.collector = OutputCollector(policy, engine)
         # Past this age a container is a leftover whoever made it: no run lives that long.
@@ -342,9 +344,12 @@ class SandboxRunner:
                 packages=packages,
             )
 
+        cold_began = time.monotonic()
         container_id, attached, code_uid = await self.starter.create(args_for)
         try:
             sandbox = await self.starter.start_processes(container_id, attached, code_uid)
+            if self.pool is not None:
+                self.pool.note_cold_start(time.monotonic() - cold_began)
             try:
                 yield sandbox
             finally:
@@ -398,7 +403,7 @@ class SandboxRunner:
         if self.pool is None or not self._started:
             return None
         if request.input_dir is None:
-            return self.pool.take()
+            return await self.pool.acquire()
         self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
         return await self.pool.take_with_files(
             Path(request.input_dir), [f.filename for f in request.files]

@@ -1,0 +1,186 @@
+"""The warm pool under arrivals, on the fake engine: a run waits for an almost ready container,
+the pool grows and shrinks within its bounds, and refills yield to runs without taking a slot."""
+
+import asyncio
+import time
+
+import pytest
+
+from app.sandbox import RunRequest, RunStatus, SandboxRunner, WarmPool
+from app.sandbox import pool as pool_module
+from app.sandbox.policy import SandboxPolicy
+from app.sandbox.pool_sizing import PoolBounds, PoolSizer
+from app.sandbox.slots import RunSlots
+from tests.fakes.engine import FakeEngine, Script
+
+
+def slow_starts(engine: FakeEngine, seconds: float) -> None:
+    create = engine.create_attach_start
+
+    def slowly(args):
+        time.sleep(seconds)
+        return create(args)
+
+    engine.create_attach_start = slowly  # type: ignore[method-assign]
+
+
+def make_pool(tmp_path, engine, *, size=1, max_size=None, cores=2, clock=time.monotonic):
+    policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
+    bounds = PoolBounds(size=size, max_size=max_size or size, container_memory=policy.memory_bytes)
+    sizer = PoolSizer(bounds, cores=cores, clock=clock, memory=lambda: 64 * 1024**3)
+    return WarmPool(
+        policy,
+        engine,
+        size=size,
+        max_age=60,
+        staging_root=tmp_path / "pool",
+        max_size=max_size,
+        sizer=sizer,
+    )
+
+
+async def until(condition, timeout=10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_run_arriving_while_a_container_is_almost_ready_takes_it(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine)
+    pool.sizer.refill_seconds, pool.sizer.cold_seconds = 0.3, 5.0  # a cold start is slower
+    await pool.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        slow_starts(engine, 0.3)
+        first = pool.take()
+        assert first is not None
+        await until(lambda: pool.starting == 1)  # its replacement is under way
+        second = await pool.acquire()
+        assert second is not None and second.container_id != first.container_id
+        assert pool.stats.waited == 1 and pool.stats.missed == 0
+        pool.dispose(first)
+        pool.dispose(second)
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
+async def test_a_run_does_not_wait_when_a_cold_start_is_sooner(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine)
+    await pool.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        slow_starts(engine, 0.5)
+        pool.sizer.refill_seconds, pool.sizer.cold_seconds = 30.0, 0.1
+        first = pool.take()
+        await until(lambda: pool.starting == 1)
+        began = time.monotonic()
+        assert await pool.acquire() is None
+        assert time.monotonic() - began < 0.3 and pool.stats.missed == 1
+        pool.dispose(first)
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
+async def test_a_wait_that_runs_out_goes_cold_and_the_container_stays_in_the_pool(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine)
+    await pool.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        slow_starts(engine, 0.6)
+        pool.sizer.refill_seconds, pool.sizer.cold_seconds = 0.2, 0.15
+        first = pool.take()
+        await until(lambda: pool.starting == 1)
+        assert await pool.acquire() is None  # waited 0.15 s, the start took longer
+        assert await pool.wait_ready(timeout=10)  # the late container is not lost
+        assert pool.stats.waited == 0 and pool.ready == 1
+        pool.dispose(first)
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
+async def test_the_pool_grows_under_arrivals_and_shrinks_when_idle_within_its_max(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(pool_module, "SHRINK_AFTER", 0.2)
+    offset = [0.0]
+    engine = FakeEngine()
+    pool = make_pool(
+        tmp_path, engine, size=1, max_size=3, clock=lambda: time.monotonic() + offset[0]
+    )
+    await pool.start()
+    seen = []
+    try:
+        assert await pool.wait_ready(timeout=10)
+        for _ in range(200):  # a burst of arrivals the pool could not serve
+            pool.sizer.arrival()
+        pool.replenish()
+
+        async def watch():
+            while True:
+                seen.append(pool.ready + pool.starting)
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        await until(lambda: pool.ready == 3)
+        offset[0] += 120  # the arrivals are long past: the target falls back to the size
+        pool.replenish()
+        await until(lambda: pool.ready == 1)
+        watcher.cancel()
+        assert pool.stats.shrunk == 2
+        assert max(seen) <= 3  # never above the maximum
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
+async def test_refills_wait_while_runs_hold_every_core(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine, size=2, cores=2)
+    runs = [2]
+    pool.runs_active = lambda: runs[0]
+    await pool.start()
+    try:
+        await until(lambda: pool.ready == 1)  # an empty pool refills even so, one at a time
+        await asyncio.sleep(0.3)
+        assert pool.ready == 1 and pool.starting == 0
+        runs[0] = 0
+        pool.replenish()
+        await until(lambda: pool.ready == 2)
+        runs[0] = 2
+        taken = pool.take()
+        await asyncio.sleep(0.3)
+        assert pool.starting == 0 and pool.ready == 1  # two runs, two cores, one ready: wait
+        runs[0] = 0
+        pool.replenish()  # a run is over
+        await until(lambda: pool.ready == 2)
+        pool.dispose(taken)
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
+@pytest.mark.parametrize("capacity", [1, 2])
+async def test_refills_never_take_a_runs_slot(tmp_path, capacity):
+    engine = FakeEngine(Script(stdout=b"ok\n"))
+    slow_starts(engine, 0.2)
+    policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
+    pool = WarmPool(policy, engine, size=2, max_age=60, staging_root=tmp_path / "pool")
+    runner = SandboxRunner(policy, engine, max_timeout=5, slots=RunSlots(capacity), pool=pool)
+    await runner.start()
+    try:
+        await until(lambda: pool.starting > 0)  # refills under way, no run yet
+        assert runner.slots.running == 0
+        queued = []
+        request = RunRequest(code="print('ok')", user_id="u1", output_dir=tmp_path / "out")
+        result = await runner.run(request, on_queued=queued.append)
+        assert result.status is RunStatus.OK and queued == []  # never queued behind refills
+    finally:
+        await runner.close()
+    assert engine.live() == []
