@@ -147,6 +147,10 @@ def parse_prices(text: str) -> dict[str, tuple[float, float, float | None]]:
 IdList = Annotated[str, Field(pattern=r"^[\d,\s]*$")]
 
 
+# Comma-separated import names (the warm pool's preloads), or nothing.
+MODULE_LIST = r"^$|^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(,[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)*$"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -172,6 +176,8 @@ class Settings(BaseSettings):
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
     sandbox_warm_pool_max: int = Field(6, ge=0, le=64)
+    sandbox_warm_preload: str = Field("numpy,pandas", pattern=MODULE_LIST)
+    sandbox_warm_defer: str = Field("matplotlib,matplotlib.pyplot", pattern=MODULE_LIST)
     sandbox_warm_pool_memory: ByteSize = 6 * 1024**3
 
     # Sandbox service (`python -m app sandboxd`, docs/scaling.md)

@@ -84,6 +84,8 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         package_index_url=settings.sandbox_pip_index_url,
         package_extra_index_url=settings.sandbox_pip_extra_index_url,
         package_proxy=settings.package_proxy,
+        warm_preload=tuple(name for name in settings.sandbox_warm_preload.split(",") if name),
+        warm_defer=tuple(name for name in settings.sandbox_warm_defer.split(",") if name),
         owner=owner,
     )
 

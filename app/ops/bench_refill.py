@@ -38,7 +38,7 @@ def refill_breakdown(bench: Benchmark, runtime: str, repetitions: int) -> dict:
     """Blocking (on an engine thread): the phases of `repetitions` refills of each variant."""
     policy = sandbox_policy(bench.settings.model_copy(update={"sandbox_runtime": runtime}))
     starter = ContainerStarter(policy, bench.engine)
-    measured = variants(policy.warm_preload)
+    measured = variants(policy.warm_preload + policy.warm_defer)
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in measured}
     pool_dir = bench.work / "refill-input"
     pool_dir.mkdir(exist_ok=True)

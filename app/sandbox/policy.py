@@ -96,7 +96,11 @@ class SandboxPolicy:
     # traffic between its containers turned off (two installs can never talk to each other).
     install_network: str = "codeinterp-install"
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
-    warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
+    warm_preload: tuple[str, ...] = ("numpy", "pandas")
+    """Imported (and exercised) by a warm container's runner before it says it is ready."""
+    warm_defer: tuple[str, ...] = ("matplotlib", "matplotlib.pyplot")
+    """Imported after it is ready, by the code's child while no job has come: a run that takes
+    the container early does not wait for them, and pays for them only if it uses them."""
     owner: str = ""
     """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
     labelled on each, so the leftovers of a dead process can be told from live runs."""
@@ -383,10 +387,14 @@ class SandboxPolicy:
             "MKL_NUM_THREADS": threads,
         }
 
-    def runner_exec(self, code_uid: int, preload: tuple[str, ...] = ()) -> dict:
+    def runner_exec(
+        self, code_uid: int, preload: tuple[str, ...] = (), defer: tuple[str, ...] = ()
+    ) -> dict:
         cmd = [PYTHON, "-I", RUNNER_SCRIPT]
         if preload:
             cmd += ["--preload", ",".join(preload)]
+        if defer:
+            cmd += ["--defer", ",".join(defer)]
         return {
             "cmd": cmd,
             "user": f"{code_uid}:{code_uid}",

@@ -349,7 +349,9 @@ class WarmPool:
             )
 
         try:
-            started = self.starter.start_blocking(args_for, self.policy.warm_preload)
+            started = self.starter.start_blocking(
+                args_for, self.policy.warm_preload, self.policy.warm_defer
+            )
         except BaseException:
             shutil.rmtree(input_dir, ignore_errors=True)
             raise

@@ -103,24 +103,32 @@ class ContainerStarter:
         stream, warden = await self.engine.call(self.processes, container_id, attached, uid)
         return Sandbox(container_id, stream, warden, uid)
 
-    def start_blocking(self, args_for: ArgsFor, preload: tuple[str, ...] = ()) -> Sandbox:
+    def start_blocking(
+        self, args_for: ArgsFor, preload: tuple[str, ...] = (), defer: tuple[str, ...] = ()
+    ) -> Sandbox:
         """Create, start and make ready in one go (the warm pool, on an engine thread); the
         container is removed again when any step fails."""
         container_id, attached, uid = self.create_blocking(args_for)
         try:
-            stream, warden = self.processes(container_id, attached, uid, preload)
+            stream, warden = self.processes(container_id, attached, uid, preload, defer)
         except BaseException:
             self.engine.remove(container_id)
             raise
         return Sandbox(container_id, stream, warden, uid)
 
     def processes(
-        self, container_id: str, attached: ExecStream, uid: int, preload: tuple[str, ...] = ()
+        self,
+        container_id: str,
+        attached: ExecStream,
+        uid: int,
+        preload: tuple[str, ...] = (),
+        defer: tuple[str, ...] = (),
     ) -> tuple[ExecStream, Warden]:
         """Start the runner next to the warden (the main process, `attached`); wait for both."""
         warden = Warden(attached)
         try:
-            stream = self.engine.exec_attach(container_id, **self.policy.runner_exec(uid, preload))
+            exec_args = self.policy.runner_exec(uid, preload, defer)
+            stream = self.engine.exec_attach(container_id, **exec_args)
         except BaseException:
             warden.close()
             raise

@@ -2,13 +2,16 @@
 
 Started by `docker exec` as the run's code uid. It may import heavy modules first (--preload) and
 exercise them once (lazy imports, caches), then forks the child that will run the code and writes
-a ready marker to stdout. It reads the job from its stdin and hands it to the child through a pipe
-of the child's own: the host's timer starts when it hands the code over. Later lines on its stdin
-are the host's: `stop` (the time is up) or the end of the stream (the host went away) makes it
-kill every process of the code. The job is one JSON line: {"code": str, "files": [...], "paths":
-[...]}, optionally with "approved_packages": {import name: distribution}; "paths" are read-only
-package folders of the host's package cache (auto-installed approved packages), added after the
-image's site-packages.
+a ready marker to stdout. Modules named by --defer are imported after that by the child, which
+says when it is done; a job that comes before then goes to a child forked afresh (the busy one is
+killed), so the code's timer never counts a deferred import and a container taken early costs
+less. It reads the job from its stdin and hands
+it to the child through a pipe of the child's own: the host's timer starts when it hands the code
+over. Later lines on its stdin are the host's: `stop` (the time is up) or the end of the stream
+(the host went away) makes it kill every process of the code. The job is one JSON line: {"code":
+str, "files": [...], "paths": [...]}, optionally with "approved_packages": {import name:
+distribution}; "paths" are read-only package folders of the host's package cache (auto-installed
+approved packages), added after the image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
 left behind), so nothing the code started can write output after its main program ended, and opens
@@ -62,10 +65,16 @@ LINGER_SECONDS = 10.0
 MPL_CACHE_SOURCE = "/opt/sandbox/mplcache"
 
 
+def _module_lists(argv: list[str]) -> tuple[list[str], list[str]]:
+    lists: dict[str, list[str]] = {"--preload": [], "--defer": []}
+    for flag, value in zip(argv[::2], argv[1::2], strict=False):
+        if flag in lists:
+            lists[flag] = [name for name in value.split(",") if name]
+    return lists["--preload"], lists["--defer"]
+
+
 def main(argv: list[str]) -> int:
-    preload = []
-    if len(argv) >= 2 and argv[0] == "--preload":
-        preload = [name for name in argv[1].split(",") if name]
+    preload, defer = _module_lists(argv)
     _prepare_matplotlib_cache()
     for name in preload:
         __import__(name)
@@ -79,15 +88,10 @@ def main(argv: list[str]) -> int:
     # timed path. The child stays dumpable (the code may inspect itself); this process is not.
     # The job reaches the child through a pipe of its own: the child never holds this process's
     # stdin, so the code can neither read the job of the host nor swallow its `stop`.
-    job_r, job_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(job_w)
-        _run_child(job_r)  # never returns
-    os.close(job_r)
+    child = _spawn(defer)
     _prctl(PR_SET_DUMPABLE, 0)
     os.write(1, READY_MARKER)
-    status = _supervise(pid, job_w)
+    status = _supervise(child)
     alone = reap_other_processes()
     if alone:  # nothing of the code is left to change the folder while it is opened
         open_to_warden(os.environ.get("OUTPUT_DIR", "/mnt/output"))
@@ -100,16 +104,51 @@ def main(argv: list[str]) -> int:
     return status
 
 
-def _supervise(pid: int, job_w: int) -> int:
+def _spawn(defer: list[str], inherited: tuple[int, ...] = ()) -> tuple[int, int, int | None]:
+    """Fork the child that will run the code: (pid, its job pipe, the pipe on which it says its
+    deferred imports are done, None without any). `inherited`: this process's descriptors the
+    child must not keep."""
+    job_r, job_w = os.pipe()
+    settled_r, settled_w = os.pipe() if defer else (None, None)
+    pid = os.fork()
+    if pid == 0:
+        for fd in (job_w, settled_r, *inherited):
+            if fd is not None:
+                os.close(fd)
+        if inherited:  # forked by the supervisor: its signal set-up and undumpability are not ours
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _prctl(PR_SET_DUMPABLE, 1)
+        _run_child(job_r, defer, settled_w)  # never returns
+    os.close(job_r)
+    if settled_w is not None:
+        os.close(settled_w)
+    return pid, job_w, settled_r
+
+
+def _said_settled(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0]) and os.read(fd, 1) == b"1"
+
+
+def _supervise(child: tuple[int, int, int | None]) -> int:
     """Hand the host's job to the child, then wait until the child ends or the host says `stop`
     (its time is up) or goes away (stdin closed): then every process of the code is killed. The
     code's exit status, or 128 + the signal that ended it."""
+    pid, job_w, settled_r = child
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     host = _Lines(0)
     job = host.line()
+    if job is not None and settled_r is not None and not _said_settled(settled_r):
+        # Still importing what was deferred (or died doing it): a fresh child takes the job.
+        os.kill(pid, signal.SIGKILL)
+        _wait(pid)
+        os.close(job_w)
+        pid, job_w, _ = _spawn([], inherited=(wake_r, wake_w, settled_r))
+    if settled_r is not None:
+        os.close(settled_r)
     if job is not None:
         try:
             _write_all(job_w, job)
@@ -205,6 +244,13 @@ def _exercise() -> None:
             frame = pandas.read_csv(io.StringIO("a,b,c\n1,2.5,x\n3,4.5,y\n"))
             str(frame.describe())
             str(frame.head())
+    except Exception:
+        pass
+    _exercise_plotting()
+
+
+def _exercise_plotting() -> None:
+    try:
         if "matplotlib.pyplot" in sys.modules:
             pyplot = sys.modules["matplotlib.pyplot"]
             figure = pyplot.figure()
@@ -313,12 +359,41 @@ def _prepare_matplotlib_cache() -> None:
         pass
 
 
-def _run_child(job_fd: int) -> None:
+def _deferred_imports(names: list[str], settled_fd: int | None) -> None:
+    """Import `names`, then say so on `settled_fd` (the supervisor sends no job before that)."""
+    if not names or settled_fd is None:
+        return
+    # Silent: an idle warm container that says a word is taken for a broken one.
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        for name in names:
+            try:
+                __import__(name)
+            except Exception:
+                break
+        else:
+            _exercise_plotting()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+        os.write(settled_fd, b"1")
+        os.close(settled_fd)
+
+
+def _run_child(job_fd: int, defer: list[str], settled_fd: int | None) -> None:
     code = 1
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # never the host's stdin: that is the runner's alone
         os.close(devnull)
+        _deferred_imports(defer, settled_fd)
         with os.fdopen(job_fd, "rb") as job:
             line = job.readline()
         if not line:

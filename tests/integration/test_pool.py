@@ -152,3 +152,42 @@ async def test_files_staged_after_start_are_visible_under_gvisor(
         await runner.close()
     assert result.status is RunStatus.OK, result.stderr
     assert result.stdout == "12\n" and runner.pool.stats.taken == 1
+
+
+PROBE = (
+    "import ctypes, os, sys\n"
+    "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"  # PR_GET_DUMPABLE
+    "fds = os.listdir('/proc/self/fd')\n"
+    "print(sorted((fd, os.readlink(f'/proc/self/fd/{fd}')[:6]) for fd in fds if fd != '3'))\n"
+    "print('wave' in sys.modules, 'colorsys' in sys.modules)\n"
+    "import matplotlib.pyplot as plt\n"
+    "plt.plot([1, 2]); plt.savefig('p.png'); print('plotted')\n"
+)
+
+
+async def probe(settings, engine, make_request, defer: str, idle: float):
+    runner = make_runner(settings, engine, sandbox_warm_defer=defer)
+    await runner.start()
+    try:
+        assert await runner.pool.wait_ready()
+        await asyncio.sleep(idle)
+        result = await runner.run(make_request(PROBE))
+        assert runner.pool.stats.taken == 1
+    finally:
+        await runner.close()
+    assert result.status is RunStatus.OK, result.stderr
+    assert [f.name for f in result.files] == ["p.png"]
+    return result.stdout.splitlines()
+
+
+async def test_deferred_imports_never_hold_up_a_run_and_are_there_once_done(
+    settings, engine, make_request
+):
+    # Taken the moment it is ready, its child still importing matplotlib: a child forked afresh
+    # runs the code, dumpable like the first, holding no descriptor of the runner.
+    early = await probe(settings, engine, make_request, "matplotlib,matplotlib.pyplot", 0)
+    # Taken once the deferred imports (quick ones here) are done: they are there for the code.
+    settled = await probe(settings, engine, make_request, "wave,colorsys", 8)
+    assert early[0] == settled[0] == "1"
+    assert early[1] == settled[1]  # the same descriptors
+    assert settled[2] == "True True" and early[3] == settled[3] == "plotted"
