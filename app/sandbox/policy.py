@@ -183,6 +183,7 @@ class SandboxPolicy:
         input_files: list[str] | None = None,
         packages: dict[str, Path] | None = None,
         pool_id: str = "",
+        package_root: Path | None = None,
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
@@ -193,9 +194,15 @@ class SandboxPolicy:
         given).
         `packages`: distribution -> its package-cache entry, each mounted read-only.
         `pool_id`: set for a warm container, created before its run and user are known.
+        `package_root`: a warm container's whole package folder of the image (every cached
+        entry, read-only, where `packages` would mount each), instead of `packages`.
         """
         mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
+        if package_root is not None:
+            mounts.append(
+                bind_mount(self.package_mount, self.host_path(package_root), read_only=True)
+            )
         extra = {CODE_UID_LABEL: str(code_uid), **({POOL_LABEL: pool_id} if pool_id else {})}
         labels = self.labels(run_id, user_id, **extra)
         args = {

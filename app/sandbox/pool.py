@@ -98,6 +98,9 @@ class WarmPool:
         self.sizer = sizer or PoolSizer(bounds)
         self.runs_active: Callable[[], int] = lambda: 0
         """How many runs hold a run slot now (set by the runner): refills yield to them."""
+        self.package_root: Callable[[], Path | None] | None = None
+        """The package folder a new container mounts (set by the runner when packages are
+        installed; blocking, called on the engine thread)."""
         self._idle: deque[WarmContainer] = deque()
         # Each start under way, with when it began (a waiting run judges by its age).
         self._starting: dict[asyncio.Task, float] = {}
@@ -339,6 +342,8 @@ class WarmPool:
         input_dir.mkdir(parents=True, mode=0o755)
         os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
 
+        package_root = self.package_root() if self.package_root is not None else None
+
         def args_for(code_uid: int) -> dict:
             return self.policy.container_args(
                 run_id=f"warm-{pool_id}",
@@ -346,6 +351,7 @@ class WarmPool:
                 code_uid=code_uid,
                 input_dir=input_dir,
                 pool_id=pool_id,
+                package_root=package_root,
             )
 
         try:
@@ -362,6 +368,7 @@ class WarmPool:
             started.code_uid,
             input_dir,
             pool_id=pool_id,
+            package_root=package_root,
         )
 
     async def _health_check(self) -> None:

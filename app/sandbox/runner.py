@@ -76,6 +76,8 @@ class SandboxRunner:
         self.pool = pool
         if pool is not None:
             pool.runs_active = lambda: self.slots.running  # refills yield to runs
+            if packages is not None:  # warm containers see the package cache: runs needing it too
+                pool.package_root = packages.warm_package_root
         self.starter = ContainerStarter(policy, engine)
         self.collector = OutputCollector(policy, engine)
         # Past this age a container is a leftover whoever made it: no run lives that long.
@@ -320,9 +322,15 @@ class SandboxRunner:
         self, request: RunRequest, run_id: str, packages: dict[str, Path]
     ) -> AsyncIterator[Sandbox]:
         """A ready sandbox for this run, warm when one is ready, cold otherwise; removed after."""
-        # Cached packages are mounted when a container is created; a warm container was created
-        # before the code was known, so a run that needs them starts cold.
-        warm = None if packages else await self._take_warm(request)
+        # A warm container mounts the image's whole package folder (created before the code was
+        # known); one made without it, or for an image since rebuilt, cannot serve packages.
+        warm = None
+        if not packages or (self.pool is not None and self.pool.package_root is not None):
+            warm = await self._take_warm(request)
+            if warm is not None and not warm.serves(packages):
+                assert self.pool is not None
+                self.pool.dispose(warm)
+                warm = None
         if warm is not None:
             log.info("warm container taken", container=warm.container_id[:12])
             try:

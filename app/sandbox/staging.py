@@ -26,6 +26,13 @@ class StagingError(ValueError):
 @dataclass
 class WarmContainer(Sandbox):
     pool_id: str = ""
+    package_root: Path | None = None
+    """The package folder mounted whole (app/sandbox/packages), None without one."""
+
+    def serves(self, packages: dict[str, Path]) -> bool:
+        """Whether these cached packages are visible here (all in the mounted package folder)."""
+        root = self.package_root
+        return all(root is not None and entry.parent == root for entry in packages.values())
 
     @property
     def input_dir(self) -> Path:

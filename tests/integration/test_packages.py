@@ -301,3 +301,38 @@ async def test_the_index_check_of_doctor(package_settings, engine):
         pytest.skip("the package index is trusted without an extra CA here (no TLS proxy)")
     assert "TLS certificate is not trusted" in outcome.reason
     assert "PACKAGE_CA_BUNDLE" in outcome.reason
+
+
+async def test_runs_that_need_cached_packages_are_served_warm(
+    package_settings, engine, make_request
+):
+    runner = build_runner(package_settings.model_copy(update={"sandbox_warm_pool_size": 1}), engine)
+    await runner.start()
+    try:
+        assert await runner.pool.wait_ready()  # made before the package is installed
+        first = await runner.run(
+            make_request("import humanize\nprint(humanize.intcomma(1234567))\n")
+        )
+        assert await runner.pool.wait_ready()
+        probe = (
+            "import os, humanize\n"
+            "print(humanize.intcomma(1000))\n"
+            "try:\n"
+            "    os.listdir('/opt/packages/.work')\n"
+            "    print('install work readable')\n"
+            "except OSError:\n"
+            "    print('install work closed')\n"
+            "try:\n"
+            "    open('/opt/packages/humanize/evil.py', 'w')\n"
+            "except OSError as exc:\n"
+            "    print('read-only', exc.errno)\n"
+        )
+        second = await runner.run(make_request(probe))
+        stats = runner.pool.stats
+    finally:
+        await runner.close()
+    assert first.status is RunStatus.OK, (first.stderr, first.message)
+    assert first.stdout == "1,234,567\n"
+    assert second.status is RunStatus.OK, (second.stderr, second.message)
+    assert second.stdout.splitlines() == ["1,000", "install work closed", "read-only 30"]
+    assert stats.taken == 2 and stats.missed == 0  # both warm, the first one too

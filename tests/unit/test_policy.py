@@ -236,3 +236,39 @@ def test_run_mounts_cached_packages_read_only_and_keeps_no_network(policy, tmp_p
 def test_package_cache_outside_data_dir_is_refused(policy, tmp_path):
     with pytest.raises(HostPathError):
         policy.package_mounts({"toolz": Path("/elsewhere/toolz")})
+
+
+def test_a_warm_container_mounts_the_whole_package_folder_read_only(policy, tmp_path):
+    root = tmp_path / "packages" / "img"
+    root.mkdir(parents=True)
+    args = policy.container_args(
+        run_id="w1", user_id="", code_uid=UID, input_dir=None, pool_id="p1", package_root=root
+    )
+    [mount] = args["mounts"]
+    assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (
+        "/opt/packages",
+        str(root),
+        True,
+    )
+    # The same import paths as a cold run's one mount per entry.
+    assert policy.package_paths({"toolz": root / "toolz"}) == ["/opt/packages/toolz/site"]
+    with pytest.raises(HostPathError):
+        policy.container_args(
+            run_id="w2", user_id="", code_uid=UID, input_dir=None, package_root=Path("/etc")
+        )
+
+
+def test_warm_preloads_come_from_the_settings(tmp_path):
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, sandbox_warm_preload="numpy", sandbox_warm_defer=""
+    )
+    policy = sandbox_policy(settings)
+    assert (policy.warm_preload, policy.warm_defer) == (("numpy",), ())
+    assert policy.runner_exec(UID, ("numpy",), ("matplotlib",))["cmd"][-4:] == [
+        "--preload",
+        "numpy",
+        "--defer",
+        "matplotlib",
+    ]
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, data_dir=tmp_path, sandbox_warm_defer="os; rm -rf")

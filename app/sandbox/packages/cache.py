@@ -74,6 +74,17 @@ class PackageCache:
     def entry_dir(self, image_key: str, dist: str) -> Path:
         return self.root / image_key / dist
 
+    def mountable_image_dir(self, image_key: str) -> Path:
+        """The image's folder, made if need be, open to the code's uid (a warm container mounts
+        it whole); its install work and lock folders stay closed."""
+        folder = self.image_dir(image_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        for private in (WORK, LOCKS):  # this process's alone: closed to every container
+            (folder / private).mkdir(mode=0o700, exist_ok=True)
+            (folder / private).chmod(0o700)
+        return folder
+
     def has(self, image_key: str, dist: str) -> bool:
         return (self.entry_dir(image_key, dist) / META).is_file()
 

@@ -210,8 +210,13 @@ class PackageInstaller:
     async def _image_id(self) -> str | None:
         if self._image_id_seen and time.monotonic() - self._image_id_seen[1] < IMAGE_ID_TTL:
             return self._image_id_seen[0]
+        return await self.engine.call(self._image_id_blocking)
+
+    def _image_id_blocking(self) -> str | None:
+        if self._image_id_seen and time.monotonic() - self._image_id_seen[1] < IMAGE_ID_TTL:
+            return self._image_id_seen[0]
         try:
-            image_id = await self.engine.call(self.engine.image_id, self.policy.image)
+            image_id = self.engine.image_id(self.policy.image)
         except (EngineUnavailable, EngineError):
             self._image_id_seen = None
             return None  # the run itself reports a missing image or engine, with the fix
@@ -427,6 +432,12 @@ class PackageInstaller:
         plan = PackagePlan()
         await self._identify_image(plan)
         return plan.image_modules is not None
+
+    def warm_package_root(self) -> Path | None:
+        """Blocking: the current image's package folder, which a warm container mounts whole and
+        read-only (entries appear by atomic rename, also later); None if the image is unknown."""
+        image_id = self._image_id_blocking()
+        return None if image_id is None else self.cache.mountable_image_dir(image_key(image_id))
 
     async def current_image_key(self) -> str | None:
         image_id = await self._image_id()
