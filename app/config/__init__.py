@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.config.values import (
     DOMAIN,
+    MODULE_LIST,
     RESERVED_UIDS,
     SERVICE_URL,
     ByteSize,
@@ -34,10 +35,6 @@ from app.config.values import (
 )
 
 __all__ = ["RESERVED_UIDS", "SECRETS", "Settings", "describe_errors", "parse_size"]
-
-
-# Comma-separated import names (the warm pool's preloads), or nothing.
-MODULE_LIST = r"^$|^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(,[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)*$"
 
 
 class Settings(BaseSettings):

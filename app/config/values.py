@@ -35,6 +35,8 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 # host and port (then always with SANDBOX_SERVICE_TOKEN). app/sandboxd/address.py parses it.
 SERVICE_URL = re.compile(r"^(unix:///\S+|http://[A-Za-z0-9._-]+:[0-9]{1,5}/?)$")
 MIN_TOKEN_LENGTH = 16
+# Comma-separated import names (the warm pool's preloads), or nothing.
+MODULE_LIST = r"^$|^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(,[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)*$"
 
 
 def check_token(token: str) -> None:
