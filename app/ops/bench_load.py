@@ -61,6 +61,15 @@ async def throughput(bench: Benchmark, runtime: str) -> dict:
     }
 
 
+def remove_leaks(bench: Benchmark) -> tuple[int, int]:
+    """The bench's containers still there (then removed) and staging folders left behind."""
+    leaked = bench.engine.list_containers(sandbox_policy(bench.settings).ownership_filter())
+    for container_id in leaked:
+        bench.engine.remove(container_id)
+    staging = bench.layout.pool
+    return len(leaked), len(list(staging.iterdir())) if staging.is_dir() else 0
+
+
 async def soak(bench: Benchmark, runtime: str) -> dict:
     opts = bench.options
     concurrent = max(1, min(opts.users, 2))
@@ -89,11 +98,7 @@ async def soak(bench: Benchmark, runtime: str) -> dict:
         await runner.close()
     gc.collect()
     rss_end = rss_mb()
-    leaked = bench.engine.list_containers(sandbox_policy(bench.settings).ownership_filter())
-    for container_id in leaked:
-        bench.engine.remove(container_id)
-    staging = bench.layout.pool
-    leaked_staging = list(staging.iterdir()) if staging.is_dir() else []
+    leaked, leaked_staging = remove_leaks(bench)
     return {
         "runtime": runtime,
         "runs": done,
@@ -102,8 +107,8 @@ async def soak(bench: Benchmark, runtime: str) -> dict:
         "errors": errors,
         "warm": stats.taken if stats else 0,
         "cold_fallbacks": stats.missed if stats else 0,
-        "leaked_containers": len(leaked),
-        "leaked_staging_folders": len(leaked_staging),
+        "leaked_containers": leaked,
+        "leaked_staging_folders": leaked_staging,
         "rss_start_mb": round(rss_start, 1),
         "rss_end_mb": round(rss_end, 1),
         "rss_growth_mb": round(rss_end - rss_start, 1),

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.ops.bench_figures import percentile
+from app.ops.bench_load import remove_leaks
 from app.sandbox import RunStatus
-from app.wiring import sandbox_policy
 
 if TYPE_CHECKING:
     from app.ops.bench import Benchmark
@@ -103,16 +103,12 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
         seconds = time.monotonic() - began
     finally:
         await runner.close()
-    leaked = bench.engine.list_containers(sandbox_policy(bench.settings).ownership_filter())
-    for container_id in leaked:
-        bench.engine.remove(container_id)
-    staging = bench.layout.pool
-    leaked_staging = [p for p in staging.iterdir()] if staging.is_dir() else []
+    leaked, leaked_staging = remove_leaks(bench)
     return summarize(load, runtime, runs, seconds, refill_cpu, timeline) | {
         "pool_size": pool.size if pool is not None else 0,
         "pool_max": pool.max_size if pool is not None else 0,
-        "leaked_containers": len(leaked),
-        "leaked_staging_folders": len(leaked_staging),
+        "leaked_containers": leaked,
+        "leaked_staging_folders": leaked_staging,
     }
 
 
