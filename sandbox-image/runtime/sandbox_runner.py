@@ -2,16 +2,16 @@
 
 Started by `docker exec` as the run's code uid. It may import heavy modules first (--preload) and
 exercise them once (lazy imports, caches), then forks the child that will run the code and writes
-a ready marker to stdout. Modules named by --defer are imported after that by the child, which
-says when it is done; a job that comes before then goes to a child forked afresh (the busy one is
-killed), so the code's timer never counts a deferred import and a container taken early costs
-less. It reads the job from its stdin and hands
-it to the child through a pipe of the child's own: the host's timer starts when it hands the code
-over. Later lines on its stdin are the host's: `stop` (the time is up) or the end of the stream
-(the host went away) makes it kill every process of the code. The job is one JSON line: {"code":
-str, "files": [...], "paths": [...]}, optionally with "approved_packages": {import name:
-distribution}; "paths" are read-only package folders of the host's package cache (auto-installed
-approved packages), added after the image's site-packages.
+a ready marker to stdout. With modules named by --defer it forks two children: one that only
+waits, and one that imports them (after the ready marker) and says when it is done. The job goes
+to the second when it is done, else to the first, and the other is killed: the code's timer never
+counts a deferred import, and a container taken early costs less. It reads the job from its
+stdin and hands it to the child through a pipe of the child's own: the host's timer starts when
+it hands the code over. Later lines on its stdin are the host's: `stop` (the time is up) or the
+end of the stream (the host went away) makes it kill every process of the code. The job is one
+JSON line: {"code": str, "files": [...], "paths": [...]}, optionally with "approved_packages":
+{import name: distribution}; "paths" are read-only package folders of the host's package cache
+(auto-installed approved packages), added after the image's site-packages.
 
 When the child ends, this process kills every other process of the sandbox user (whatever the code
 left behind), so nothing the code started can write output after its main program ended, and opens
@@ -88,10 +88,12 @@ def main(argv: list[str]) -> int:
     # timed path. The child stays dumpable (the code may inspect itself); this process is not.
     # The job reaches the child through a pipe of its own: the child never holds this process's
     # stdin, so the code can neither read the job of the host nor swallow its `stop`.
-    child = _spawn(defer)
+    plain = _spawn([])
+    # The second child imports the deferred modules; it must not hold the first one's job pipe.
+    deferring = _spawn(defer, close=(plain[1],)) if defer else None
     _prctl(PR_SET_DUMPABLE, 0)
     os.write(1, READY_MARKER)
-    status = _supervise(child)
+    status = _supervise(plain, deferring)
     alone = reap_other_processes()
     if alone:  # nothing of the code is left to change the folder while it is opened
         open_to_warden(os.environ.get("OUTPUT_DIR", "/mnt/output"))
@@ -104,21 +106,21 @@ def main(argv: list[str]) -> int:
     return status
 
 
-def _spawn(defer: list[str], inherited: tuple[int, ...] = ()) -> tuple[int, int, int | None]:
-    """Fork the child that will run the code: (pid, its job pipe, the pipe on which it says its
-    deferred imports are done, None without any). `inherited`: this process's descriptors the
-    child must not keep."""
+Child = tuple[int, int, int | None]
+"""A forked child: pid, the write end of its job pipe, the pipe on which it says its deferred
+imports are done (None without any)."""
+
+
+def _spawn(defer: list[str], close: tuple[int, ...] = ()) -> Child:
+    """Fork a child that will run the code (once it has the job); `close`: this process's
+    descriptors it must not keep."""
     job_r, job_w = os.pipe()
     settled_r, settled_w = os.pipe() if defer else (None, None)
     pid = os.fork()
     if pid == 0:
-        for fd in (job_w, settled_r, *inherited):
+        for fd in (job_w, settled_r, *close):
             if fd is not None:
                 os.close(fd)
-        if inherited:  # forked by the supervisor: its signal set-up and undumpability are not ours
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _prctl(PR_SET_DUMPABLE, 1)
         _run_child(job_r, defer, settled_w)  # never returns
     os.close(job_r)
     if settled_w is not None:
@@ -130,24 +132,24 @@ def _said_settled(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0]) and os.read(fd, 1) == b"1"
 
 
-def _supervise(child: tuple[int, int, int | None]) -> int:
-    """Hand the host's job to the child, then wait until the child ends or the host says `stop`
-    (its time is up) or goes away (stdin closed): then every process of the code is killed. The
-    code's exit status, or 128 + the signal that ended it."""
-    pid, job_w, settled_r = child
+def _supervise(plain: Child, deferring: Child | None) -> int:
+    """Hand the host's job to a child (the deferring one if it is done, else the plain one; the
+    other is killed), then wait until it ends or the host says `stop` (its time is up) or goes
+    away (stdin closed): then every process of the code is killed. The code's exit status, or
+    128 + the signal that ended it."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     host = _Lines(0)
     job = host.line()
-    if job is not None and settled_r is not None and not _said_settled(settled_r):
-        # Still importing what was deferred (or died doing it): a fresh child takes the job.
-        os.kill(pid, signal.SIGKILL)
-        _wait(pid)
-        os.close(job_w)
-        pid, job_w, _ = _spawn([], inherited=(wake_r, wake_w, settled_r))
-    if settled_r is not None:
+    pid, job_w, _ = plain
+    spare = deferring
+    if deferring is not None:
+        settled_r = deferring[2]
+        assert settled_r is not None
+        if job is not None and _said_settled(settled_r):
+            pid, job_w, spare = deferring[0], deferring[1], plain
         os.close(settled_r)
     if job is not None:
         try:
@@ -155,6 +157,10 @@ def _supervise(child: tuple[int, int, int | None]) -> int:
         except OSError:
             pass  # the child died before it read the job: its status says why
     os.close(job_w)
+    if spare is not None:  # after the hand-over: the code is not kept waiting for its end
+        os.close(spare[1])
+        os.kill(spare[0], signal.SIGKILL)
+        _wait(spare[0])
     while True:
         done, status = _try_wait(pid)
         if done:

@@ -183,8 +183,8 @@ async def probe(settings, engine, make_request, defer: str, idle: float):
 async def test_deferred_imports_never_hold_up_a_run_and_are_there_once_done(
     settings, engine, make_request
 ):
-    # Taken the moment it is ready, its child still importing matplotlib: a child forked afresh
-    # runs the code, dumpable like the first, holding no descriptor of the runner.
+    # Taken the moment it is ready, its deferring child still importing matplotlib: the plain
+    # child runs the code (dumpable like the other, holding no descriptor of the runner).
     early = await probe(settings, engine, make_request, "matplotlib,matplotlib.pyplot", 0)
     # Taken once the deferred imports (quick ones here) are done: they are there for the code.
     settled = await probe(settings, engine, make_request, "wave,colorsys", 8)
