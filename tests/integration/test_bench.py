@@ -7,39 +7,12 @@ import sys
 
 
 def test_bench_json_has_the_documented_shape(settings, tmp_path):
-    env = {
-        **os.environ,
-        "DATA_DIR": str(settings.data_dir),
-        "SANDBOX_INSTANCE": settings.sandbox_instance,
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "bench",
-            "--json",
-            "--repetitions",
-            "1",
-            "--users",
-            "2",
-            "--throughput-runs",
-            "2",
-            "--soak-runs",
-            "3",
-            "--runtime",
-            "runc",
-            "--load-users",
-            "1",
-            "--load-seconds",
-            "2",
-            "--think-seconds",
-            "0.3",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    proc = _bench(
+        settings,
+        tmp_path,
+        *("--json", "--repetitions", "1", "--users", "2", "--throughput-runs", "2"),
+        *("--soak-runs", "3", "--load-users", "1", "--load-seconds", "2"),
+        *("--think-seconds", "0.3"),
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -75,7 +48,7 @@ def test_bench_rejects_bad_repetitions_without_a_traceback(tmp_path):
     assert "must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _bench(settings, tmp_path, *args: str) -> subprocess.CompletedProcess:
+def _bench(settings, tmp_path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATA_DIR": str(settings.data_dir),
@@ -87,7 +60,7 @@ def _bench(settings, tmp_path, *args: str) -> subprocess.CompletedProcess:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
