@@ -140,6 +140,9 @@ class Attack:
         pool = self.runner.pool
         if pool is not None:
             await pool.wait_ready()  # a replacement being started is the pool's, not a leftover
+            deadline = time.monotonic() + 60
+            while pool.starting and time.monotonic() < deadline:  # it may grow past its size
+                await asyncio.sleep(0.1)
         held = pool.idle_ids() if pool is not None else set()
 
         def leftovers() -> list[str]:
