@@ -89,6 +89,8 @@ class FakeContainer:
     """No process of the code's uid is left at all."""
     created: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
+    deadline: float | None = None
+    """The seconds the host armed the warden's own deadline with (None: never armed)."""
 
     @property
     def labels(self) -> dict:
@@ -226,6 +228,9 @@ class FakeEngine:
         _send(sock, STDERR, b"ready\n")
         while (line := _read_line(sock)) is not None:
             request = line.strip()
+            if request.startswith(b"deadline "):
+                container.deadline = float(request.split()[1])
+                continue
             if request not in (b"collect", b"collect-if-gone"):
                 continue
             if script.warden == "gone":
