@@ -22,7 +22,7 @@ MIN_RUN_SECONDS = 1.0
 """A run is refused when less than this is left: it could not even start its code."""
 RESERVE_ATTEMPTS = 5
 BUDGET_UNCHECKED = (
-    "Today's budget cannot be checked right now (the database is unreachable). Try again in a "
+    "Today's budget cannot be checked right now (the database is unavailable). Try again in a "
     "minute."
 )
 log = structlog.get_logger(__name__)

@@ -15,16 +15,16 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 HISTORY_UNREAD = (
-    "The conversation so far could not be read (the database is unreachable): this answer "
+    "The conversation so far could not be read (the database is unavailable): this answer "
     "does not know the earlier messages."
 )
 TURN_NOT_SAVED = (
-    "This exchange could not be saved (the database is unreachable): the next message will not "
+    "This exchange could not be saved (the database is unavailable): the next message will not "
     "remember it."
 )
-USAGE_NOT_RECORDED = "The usage of this answer could not be recorded (the database is unreachable)."
+USAGE_NOT_RECORDED = "The usage of this answer could not be recorded (the database is unavailable)."
 STOPPED = (
-    "The answer stopped here: the database became unreachable, so today's budget cannot be "
+    "The answer stopped here: the database became unavailable, so today's budget cannot be "
     "checked. Try again in a minute."
 )
 

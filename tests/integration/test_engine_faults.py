@@ -25,6 +25,7 @@ from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.status import ENGINE_RESTARTED
 from app.wiring import build_runner
 from tests.fakes.engine_proxy import EngineProxy, proxied_environment
+from tests.fakes.openai_server import last_tool_result, reply, tool_call
 from tests.integration.test_controller_faults import SPIN, _containers, _running, _wait_for
 
 pytestmark = pytest.mark.docker
@@ -165,3 +166,28 @@ def _restart_engine(pid: int) -> None:
         except Exception:
             time.sleep(0.5)
     raise AssertionError("dockerd did not come back within two minutes")
+
+
+async def test_the_chat_goes_on_while_the_engine_is_down(
+    settings, proxy, fake_openai, make_chat, data_dir
+):
+    through = proxied_engine(proxy)
+    runner = build_runner(settings, through)
+    await runner.start()
+    service = make_chat(runner, data_dir)
+    try:
+        proxy.cut()
+
+        def explain(body):
+            result = last_tool_result(body)
+            return reply(f"{result['status']}: {result['message']}")
+
+        fake_openai.add(tool_call("print(1)"), explain, reply("Hello!"))
+        answer = await service.turn("engine-down", "c1", "run something")
+        assert answer.error == ""
+        assert answer.text == "sandbox_error: the sandbox is unavailable right now; try again later"
+        plain = await service.turn("engine-down", "c1", "just talk")
+        assert plain.text == "Hello!"
+    finally:
+        await runner.close()
+        through.close()

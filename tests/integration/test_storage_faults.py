@@ -1,10 +1,15 @@
-"""MongoDB going away mid-turn: the answer is delivered, the user is told what was not saved,
-uploads are refused clearly, and nothing is half-written (no file without its metadata, no
-metadata without its file). The real chat service, file store and repositories and the real
-sandbox; MongoDB is mongomock-motor behind an outage switch (tests/fakes/mongo_outage.py).
+"""MongoDB going away mid-turn, and a full DATA_DIR: the answer is delivered, the user is told
+what was not saved, uploads are refused clearly, and nothing is half-written (no file without its
+metadata, no metadata without its file). The real chat service, file store, repositories and
+sandbox; MongoDB is mongomock-motor behind an outage switch (tests/fakes/mongo_outage.py), the
+full disk a 2 MiB tmpfs the test mounts.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import uuid
 
 import pytest
 from pymongo.errors import AutoReconnect
@@ -12,8 +17,11 @@ from pymongo.errors import AutoReconnect
 from app.chat import Upload
 from app.chat.mongo import MongoChatRecords
 from app.chat.outage import HISTORY_UNREAD, TURN_NOT_SAVED, USAGE_NOT_RECORDED
+from app.chat.sqlite import SqliteChatRecords
+from app.database import EmbeddedDatabase
 from app.files import FileStore
 from app.files.mongo import MongoFileRepository
+from app.files.sqlite import SqliteFileRepository
 from app.sandbox import RunStatus
 from tests.fakes.mongo_outage import Outage
 from tests.fakes.openai_server import reply, tool_call
@@ -96,3 +104,68 @@ async def test_uploads_during_a_mongodb_outage_are_refused_clearly_and_leave_not
     outage.end()
     consistent(store, set())
     assert await store.list("mongo-up") == []
+
+
+BIG_OUTPUT = "open('big.bin', 'wb').write(b'x' * 600_000)\nprint('wrote it')\n"
+
+
+@pytest.fixture
+def small_data_dir(data_dir):
+    """A DATA_DIR on a 2 MiB tmpfs (mounted by the test, as root), under the suite's DATA_DIR
+    so the sandbox may mount from it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = data_dir / f"small-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount)])
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        mount.rmdir()
+
+
+async def test_a_full_data_dir_refuses_uploads_and_outputs_clearly_and_recovers(
+    fake_openai, make_chat, runner, small_data_dir
+):
+    database = EmbeddedDatabase(small_data_dir / "codeinterp.sqlite3")
+    store = FileStore(small_data_dir, SqliteFileRepository(database))
+    records = SqliteChatRecords(database)
+    await store.repository.ensure_ready()
+    service = make_chat(runner, small_data_dir, store=store, records=records)
+    try:
+        filler = small_data_dir / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:  # fill the disk, then give back a few KiB
+            while os.write(fd, b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        os.truncate(filler, max(0, filler.stat().st_size - 64 * 1024))
+
+        fake_openai.add(tool_call(BIG_OUTPUT), reply("Done, but the file was lost."))
+        upload = Upload("big.csv", b"a,b\n" + b"1,2\n" * 100_000)
+        answer = await service.turn("full-user", "c1", "make a big file", [upload])
+
+        assert answer.error == "" and answer.text == "Done, but the file was lost."
+        (refusal,) = [n for n in answer.notices if n.startswith("big.csv:")]
+        assert "big.csv was not stored: the disk refused it (the disk is full)" in refusal
+        (run,) = answer.runs
+        assert run.result.status is RunStatus.OK and run.result.stdout == "wrote it\n"
+        assert [(s.name, s.reason) for s in run.result.skipped] == [
+            ("big.bin", "could not be saved (the disk is full)")
+        ]
+        assert answer.files == []
+        consistent(store, {f.file_id for f in await store.list("full-user")})
+        assert not any((small_data_dir / "runs").glob("*"))
+
+        filler.unlink()  # space is back
+        fake_openai.add(reply("Stored it."))
+        again = await service.turn("full-user", "c1", "again", [upload])
+        assert [f.name for f in again.stored_uploads] == ["big.csv"]
+        assert not [n for n in again.notices if "disk" in n]
+        consistent(store, {f.file_id for f in await store.list("full-user")})
+    finally:
+        await database.close()
