@@ -37,7 +37,7 @@ import structlog
 from app import user_ids
 from app.sandbox.collection import Collected, OutputCollector
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
-from app.sandbox.execution import ExecOutcome, timed_exec
+from app.sandbox.execution import ExecOutcome, finish_streams, timed_exec
 from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.packages import PackageInstaller, PackagePlan
 from app.sandbox.policy import SandboxPolicy
@@ -379,30 +379,36 @@ class SandboxRunner:
         self, sandbox: Sandbox, outcome: ExecOutcome, destination: Path
     ) -> tuple[Collected, int | None]:
         """The outputs, and the code's exit status (None after a timeout or a dead sandbox)."""
-        # Stop reading the runner before collecting: an unread stream (a flood cut at the
-        # timeout) blocks the engine's I/O for the next exec of this container.
-        sandbox.stream.close()
         destination = Path(destination)
         exec_id = sandbox.stream.exec_id
         if outcome.collecting:
-            # The warden confirmed that the code is over: it collects, no exec needed.
-            collecting = self.engine.call(
-                self.collector.from_warden, sandbox.warden, sandbox.container_id, destination
+            # The warden confirmed that the code is over: it collects, no exec needed, while the
+            # rest of the runner's output is read.
+            collected, _ = await asyncio.gather(
+                self.engine.call(
+                    self.collector.from_warden, sandbox.warden, sandbox.container_id, destination
+                ),
+                self.engine.call(finish_streams, sandbox.stream, outcome),
             )
+            sandbox.stream.close()
             if outcome.timed_out:
-                return await collecting, None
+                return collected, None
             if outcome.done_status is not None:
-                return await collecting, outcome.done_status
-        else:
-            collecting = self.engine.call(
-                self.collector.after_runner,
-                sandbox.warden,
-                sandbox.container_id,
-                destination,
-                runner_lost=outcome.runner_lost,
-            )
-            if outcome.timed_out or outcome.sandbox_died:
-                return await collecting, None
+                return collected, outcome.done_status
+            status = await self.engine.call(self.engine.exec_status, exec_id)
+            return collected, status.exit_code
+        # Stop reading the runner before collecting: an unread stream (a flood cut at the
+        # timeout) blocks the engine's I/O for the next exec of this container.
+        sandbox.stream.close()
+        collecting = self.engine.call(
+            self.collector.after_runner,
+            sandbox.warden,
+            sandbox.container_id,
+            destination,
+            runner_lost=outcome.runner_lost,
+        )
+        if outcome.timed_out or outcome.sandbox_died:
+            return await collecting, None
         # The runner has exited (its stream closed): its status is final and can be read while
         # the collector works, one round trip less.
         status, collected = await asyncio.gather(

@@ -242,6 +242,7 @@ class Deadline:
 EXIT_DEADLINE = 124
 EXIT_COLLECT_DEADLINE = 125
 EXIT_CONTROLLER_GONE = 0
+LINGER_SECONDS = 1.0
 
 
 def _end(status: int) -> None:
@@ -284,8 +285,12 @@ def serve(args: argparse.Namespace) -> int:
         collector.write_stream(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         say(report(collector))
-    # stdin closed: the host removed the sandbox or its controller is gone; either way the
-    # sandbox ends now, with whatever of the code is still running.
+    # stdin closed: the host is done with the sandbox, or its controller is gone. The runner
+    # (its stdin closed too) exits at once and may still be writing its last bytes: give it a
+    # moment, then end the sandbox with whatever of the code is still running.
+    end = time.monotonic() + LINGER_SECONDS
+    while processes_of(args.code_uid) and time.monotonic() < end:
+        time.sleep(0.02)
     _end(EXIT_CONTROLLER_GONE)
     return 0
 
