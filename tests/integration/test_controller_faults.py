@@ -21,7 +21,7 @@ from app.sandbox import RunRequest
 from app.sandbox.names import USER_LABEL
 from app.sandboxd import wire
 from app.wiring import build_runner, sandbox_policy
-from tests.integration.test_sandboxd import ServiceProcess
+from tests.integration.test_sandboxd import ServiceProcess, _eventually
 
 pytestmark = pytest.mark.docker
 
@@ -42,15 +42,6 @@ def _containers(engine, instance: str, user: str) -> list[str]:
     found = sandbox_policy(Settings(_env_file=None, sandbox_instance=instance)).ownership_filter()
     found["label"].append(f"{USER_LABEL}={user}")
     return engine.list_containers(found)
-
-
-async def _wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.2)
-    return bool(condition())
 
 
 def _running(engine, container_id: str) -> bool:
@@ -78,12 +69,12 @@ def _run_command(settings, tmp_path, user: str, timeout: float, **env) -> subpro
 
 
 async def _started_container(engine, settings, user: str, process: subprocess.Popen) -> str:
-    assert await _wait_for(lambda: _containers(engine, settings.sandbox_instance, user), 60), (
+    assert await _eventually(lambda: _containers(engine, settings.sandbox_instance, user), 60), (
         process.poll(),
         process.stderr.read() if process.poll() is not None else "",
     )
     (container_id,) = _containers(engine, settings.sandbox_instance, user)
-    assert await _wait_for(lambda: _running(engine, container_id), 30)
+    assert await _eventually(lambda: _running(engine, container_id), 30)
     await asyncio.sleep(2)  # the code is handed over and spinning
     return container_id
 
@@ -95,7 +86,7 @@ async def test_a_killed_run_command_leaves_no_code_running(settings, engine, tmp
     killed_at = time.monotonic()
     process.send_signal(signal.SIGKILL)  # as a crashed or OOM-killed bot would be
     process.wait(30)
-    ended = await _wait_for(lambda: not _running(engine, container_id), 60)
+    ended = await _eventually(lambda: not _running(engine, container_id), 60)
     assert ended, "the sandbox went on running after its controller died"
     assert time.monotonic() - killed_at < LONG_TIMEOUT  # ended, not timed out
     # Still there (stopped) until a reaper removes it: the reaper's part is removal only.
@@ -113,7 +104,7 @@ async def test_a_stalled_controller_still_gets_its_timeout(settings, engine, tmp
     container_id = await _started_container(engine, settings, user, process)
     process.send_signal(signal.SIGSTOP)
     try:
-        ended = await _wait_for(lambda: not _running(engine, container_id), 60)
+        ended = await _eventually(lambda: not _running(engine, container_id), 60)
         state = engine.state(container_id)
     finally:
         process.send_signal(signal.SIGCONT)
@@ -136,7 +127,7 @@ async def test_a_killed_sandbox_service_leaves_no_code_and_no_warm_container_run
         run = RunRequest(code=SPIN, user_id=user, output_dir=tmp_path / "out", timeout=30)
         task = asyncio.ensure_future(client.run(run))
         # A warm container takes the run (its labels are the pool's), another waits idle.
-        assert await _wait_for(lambda: (service.get(wire.STATS) or {}).get("running") == 1, 60)
+        assert await _eventually(lambda: (service.get(wire.STATS) or {}).get("running") == 1, 60)
         await asyncio.sleep(2)
         every = service.containers(engine)
         assert len(every) >= 2, "a running container and a warm one were expected"
@@ -144,7 +135,9 @@ async def test_a_killed_sandbox_service_leaves_no_code_and_no_warm_container_run
         result = await asyncio.wait_for(task, 60)
         assert result.status.value == "sandbox_error"
         for container_id in every:
-            assert await _wait_for(lambda c=container_id: not _running(engine, c), 60), container_id
+            assert await _eventually(lambda c=container_id: not _running(engine, c), 60), (
+                container_id
+            )
         assert all(engine.state(c).get("Status") == "exited" for c in every)
     finally:
         await client.close()

@@ -26,7 +26,8 @@ from app.sandbox.status import ENGINE_RESTARTED
 from app.wiring import build_runner
 from tests.fakes.engine_proxy import EngineProxy, proxied_environment
 from tests.fakes.openai_server import last_tool_result, reply, tool_call
-from tests.integration.test_controller_faults import SPIN, _containers, _running, _wait_for
+from tests.integration.test_controller_faults import SPIN, _containers, _running
+from tests.integration.test_sandboxd import _eventually
 
 pytestmark = pytest.mark.docker
 
@@ -62,9 +63,9 @@ async def test_run_json_prints_a_sandbox_error_when_the_engine_goes_mid_run(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert await _wait_for(lambda: _containers(engine, settings.sandbox_instance, user), 60)
+    assert await _eventually(lambda: _containers(engine, settings.sandbox_instance, user), 60)
     (container_id,) = _containers(engine, settings.sandbox_instance, user)
-    assert await _wait_for(lambda: _running(engine, container_id), 30)
+    assert await _eventually(lambda: _running(engine, container_id), 30)
     await asyncio.sleep(2)
     proxy.cut()
     out, err = process.communicate(timeout=120)
@@ -75,7 +76,7 @@ async def test_run_json_prints_a_sandbox_error_when_the_engine_goes_mid_run(
     assert "Traceback" not in err
     assert err.count("sandbox removal failed; reaped later") == 1
     # Its controller's attach dropped with the engine: the sandbox ended by itself.
-    assert await _wait_for(lambda: not _running(engine, container_id), 60)
+    assert await _eventually(lambda: not _running(engine, container_id), 60)
     runner = build_runner(settings, engine)
     assert await runner.reap_leftovers() >= 1
     assert _containers(engine, settings.sandbox_instance, user) == []
@@ -94,7 +95,7 @@ async def test_the_warm_pool_sees_the_engine_come_back_and_refills(settings, eng
         result = await runner.run(_request(settings, "print(1)"))
         assert result.status is RunStatus.SANDBOX_ERROR
         assert result.message.startswith("sandbox unavailable")
-        assert await _wait_for(lambda: not _running(engine, warm), 60)  # ended by itself
+        assert await _eventually(lambda: not _running(engine, warm), 60)  # ended by itself
         proxy.restore()
         assert await runner.pool.wait_ready(timeout=90), "the pool did not refill"
         assert runner.pool.idle_ids() != {warm}
@@ -103,7 +104,7 @@ async def test_the_warm_pool_sees_the_engine_come_back_and_refills(settings, eng
         assert again.status is RunStatus.OK and again.stdout == "back\n"
         # What the outage left stopped was reaped once the engine answered again.
         mine = runner.policy.ownership_filter()
-        assert await _wait_for(lambda: warm not in engine.list_containers(mine), 30)
+        assert await _eventually(lambda: warm not in engine.list_containers(mine), 30)
     finally:
         await runner.close()
         through.close()
