@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 from app.sandbox import RunStatus, SandboxPolicy, execution
 from app.sandbox.docker_engine import DockerEngine
@@ -45,16 +46,17 @@ class LosingEngine(FakeEngine):
         return super().remove(container_id)
 
 
-async def test_an_engine_lost_mid_run_is_a_sandbox_error_saying_so(tmp_path, capsys):
+async def test_an_engine_lost_mid_run_is_a_sandbox_error_saying_so(tmp_path):
     engine = LosingEngine(Script(runner="hang"))
     runner = make_runner(tmp_path, engine)
-    result = await runner.run(request(tmp_path, timeout=2))
+    with capture_logs() as logs:
+        result = await runner.run(request(tmp_path, timeout=2))
     assert result.status is RunStatus.SANDBOX_ERROR
     assert result.message == ENGINE_RESTARTED
     assert "restarted during the run" in result.message
     (container_id,) = engine.containers_made
     assert runner.leftovers.unremoved == {container_id}  # left to the reaper, remembered
-    assert capsys.readouterr().out.count("sandbox removal failed; reaped later") == 1
+    assert _count(logs, "sandbox removal failed; reaped later") == 1
     engine.lost = False  # back: the next reaping removes it, whoever owns it
     assert await runner.reap_leftovers() == 1
     assert engine.live() == [] and runner.leftovers.unremoved == set()
@@ -81,17 +83,22 @@ class SdkDown:
         raise requests.exceptions.ConnectionError("('Connection aborted.', FileNotFoundError(2))")
 
 
-async def test_a_failed_removal_through_the_sdk_is_logged_once_and_remembered(capsys):
+async def test_a_failed_removal_through_the_sdk_is_logged_once_and_remembered():
     engine = DockerEngine(lambda: SdkDown())  # type: ignore[arg-type, return-value]
     reaper = LeftoverReaper(SandboxPolicy(image="i"), engine, 600)
     try:
         with pytest.raises(EngineUnavailable):
             engine.remove("abc")
-        await remove_sandbox(engine, "abc123", None, reaper)
+        with capture_logs() as logs:
+            await remove_sandbox(engine, "abc123", None, reaper)
     finally:
         engine.close()
     assert reaper.unremoved == {"abc123"}
-    assert capsys.readouterr().out.count("sandbox removal failed; reaped later") == 1
+    assert _count(logs, "sandbox removal failed; reaped later") == 1
+
+
+def _count(logs: list[dict], event: str) -> int:
+    return sum(1 for entry in logs if entry.get("event") == event)
 
 
 class ListingEngine(FakeEngine):
