@@ -81,6 +81,9 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         data_dir=settings.data_dir,
         host_data_dir=settings.host_data_dir,
         install_timeout=settings.package_install_timeout,
+        # A warm container is recycled at its max age (checked every few seconds): past that
+        # and a margin it is nobody's, and its warden ends it.
+        idle_life=settings.sandbox_warm_pool_max_age + 120.0,
         package_index_url=settings.sandbox_pip_index_url,
         package_extra_index_url=settings.sandbox_pip_extra_index_url,
         package_proxy=settings.package_proxy,

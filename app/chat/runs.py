@@ -108,6 +108,8 @@ class CodeRuns:
                 self.runner, self.store, self.runs_dir, user_id, code, timeout, number, observer
             )
             used = run.result.exec_seconds
+            if run.notice and run.notice not in answer.notices:
+                answer.notices.append(run.notice)
             return run
         finally:
             if self.budget is not None:
@@ -130,10 +132,16 @@ async def run_code(
     output_dir = runs_dir / run_id
     link_dir = runs_dir / f"{run_id}-inputs"
     allowed = current_files()
+    notice = ""
     try:
-        input_dir, files = await run_inputs(
-            store, user_id, only=allowed.file_ids, link_dir=link_dir
-        )
+        try:
+            input_dir, files = await run_inputs(
+                store, user_id, only=allowed.file_ids, link_dir=link_dir
+            )
+        except FileStoreError as exc:
+            log.warning("run inputs unreadable", error=str(exc))
+            input_dir, files = link_dir, ()
+            notice = f"Run {number} went without your files: they could not be read ({exc})."
         request = RunRequest(
             code=code,
             user_id=user_id,
@@ -152,10 +160,17 @@ async def run_code(
                 result = await store_outputs(store, user_id, result, allowed.scope)
             except FileStoreError as exc:
                 log.warning("outputs not stored", error=str(exc))
+                names = ", ".join(f.name for f in result.files if not f.file_id)
+                notice = f"The files run {number} made ({names}) could not be kept: {exc}"
             made = {f.file_id for f in result.files if f.file_id}
             use_files(TurnFiles(allowed.scope, allowed.file_ids | made))
             for produced in result.files:
-                stored = await store.get(user_id, produced.file_id) if produced.file_id else None
+                stored = None
+                try:
+                    if produced.file_id:
+                        stored = await store.get(user_id, produced.file_id)
+                except FileStoreError:
+                    pass  # stored a moment ago, unreadable now: /files lists it later
                 if stored is not None:
                     delivered.append(
                         DeliveredFile(
@@ -165,7 +180,7 @@ async def run_code(
                             file_id=stored.file_id,
                         )
                     )
-        run = CodeRun(code=code, result=result, files=tuple(delivered), number=number)
+        run = CodeRun(code, result, tuple(delivered), number, notice)
         await observer.run_finished(run)
         return run
     finally:

@@ -25,7 +25,7 @@ from app.chat.history import (
     complete_prefix,
     flatten,
     run_arguments,
-    shorten_tool_result,
+    turn_to_keep,
     unique_call_ids,
 )
 from app.chat.limits import TurnBudget, TurnLimits
@@ -37,9 +37,10 @@ from app.chat.messages import (
     user_message_text,
 )
 from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
+from app.chat.outage import HISTORY_UNREAD, TURN_NOT_SAVED, or_default, or_tell, stopped
 from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, Turn
+from app.chat.records import ChatRecords, RecordsUnavailable, Turn
 from app.chat.runs import (
     RUN_REFUSED,
     CodeRuns,
@@ -142,7 +143,7 @@ class ChatService:
         return str(user_id) in self._busy
 
     async def model_for(self, user_id: str) -> str:
-        chosen = await self.records.get_model(str(user_id))
+        chosen = await or_default(self.records.get_model(str(user_id)), None)
         return chosen if chosen in self.allowed_models else self.default_model
 
     async def set_model(self, user_id: str, model: str) -> bool:
@@ -310,7 +311,8 @@ class ChatService:
         turn = Turn(messages=[history_message], id=turn_id)
 
         await tokens.prepare(model)  # tiktoken's files load off the event loop
-        turns = await self.records.load_turns(user_id, channel_id)
+        loading = self.records.load_turns(user_id, channel_id)
+        turns = await or_tell(loading, answer, HISTORY_UNREAD, [])
         visible = await turn_files(self.store, user_id, text)
         system = [
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -326,6 +328,8 @@ class ChatService:
             answer.notices.append(TOOLS_UNAVAILABLE)
         try:
             await self._converse(user_id, model, messages, turn, answer, observer, limits)
+        except RecordsUnavailable as exc:
+            stopped(answer, exc)
         except BudgetExceeded as exc:
             if answer.runs:  # stopped mid-answer: what was made is still delivered
                 answer.text = "\n\n".join(p for p in (answer.text, str(exc)) if p)
@@ -346,16 +350,10 @@ class ChatService:
         finally:
             saved = complete_prefix(turn.messages)
             if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
-                await asyncio.shield(self._save(user_id, channel_id, turns, turn, saved))
+                keep = (turns + [turn_to_keep(turn, saved)])[-MAX_SAVED_TURNS:]
+                saving = self.records.save_turns(user_id, channel_id, keep)
+                await asyncio.shield(or_tell(saving, answer, TURN_NOT_SAVED, None))
         return answer
-
-    async def _save(self, user_id, channel_id, turns, turn: Turn, saved: list[dict]) -> None:
-        saved = [shorten_tool_result(m) for m in saved]
-        if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
-            saved.append({"role": "assistant", "content": "(interrupted)"})
-        present = {call["id"] for m in saved for call in m.get("tool_calls") or ()}
-        kept = Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
-        await self.records.save_turns(user_id, channel_id, (turns + [kept])[-MAX_SAVED_TURNS:])
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""

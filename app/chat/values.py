@@ -56,6 +56,8 @@ class CodeRun:
     files: tuple[DeliveredFile, ...] = ()
     number: int = 1
     """The run's place in its turn, from 1 (what Re-run and Code name)."""
+    notice: str = ""
+    """What the store or the disk failed at for this run (its inputs or outputs), for the user."""
 
 
 @dataclass(frozen=True)

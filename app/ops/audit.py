@@ -100,11 +100,11 @@ class SandboxAudit:
         container_id, attached, code_uid = ContainerStarter(
             self.policy, self.engine
         ).create_blocking(args_for)
-        attached.close()  # the warden stays: its stdin ends, it waits for the removal
-        try:
+        try:  # the attach stays open: the warden ends the sandbox when it closes
             inspect = self.engine.inspect(container_id)
             inside = self._exec_probe(container_id, code_uid)
         finally:
+            attached.close()
             self.engine.remove(container_id)
             shutil.rmtree(work, ignore_errors=True)
         return inspect, inside

@@ -315,7 +315,9 @@ class Benchmark:
             args = policy.container_args(
                 run_id=f"bench-{rep}", user_id="bench", code_uid=uid, input_dir=self.input_dir
             )
-            args.pop("stdin_open", None)  # the bare container runs the snippet, not our warden
+            # The bare container runs the snippet, not our warden.
+            args.pop("stdin_open", None)
+            args.pop("stdin_once", None)
             args.update(
                 command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
                 user=f"{uid}:{uid}",

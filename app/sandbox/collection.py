@@ -34,6 +34,7 @@ OUTPUT_FOLDER = "(output folder)"
 # After the runner died, how long the code's last processes may take to be gone.
 GONE_WAIT = 3.0
 MAX_REASON = 200
+SIGTERM_EXIT = 128 + 15
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Collected:
     oom_kills: int = 0
     container_oom: bool = False
     sandbox_stopped: bool = False
+    engine_stopped: bool = False
+    """The engine stopped the sandbox (its shutdown or restart, or `docker stop`), not the code."""
     seconds: float = 0.0
 
 
@@ -154,6 +157,10 @@ class OutputCollector:
             return False
         result.sandbox_stopped = True
         result.container_oom = self._stopped_by_oom(container_id, oom)
+        # SIGTERM ended the main process (the warden, which the code cannot signal): only the
+        # engine sends that, when it shuts down or restarts, or when an admin stops the sandbox.
+        state = self.engine.state(container_id)
+        result.engine_stopped = not result.container_oom and state.get("ExitCode") == SIGTERM_EXIT
         return True
 
     def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:

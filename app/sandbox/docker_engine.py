@@ -150,7 +150,7 @@ class DockerEngine:
 
         None when the file does not exist, is not a regular file or is larger than `max_bytes`.
         """
-        container_id = self.client.containers.create(**args).id
+        container_id = self._create(args).id
         try:
             try:
                 chunks, stat = self.client.api.get_archive(container_id, path)
@@ -172,7 +172,7 @@ class DockerEngine:
     def run_to_completion(self, args: dict, timeout: float) -> int | None:
         """Create, start and wait for a container, then remove it. Its exit code, or None when
         `timeout` ran out (removal kills it)."""
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
             try:
@@ -186,7 +186,7 @@ class DockerEngine:
     def run_and_capture(self, args: dict, timeout: float) -> tuple[int, bytes, bytes]:
         """Create, start and wait for a container (no log driver needed: its stdio is attached),
         then remove it: (exit code, stdout, stderr)."""
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
             status = container.wait(timeout=timeout)
@@ -198,9 +198,18 @@ class DockerEngine:
 
     # Containers
 
+    def _create(self, args: dict) -> Any:
+        """containers.create, with the policy's plain `stdin_once` in the SDK's spelling: it sets
+        StdinOnce (stdin closes when the attached client goes) only for a container that is not
+        detached and has stdin open."""
+        args = dict(args)
+        if args.pop("stdin_once", False):
+            args["detach"] = False
+        return self.client.containers.create(**args)
+
     @_translated
     def create_and_start(self, args: dict) -> str:
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
         except BaseException:
@@ -212,7 +221,7 @@ class DockerEngine:
     def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
         """Create a container, attach to its main process's stdio (before it can say a word),
         start it; (id, stream). The stream writes to the main process's stdin (`stdin_open`)."""
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             raw = self.client.api.attach_socket(
                 container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -262,9 +271,15 @@ class DockerEngine:
 
     @_translated
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch)."""
+        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
+        State (`running`, `exited`, `created`...)."""
         return [
-            {"Id": c["Id"], "Labels": c.get("Labels") or {}, "Created": c.get("Created", 0)}
+            {
+                "Id": c["Id"],
+                "Labels": c.get("Labels") or {},
+                "Created": c.get("Created", 0),
+                "State": c.get("State", ""),
+            }
             for c in self.client.api.containers(all=True, filters=filters)
         ]
 

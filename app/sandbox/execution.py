@@ -7,6 +7,8 @@ host never starts a process as the code's uid while the code may still run, sinc
 stop or take over anything of its uid, `runc init` of an exec included. Every LIVENESS_INTERVAL,
 the container is checked: a sandbox that died ends the step at once instead of at the timeout.
 Output is kept up to a cap while it is read, so a flood costs the host no memory.
+The warden's own deadline is armed as the code is handed over: when this process is gone or
+stuck, the sandbox still ends shortly after the timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ LIVENESS_INTERVAL = 1.0
 # How long a runner told to `stop` at the timeout has to kill the code and say it is done. It
 # needs milliseconds; only code that stopped or killed its runner makes it wait this long.
 STOP_GRACE = 5.0
+# The sandbox's own deadline (the warden's, which nothing of the code's uid can stop) comes this
+# long after the host's own stop would have: the host normally acts first, and the warden ends
+# the sandbox only when the host is not there to (it died, hangs or lost the engine).
+WARDEN_MARGIN = 2.0
 # How long the rest of the runner's streams may take to arrive once the warden is collecting.
 # The runner exits as soon as its stdin is closed, so this is milliseconds in practice.
 DRAIN_SECONDS = 2.0
@@ -101,6 +107,7 @@ def timed_exec(
     timed_out = died = lost = False
     seconds = 0.0
     try:
+        warden.arm(timeout + STOP_GRACE + WARDEN_MARGIN)
         stream.send(payload)
         while True:
             check_at = min(limit, time.monotonic() + LIVENESS_INTERVAL)
@@ -153,6 +160,9 @@ def timed_exec(
         pass  # the runner went away while we wrote: its exit status tells why
     if not timed_out:
         seconds = time.monotonic() - started
+        # The time ran out while this process could not act (stopped, starved): the sandbox's
+        # own deadline ended the code, which is a timeout, not a crash.
+        timed_out = seconds >= timeout
     return ExecOutcome(stdout, stderr, timed_out, seconds, died, runner_lost=lost)
 
 

@@ -92,34 +92,43 @@ class OutputReceiver:
         shown = safe_filename(name.replace("\\", "/").rsplit("/", 1)[-1])
         if len(self.files) >= self.max_files:
             raise StreamBroken(f"more than {self.max_files} files")
-        self.destination.mkdir(parents=True, exist_ok=True)
         saved = unique_name(shown, self._taken)
         path = self.destination / saved
         try:
+            self.destination.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             fd = -1
             self.skip(shown, f"could not be saved ({exc.strerror})")
         written = 0
         try:
-            with os.fdopen(fd, "wb") if fd >= 0 else open(os.devnull, "wb") as out:
-                while (kind := _exact(stream, 1)) == DATA:
-                    (length,) = struct.unpack(">I", _exact(stream, 4))
-                    if length > MAX_CHUNK:
-                        raise StreamBroken("a chunk larger than the warden sends")
-                    if self.total + written + length > self.max_bytes:
-                        raise StreamBroken(f"more than {self.max_bytes} bytes")
-                    out.write(_exact(stream, length))
-                    written += length
+            while (kind := _exact(stream, 1)) == DATA:
+                (length,) = struct.unpack(">I", _exact(stream, 4))
+                if length > MAX_CHUNK:
+                    raise StreamBroken("a chunk larger than the warden sends")
+                if self.total + written + length > self.max_bytes:
+                    raise StreamBroken(f"more than {self.max_bytes} bytes")
+                chunk = _exact(stream, length)
+                written += length
+                if fd >= 0 and not _wrote(fd, chunk):  # the disk is full: read on, drop it
+                    os.close(fd)
+                    fd = -2
             if kind != DONE:
                 raise StreamBroken(f"unexpected record {kind!r}")
             complete = _exact(stream, 1) == b"\x01"
         except BaseException:
             if fd >= 0:
+                os.close(fd)
+            if fd != -1:
                 path.unlink(missing_ok=True)  # never leave a partial file behind
             raise
+        if fd == -2:
+            path.unlink(missing_ok=True)
+            self.skip(shown, "could not be saved (the disk is full)")
+            return
         if fd < 0:
             return
+        os.close(fd)
         if not complete:
             path.unlink(missing_ok=True)
             self.skip(shown, "changed while collecting")
@@ -127,3 +136,14 @@ class OutputReceiver:
         self._taken.add(saved)
         self.total += written
         self.files.append(OutputFile(name=saved, size=written, path=path))
+
+
+def _wrote(fd: int, data: bytes) -> bool:
+    """Write all of `data`; False when the disk refused it (full, or over a quota)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        return False
+    return True

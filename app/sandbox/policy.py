@@ -73,6 +73,9 @@ class SandboxPolicy:
     output_inodes: int = 8192
     tmp_inodes: int = 65536
     collect_timeout: float = 60.0
+    # The longest a sandbox lives before its run starts (a warm container waiting in the pool):
+    # past it the warden ends the sandbox itself, whether or not anyone is left to remove it.
+    idle_life: float = 3600.0 + 120.0
     # The code's uids: each sandbox container gets one of its own (app/sandbox/identities.py).
     # Below 65536, so a user-namespace remap of the usual 65536 ids still maps them.
     code_uid_first: int = 20000
@@ -200,6 +203,9 @@ class SandboxPolicy:
             # keeps the sandbox alive between the execs and collects the outputs (warden_command).
             "command": self.warden_command(code_uid),
             "stdin_open": True,
+            # The main process's stdin closes when the host's attach goes away (its controller
+            # died): the warden then ends the sandbox (sandbox_collect.py's module doc).
+            "stdin_once": True,
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
             "labels": labels,
             "network_mode": "none",
@@ -415,7 +421,9 @@ class SandboxPolicy:
     def warden_command(self, code_uid: int) -> list[str]:
         """The sandbox's main process: the output warden, under the keeper's uid, which the code
         can neither signal nor trace, so its answers (code over, files, report) can be trusted.
-        It waits on stdin (attached by the host) and lives as long as the container."""
+        It waits on stdin (attached by the host) and ends the container when that closes or
+        when the container's own deadline passes (the run's, armed by the host, or `idle_life`
+        before a run), so no sandbox outlives its controller or its time."""
         return [
             PYTHON,
             "-I",
@@ -431,4 +439,8 @@ class SandboxPolicy:
             "--serve",
             "--code-uid",
             str(code_uid),
+            "--idle-seconds",
+            f"{self.idle_life:g}",
+            "--collect-seconds",
+            f"{self.collect_timeout:g}",
         ]

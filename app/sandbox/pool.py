@@ -32,6 +32,7 @@ from pathlib import Path
 import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.names import POOL_LABEL
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.starter import ContainerStarter, Sandbox
@@ -40,6 +41,7 @@ __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool
 
 MAX_PARALLEL_STARTS = 2
 HEALTH_INTERVAL = 10.0
+MAX_BACKOFF = 10.0
 # A staging folder younger than this may belong to a container still being created elsewhere.
 ORPHAN_GRACE = 120.0
 log = structlog.get_logger(__name__)
@@ -93,12 +95,22 @@ def _copy_no_follow(source: Path, target: Path) -> None:
     os.chmod(target, 0o644)
 
 
-async def remove_sandbox(engine: Engine, container_id: str, staging: Path | None) -> None:
-    """Remove a run's container and, for a warm one, its staging folder; never raises."""
+async def remove_sandbox(
+    engine: Engine,
+    container_id: str,
+    staging: Path | None,
+    leftovers: LeftoverReaper | None = None,
+) -> None:
+    """Remove a run's container and, for a warm one, its staging folder; never raises. A
+    failed removal is logged once and left to the reaper (`leftovers`); the sandbox ends by
+    itself meanwhile, its warden having lost the host's attach."""
     try:
         await engine.call(engine.remove, container_id)
     except (EngineUnavailable, EngineError) as exc:
-        log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
+        short = container_id[:12]
+        log.warning("sandbox removal failed; reaped later", container=short, error=str(exc)[:200])
+        if leftovers is not None:
+            leftovers.remember(container_id)
     if staging is not None:
         await asyncio.to_thread(shutil.rmtree, staging, True)
 
@@ -136,6 +148,9 @@ class WarmPool:
         self._wake: asyncio.Event | None = None
         self._closed = False
         self._failures = 0
+        self.leftovers: LeftoverReaper | None = None
+        """The runner's reaper: told of failed removals, and run when a start succeeds after
+        failures (the engine is back), so an outage leaves nothing behind for long."""
 
     @property
     def ready(self) -> int:
@@ -234,8 +249,9 @@ class WarmPool:
                 await self._health_check()
                 last_health = time.monotonic()
             if self._failures and not self._starting:
-                # Back off after failures, so a broken engine or image is not hammered.
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+                # Back off after failures, so a broken engine or image is not hammered, but try
+                # often enough to refill soon after the engine is back.
+                await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2 ** min(self._failures, 6)))
             missing = self.size - len(self._idle) - len(self._starting)
             for _ in range(max(0, min(missing, MAX_PARALLEL_STARTS - len(self._starting)))):
                 task = asyncio.get_running_loop().create_task(self._start_one())
@@ -255,6 +271,10 @@ class WarmPool:
             self.stats.failed_starts += 1
             log.warning("warm container failed to start", error=str(exc)[:300])
             return
+        if self._failures:
+            log.info("warm container started again; the pool refills", after=self._failures)
+            if self.leftovers is not None:
+                await self.leftovers.reap()
         self._failures = 0
         self.stats.started += 1
         if self._closed:
@@ -311,7 +331,7 @@ class WarmPool:
     def _discard(self, warm: WarmContainer) -> None:
         warm.close()
         task = asyncio.get_running_loop().create_task(
-            remove_sandbox(self.engine, warm.container_id, warm.staging)
+            remove_sandbox(self.engine, warm.container_id, warm.staging, self.leftovers)
         )
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)

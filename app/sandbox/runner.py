@@ -36,7 +36,7 @@ import structlog
 
 from app import user_ids
 from app.sandbox.collection import Collected, OutputCollector
-from app.sandbox.engine import Engine
+from app.sandbox.engine import Engine, EngineError, EngineUnavailable
 from app.sandbox.execution import ExecOutcome, finish_streams, timed_exec
 from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.packages import PackageInstaller, PackagePlan
@@ -46,7 +46,7 @@ from app.sandbox.result import RunRequest, RunResult, RunStatus
 from app.sandbox.service import SandboxStatus
 from app.sandbox.slots import RunSlots
 from app.sandbox.starter import ContainerStarter, Sandbox
-from app.sandbox.status import classify, explain, failure_message
+from app.sandbox.status import ENGINE_RESTARTED, classify, explain, failure_message
 from app.sandbox.summary import policy_summary
 from app.user_ids import is_user_id
 
@@ -86,6 +86,8 @@ class SandboxRunner:
         self._approved = packages.catalog.approved_imports() if packages is not None else {}
         self._started = False
         self._removals: set[asyncio.Task] = set()
+        if pool is not None:
+            pool.leftovers = self.leftovers
 
     # Public API
 
@@ -155,7 +157,15 @@ class SandboxRunner:
 
     async def status(self) -> SandboxStatus:
         pool = self.pool
+        try:
+            await asyncio.wait_for(self.engine.call(self.engine.ping), 10)
+            problem = ""
+        except TimeoutError:
+            problem = "the Docker engine did not answer within 10 s"
+        except (EngineUnavailable, EngineError) as exc:
+            problem = str(exc)[:300]
         return SandboxStatus(
+            engine_problem=problem,
             where="in-process",
             running=self.slots.running,
             waiting=self.slots.waiting,
@@ -264,8 +274,10 @@ class SandboxRunner:
             "queue_seconds": queue_seconds,
         }
         packages = plan.mounts if plan is not None else {}
+        acquired = False
         try:
             async with self._sandbox(request, run_id, packages) as sandbox:
+                acquired = True
                 payload = self._payload(request, self.policy.package_paths(packages))
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(
@@ -280,13 +292,24 @@ class SandboxRunner:
                 )
                 collected, exit_code = await self._collect(sandbox, outcome, request.output_dir)
         except Exception as exc:
-            message = failure_message(exc, self.policy.image)
+            message = failure_message(exc, self.policy.image, during_run=acquired)
             log.warning("sandbox error", message=message)
             return RunResult(
                 **base,
                 status=RunStatus.SANDBOX_ERROR,
                 setup_seconds=time.monotonic() - started,
                 message=message,
+            )
+        if collected.engine_stopped:
+            log.warning("sandbox error", message=ENGINE_RESTARTED)
+            return RunResult(
+                **base,
+                status=RunStatus.SANDBOX_ERROR,
+                stdout=outcome.stdout.text(),
+                stderr=outcome.stderr.text(),
+                setup_seconds=setup_seconds,
+                exec_seconds=outcome.seconds,
+                message=ENGINE_RESTARTED,
             )
         status = classify(
             timed_out=outcome.timed_out,
@@ -408,7 +431,7 @@ class SandboxRunner:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
         if self.pool is not None:
             self.pool.replenish()
-        removal = remove_sandbox(self.engine, container_id, staging)
+        removal = remove_sandbox(self.engine, container_id, staging, self.leftovers)
         if not self._started:
             await asyncio.shield(removal)
             return

@@ -38,6 +38,9 @@ class SandboxStatus:
     warm_ready: int
     warm_size: int
     max_timeout: float
+    engine_problem: str = ""
+    """Empty while the Docker engine answers; else why it does not (runs are sandbox_error and
+    the warm pool refills once it is back)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -125,6 +125,7 @@ class SandboxClient:
                 warm_ready=int(data["warm_ready"]),
                 warm_size=int(data["warm_size"]),
                 max_timeout=float(data["max_timeout"]),
+                engine_problem=str(data.get("engine_problem") or ""),
             )
         except (KeyError, TypeError, ValueError):
             raise SandboxUnavailable(
