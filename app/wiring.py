@@ -52,6 +52,7 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
+from app.sandbox.sessions import SessionStates
 from app.sandboxd import RunLimits, SandboxClient, SandboxServer, ServiceAddress
 
 IN_CONTAINER = Path("/.dockerenv")
@@ -84,6 +85,8 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         package_index_url=settings.sandbox_pip_index_url,
         package_extra_index_url=settings.sandbox_pip_extra_index_url,
         package_proxy=settings.package_proxy,
+        state_max_bytes=settings.session_state_max_bytes if settings.session_state else 0,
+        state_seconds=settings.session_state_timeout,
         owner=owner,
     )
 
@@ -209,6 +212,7 @@ class Components:
             slots=RunSlots(self.settings.sandbox_max_concurrent_runs),
             packages=self.installer if self.settings.package_auto_install else None,
             pool=self.pool,
+            sessions=SessionStates(self.layout.sessions, self.settings.session_state_max_bytes),
         )
 
     @property

@@ -38,6 +38,10 @@ RUNSC_PIDS_HEADROOM = 128
 
 
 NO_LOGS = {"Type": "none", "Config": {}}
+# Room beside a snapshot's pickles in its folder and in what the warden sends (header, notes).
+STATE_OVERHEAD = 4 * 1024**2
+# A session's snapshot in a warm container's input folder (hidden: never listed as a file).
+STATE_INPUT_NAME = ".session-state"
 # The project's seccomp profile for runc containers (its comment says what it is and why); sent
 # as the profile's JSON text, as `docker run --security-opt seccomp=<file>` does.
 SECCOMP_FILE = Path(__file__).with_name("seccomp.json")
@@ -92,16 +96,18 @@ class SandboxPolicy:
     package_index_url: str = ""
     package_extra_index_url: str = ""
     package_proxy: str = ""
-    # A bridge network of the install containers' own, created by the project on first use, with
-    # traffic between its containers turned off (two installs can never talk to each other).
+    # The install containers' own bridge (made on first use; no traffic between two installs).
     install_network: str = "codeinterp-install"
+    # A session's state (app/sandbox/sessions.py), 0 keeps none: the cap is on the names' pickles.
+    state_max_bytes: int = 0
+    state_seconds: float = 30.0
+    state_mount: str = "/mnt/state"
+    state_input_mount: str = "/mnt/session-state"
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
     warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
     owner: str = ""
     """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
     labelled on each, so the leftovers of a dead process can be told from live runs."""
-
-    # Identities
 
     @property
     def code_uids(self) -> range:
@@ -111,8 +117,6 @@ class SandboxPolicy:
     @property
     def code_uid_range(self) -> str:
         return f"{self.code_uid_first}-{self.code_uid_last}"
-
-    # Labels
 
     def labels(self, run_id: str, user_id: str, **extra: str) -> dict[str, str]:
         """Every label of a container of this instance; `extra` adds role or pool labels."""
@@ -149,9 +153,23 @@ class SandboxPolicy:
 
     # Container
 
+    @property
+    def keeps_state(self) -> bool:
+        return self.state_max_bytes > 0
+
+    @property
+    def state_file_cap(self) -> int:
+        return (
+            self.state_max_bytes
+        )  # the largest snapshot a sandbox may send or be given + STATE_OVERHEAD
+
+    def state_input_path(self, warm: bool) -> str:
+        """The snapshot: in a warm container's input folder, or mounted alone in a cold one."""
+        return f"{self.input_mount}/{STATE_INPUT_NAME}" if warm else self.state_input_mount
+
     def tmpfs(self, code_uid: int) -> dict[str, str]:
         common = "rw,noexec,nosuid,nodev"
-        return {
+        folders = {
             "/tmp": f"{common},size={self.tmp_size_bytes},nr_inodes={self.tmp_inodes},mode=1777",
             # Owned by the code; its group is the keeper's, so the output warden (keeper uid) can
             # read what the code wrote without being able to write there.
@@ -160,6 +178,13 @@ class SandboxPolicy:
                 f"mode=0750,uid={code_uid},gid={self.keeper_uid}"
             ),
         }
+        if self.keeps_state:
+            # The session's new snapshot, written by the code's uid and sent by the warden.
+            folders[self.state_mount] = (
+                f"{common},size={self.state_file_cap},nr_inodes=64,"
+                f"mode=0750,uid={code_uid},gid={self.keeper_uid}"
+            )
+        return folders
 
     def security_opt(self) -> list[str]:
         """no-new-privileges always; under runc the project's seccomp profile too. Under gVisor
@@ -179,6 +204,7 @@ class SandboxPolicy:
         input_files: list[str] | None = None,
         packages: dict[str, Path] | None = None,
         pool_id: str = "",
+        state_file: Path | None = None,
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
@@ -189,9 +215,13 @@ class SandboxPolicy:
         given).
         `packages`: distribution -> its package-cache entry, each mounted read-only.
         `pool_id`: set for a warm container, created before its run and user are known.
+        `state_file`: the session's snapshot to restore, mounted read-only on its own.
         """
         mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
+        if state_file is not None:
+            source = self.host_path(state_file)
+            mounts.append(bind_mount(self.state_input_mount, source, read_only=True))
         extra = {CODE_UID_LABEL: str(code_uid), **({POOL_LABEL: pool_id} if pool_id else {})}
         labels = self.labels(run_id, user_id, **extra)
         args = {
@@ -286,9 +316,8 @@ class SandboxPolicy:
             env["PIP_INDEX_URL"] = self.package_index_url
         if self.package_extra_index_url:
             env["PIP_EXTRA_INDEX_URL"] = self.package_extra_index_url
-        if self.package_proxy:
-            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-                env[name] = self.package_proxy
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.update({name: self.package_proxy} if self.package_proxy else {})
         return env
 
     def install_container_args(
@@ -333,21 +362,23 @@ class SandboxPolicy:
         }
 
     def install_network_args(self) -> dict:
-        """The install network: a bridge with inter-container traffic off (its containers reach
-        the internet through NAT, never each other). Shared by every instance on the engine."""
+        """The install network, shared by every instance on the engine: a bridge with traffic
+        between its containers off (they reach the internet through NAT, never each other)."""
+        labels = {MANAGED_LABEL: "true", ROLE_LABEL: "install-network"}
         return {
             "name": self.install_network,
             "driver": "bridge",
             "options": {ICC_OPTION: "false"},
-            "labels": {MANAGED_LABEL: "true", ROLE_LABEL: "install-network"},
+            "labels": labels,
         }
 
     def probe_container_args(self, image: str) -> dict:
         """A container that is created to read a file of the image and never started."""
+        labels = self.labels("probe", "", **{ROLE_LABEL: "probe"})
         return {
             "image": image,
             "command": ["true"],
-            "labels": self.labels("probe", "", **{ROLE_LABEL: "probe"}),
+            "labels": labels,
             "network_mode": "none",
             "log_config": NO_LOGS,
             "detach": True,
@@ -374,10 +405,12 @@ class SandboxPolicy:
             "LC_ALL": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "MPLBACKEND": "Agg",
+            # Agg, whose plt.show() saves the open figures (sandbox-image/runtime/sandbox_backend).
+            "MPLBACKEND": "module://sandbox_backend",
             "MPLCONFIGDIR": "/tmp/matplotlib",
             "OUTPUT_DIR": self.output_mount,
             "INPUT_DIR": self.input_mount,
+            **({"STATE_DIR": self.state_mount} if self.keeps_state else {}),
             "OMP_NUM_THREADS": threads,
             "OPENBLAS_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
@@ -394,40 +427,21 @@ class SandboxPolicy:
             "workdir": self.output_mount,
         }
 
-    def reaper_exec(self, code_uid: int) -> dict:
-        """A shell, as the code's uid, that SIGKILLs every other process of that uid, then opens
-        the output folder to the warden (files the code made private). It starts in milliseconds
-        even while the code saturates the CPU quota. Its output is never read: it runs where the
-        code ran, so nothing it says is believed; the warden checks from /proc that nothing of
-        the code is left before it collects."""
-        out = self.output_mount
-        script = (
-            "i=0; while [ $i -lt 64 ] && kill -9 -1 2>/dev/null; do i=$((i+1)); done; "
-            f"chmod -R u+rwX,go+rX {out} 2>/dev/null; chmod 0750 {out} 2>/dev/null; exit 0"
-        )
-        return {
-            "cmd": ["/bin/sh", "-c", script],
-            "user": f"{code_uid}:{code_uid}",
-            "environment": {"PATH": "/usr/bin:/bin"},
-            "workdir": "/",
-        }
-
     def warden_command(self, code_uid: int) -> list[str]:
         """The sandbox's main process: the output warden, under the keeper's uid, which the code
         can neither signal nor trace, so its answers (code over, files, report) can be trusted.
         It waits on stdin (attached by the host) and lives as long as the container."""
         return [
-            PYTHON,
-            "-I",
-            COLLECTOR_SCRIPT,
-            "--root",
-            self.output_mount,
-            "--max-files",
-            str(self.max_output_files),
-            "--max-bytes",
-            str(self.output_size_bytes),
-            "--max-depth",
-            str(self.max_output_depth),
+            *(PYTHON, "-I", COLLECTOR_SCRIPT, "--root", self.output_mount),
+            *(
+                "--max-files",
+                str(self.max_output_files),
+                "--max-bytes",
+                str(self.output_size_bytes),
+            ),
+            *("--max-depth", str(self.max_output_depth)),
+            *(["--state-root", self.state_mount] if self.keeps_state else []),
+            *(["--state-max-bytes", str(self.state_file_cap)] if self.keeps_state else []),
             "--serve",
             "--code-uid",
             str(code_uid),

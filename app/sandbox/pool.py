@@ -33,7 +33,7 @@ import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
 from app.sandbox.names import POOL_LABEL
-from app.sandbox.policy import SandboxPolicy
+from app.sandbox.policy import STATE_INPUT_NAME, SandboxPolicy
 from app.sandbox.starter import ContainerStarter, Sandbox
 
 __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
@@ -70,13 +70,17 @@ class WarmContainer(Sandbox):
                 continue  # the code sees the same FileNotFoundError as in a cold run
             if not stat.S_ISREG(info.st_mode):
                 continue  # never expose a link's target or a special file
-            target = self.input_dir / filename
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                    raise
-                _copy_no_follow(source, target)
+            self.place(source, filename)
+
+    def place(self, source: Path, filename: str) -> None:
+        """One regular file into the input folder: a hard link, or a copy across filesystems."""
+        target = self.input_dir / filename
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            _copy_no_follow(source, target)
 
 
 def _top_level_files(folder: Path) -> list[str]:
@@ -168,16 +172,23 @@ class WarmPool:
         log.info("no warm container ready; starting a cold one")
         return None
 
-    async def take_with_files(self, source_dir: Path, filenames: list[str]) -> WarmContainer | None:
-        """`take()`, with the run's files staged into the container's input folder; None (the
-        run starts cold) when none is ready or the files cannot be placed."""
+    async def take_with_files(
+        self, source_dir: Path | None, filenames: list[str], state: Path | None = None
+    ) -> WarmContainer | None:
+        """`take()`, with the run's files (and its session's snapshot) staged into the
+        container's input folder; None (the run starts cold) when none is ready or the files
+        cannot be placed."""
         warm = self.take()
-        if warm is None:
-            return None
-        if not filenames:  # no manifest: the code sees the folder's files, as a cold run does
+        if warm is None or (source_dir is None and state is None):
+            return warm
+        if source_dir is not None and not filenames:
+            # No manifest: the code sees the folder's files, as a cold run does.
             filenames = await asyncio.to_thread(_top_level_files, source_dir)
         try:
-            await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if source_dir is not None:
+                await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if state is not None:
+                await asyncio.to_thread(warm.place, state, STATE_INPUT_NAME)
         except (OSError, StagingError) as exc:
             log.warning("warm container could not take the files", error=str(exc)[:200])
             self.dispose(warm)

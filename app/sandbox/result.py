@@ -57,7 +57,9 @@ class RunRequest:
     timeout: float | None = None
     """Seconds for the exec step; never more than CODE_EXECUTION_TIMEOUT."""
     session_id: str = ""
-    """The conversation the run belongs to, if any (logged with the run)."""
+    """The conversation the run belongs to, if any: with session state on (the sandbox side's
+    SESSION_STATE), the run starts with the names the session's last run left and saves its own
+    (app/sandbox/sessions.py); empty: a run of its own, nothing kept."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ class RunResult:
     skipped: tuple[SkippedOutput, ...] = ()
     message: str = ""
     """A short human explanation for any status but ok (what happened, what to change)."""
+    state_notes: tuple[str, ...] = ()
+    """What the session's state could not keep or restore ("not kept: con (sqlite3.Connection)"),
+    for the model; empty without a session."""
+    state_seconds: float = 0.0
+    """Time spent restoring and saving the session's state; outside the exec timer."""
 
     @property
     def succeeded(self) -> bool:
@@ -111,7 +118,9 @@ class RunResult:
         ]
         data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
         data["installed_packages"] = list(self.installed_packages)
+        data["state_notes"] = list(self.state_notes)
         for key in (
+            "state_seconds",
             "queue_seconds",
             "setup_seconds",
             "exec_seconds",

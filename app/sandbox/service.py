@@ -66,6 +66,10 @@ class SandboxService(Protocol):
         """One run; `on_queued(position)` is called whenever the run waits for a slot."""
         ...
 
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget the state of a user's session (/reset); whether there was any. Never raises."""
+        ...
+
     async def status(self) -> SandboxStatus: ...
 
     async def describe_policy(self) -> dict[str, object]:
