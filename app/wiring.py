@@ -270,6 +270,7 @@ class Components:
             self.runner,
             layout=self.layout,
             package_cache_days=settings.package_cache_days,
+            session_hours=settings.file_expiration_hours,
         )
         return SandboxServer(
             self.runner,
@@ -367,8 +368,9 @@ class Components:
         )
 
     def chat_service(
-        self, store: FileStore, client: openai.AsyncOpenAI | None = None
+        self, store: FileStore, client: openai.AsyncOpenAI | None = None, session_suffix: str = ""
     ) -> ChatService:
+        """`session_suffix`: set by `chat`, so each process is a session of its own."""
         settings = self.settings
         return ChatService(
             client or self.model_client(),
@@ -400,6 +402,7 @@ class Components:
             tools=ToolSupport(settings.openai_tools),
             context_window=settings.openai_context_window,
             stream=settings.openai_streaming,
+            session_suffix=session_suffix,
         )
 
     def access(self):
@@ -421,6 +424,7 @@ class Components:
             store,
             None if self.uses_service else self.runner,
             package_cache_days=self.settings.package_cache_days,
+            session_hours=self.settings.file_expiration_hours,
         )
 
     # Shutdown

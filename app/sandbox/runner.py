@@ -37,6 +37,7 @@ import structlog
 from app import user_ids
 from app.sandbox.collection import OutputCollector, collect_run
 from app.sandbox.engine import Engine
+from app.sandbox.environment import EnvironmentReader, SandboxEnvironment
 from app.sandbox.execution import timed_exec
 from app.sandbox.job import job_payload, state_problem
 from app.sandbox.leftovers import LeftoverReaper
@@ -81,6 +82,7 @@ class SandboxRunner:
         self.pool = pool
         self.starter = ContainerStarter(policy, engine)
         self.collector = OutputCollector(policy, engine)
+        self.environment = EnvironmentReader(policy, engine, packages)
         # Past this age a container is a leftover whoever made it: no run lives that long.
         self.leftovers = LeftoverReaper(
             policy,
@@ -197,6 +199,9 @@ class SandboxRunner:
 
     async def describe_policy(self) -> dict[str, object]:
         return policy_summary(self.policy)
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        return await self.engine.call(self.environment.describe, self.max_timeout)
 
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from app.sandbox.environment import SandboxEnvironment
 from app.sandbox.result import RunRequest, RunResult
 
 
@@ -74,4 +75,8 @@ class SandboxService(Protocol):
 
     async def describe_policy(self) -> dict[str, object]:
         """policy_summary() of the policy the runs get."""
+        ...
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        """What the code finds (packages, state, limits): the model's tool description."""
         ...

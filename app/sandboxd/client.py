@@ -32,6 +32,7 @@ from app.sandbox import (
     SandboxStatus,
     SandboxUnavailable,
 )
+from app.sandbox.environment import SandboxEnvironment
 from app.sandboxd import wire
 from app.sandboxd.address import ServiceAddress
 
@@ -130,6 +131,9 @@ class SandboxClient:
             raise SandboxUnavailable(
                 "the sandbox service sent stats this client cannot read"
             ) from None
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        return SandboxEnvironment.from_dict((await self._get(wire.POLICY)).get("environment"))
 
     async def describe_policy(self) -> dict[str, object]:
         data = await self._get(wire.POLICY)

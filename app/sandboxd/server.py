@@ -193,7 +193,10 @@ class SandboxServer:
 
     async def _policy(self, request: web.Request) -> web.Response:
         policy = await self.runner.describe_policy()
-        return web.json_response({"policy": policy, "max_timeout": self.runner.max_timeout})
+        environment = (await self.runner.describe_environment()).to_dict()
+        return web.json_response(
+            {"policy": policy, "max_timeout": self.runner.max_timeout, "environment": environment}
+        )
 
     async def _reset_session(self, request: web.Request) -> web.Response:
         try:

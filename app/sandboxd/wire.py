@@ -2,7 +2,7 @@
 
     GET  /v1/health   {"ok", "engine", "max_timeout", "instance", ...}; 503 when the engine is gone
     GET  /v1/stats    SandboxStatus as JSON
-    GET  /v1/policy   {"policy": policy_summary(policy), "max_timeout"}: read-only
+    GET  /v1/policy   {"policy": policy_summary(policy), "max_timeout", "environment"}: read-only
     POST /v1/runs     body: one JSON line (the run), then each listed file's bytes, in order
     POST /v1/sessions/reset   {"user_id", "session_id"}: forget that session's state -> {"reset"}
 
