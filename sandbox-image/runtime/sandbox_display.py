@@ -50,7 +50,7 @@ class Display:
     def __init__(self, output_dir: str) -> None:
         global _current
         self.output_dir = output_dir
-        self.counter = 0
+        self.counters: dict[str, int] = {}
         _current = self
 
     # The trailing expression
@@ -111,8 +111,8 @@ class Display:
 
     def _new_path(self, stem: str) -> str:
         while True:
-            self.counter += 1
-            path = os.path.join(self.output_dir, f"{stem}-{self.counter}.png")
+            number = self.counters[stem] = self.counters.get(stem, 0) + 1
+            path = os.path.join(self.output_dir, f"{stem}-{number}.png")
             if not os.path.exists(path):
                 return path
 
