@@ -117,7 +117,8 @@ class CodeRuns:
             run = await run_code(
                 self.runner, self.store, self.runs_dir, user_id, code, timeout, number, observer
             )
-            used = run.result.exec_seconds
+            # Saving and restoring the state are outside the timeout, not outside the budget.
+            used = run.result.exec_seconds + run.result.state_seconds
             return run
         finally:
             if self.budget is not None:

@@ -21,8 +21,6 @@ def job_payload(
     paths: list[str],
     approved: dict[str, str],
     session: SessionRun | None,
-    *,
-    warm: bool,
 ) -> bytes:
     job: dict[str, Any] = {
         "code": request.code,
@@ -34,7 +32,7 @@ def job_payload(
         restore = session.restore_from() is not None
         job["state"] = {
             "folder": policy.state_mount,
-            "restore": policy.state_input_path(warm) if restore else None,
+            "restore": policy.state_input_path if restore else None,
             "max_bytes": policy.state_max_bytes,
             "seconds": policy.state_seconds,
         }

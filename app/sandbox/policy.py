@@ -40,8 +40,6 @@ RUNSC_PIDS_HEADROOM = 128
 NO_LOGS = {"Type": "none", "Config": {}}
 # Room beside a snapshot's pickles in its folder and in what the warden sends (header, notes).
 STATE_OVERHEAD = 4 * 1024**2
-# A session's snapshot in a warm container's input folder (hidden: never listed as a file).
-STATE_INPUT_NAME = ".session-state"
 # The project's seccomp profile for runc containers (its comment says what it is and why); sent
 # as the profile's JSON text, as `docker run --security-opt seccomp=<file>` does.
 SECCOMP_FILE = Path(__file__).with_name("seccomp.json")
@@ -102,7 +100,7 @@ class SandboxPolicy:
     state_max_bytes: int = 0
     state_seconds: float = 30.0
     state_mount: str = "/mnt/state"
-    state_input_mount: str = "/mnt/session-state"
+    state_input_mount: str = "/mnt/session"
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
     warm_preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
     owner: str = ""
@@ -158,14 +156,12 @@ class SandboxPolicy:
         return self.state_max_bytes > 0
 
     @property
-    def state_file_cap(self) -> int:
-        return (
-            self.state_max_bytes
-        )  # the largest snapshot a sandbox may send or be given + STATE_OVERHEAD
+    def state_file_cap(self) -> int:  # the largest snapshot a sandbox may send or be given
+        return self.state_max_bytes + STATE_OVERHEAD
 
-    def state_input_path(self, warm: bool) -> str:
-        """The snapshot: in a warm container's input folder, or mounted alone in a cold one."""
-        return f"{self.input_mount}/{STATE_INPUT_NAME}" if warm else self.state_input_mount
+    @property
+    def state_input_path(self) -> str:  # its folder is mounted (warm), or the file alone (cold)
+        return f"{self.state_input_mount}/state"
 
     def tmpfs(self, code_uid: int) -> dict[str, str]:
         common = "rw,noexec,nosuid,nodev"
@@ -205,6 +201,7 @@ class SandboxPolicy:
         packages: dict[str, Path] | None = None,
         pool_id: str = "",
         state_file: Path | None = None,
+        state_dir: Path | None = None,
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
@@ -215,13 +212,17 @@ class SandboxPolicy:
         given).
         `packages`: distribution -> its package-cache entry, each mounted read-only.
         `pool_id`: set for a warm container, created before its run and user are known.
-        `state_file`: the session's snapshot to restore, mounted read-only on its own.
+        `state_file`: the session's snapshot, mounted read-only on its own; `state_dir`: a warm
+        container's folder for it, placed there when a run takes the container.
         """
         mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
-        if state_file is not None:
-            source = self.host_path(state_file)
-            mounts.append(bind_mount(self.state_input_mount, source, read_only=True))
+        for source, target in (
+            (state_file, self.state_input_path),
+            (state_dir, self.state_input_mount),
+        ):
+            if source is not None:
+                mounts.append(bind_mount(target, self.host_path(source), read_only=True))
         extra = {CODE_UID_LABEL: str(code_uid), **({POOL_LABEL: pool_id} if pool_id else {})}
         labels = self.labels(run_id, user_id, **extra)
         args = {

@@ -33,13 +33,15 @@ import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
 from app.sandbox.names import POOL_LABEL
-from app.sandbox.policy import STATE_INPUT_NAME, SandboxPolicy
+from app.sandbox.policy import SandboxPolicy
 from app.sandbox.starter import ContainerStarter, Sandbox
 
 __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
 
 MAX_PARALLEL_STARTS = 2
 HEALTH_INTERVAL = 10.0
+# Beside a warm container's staging folder: the folder its session snapshot is placed in.
+SESSION_SUFFIX = "-session"
 # A staging folder younger than this may belong to a container still being created elsewhere.
 ORPHAN_GRACE = 120.0
 log = structlog.get_logger(__name__)
@@ -58,6 +60,10 @@ class WarmContainer(Sandbox):
         assert self.staging is not None, "a warm container always has its staging folder"
         return self.staging
 
+    @property
+    def state_dir(self) -> Path:
+        return self.input_dir.with_name(self.input_dir.name + SESSION_SUFFIX)
+
     def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
         """Place the request's files into the (read-only mounted) input folder, by filename."""
         for filename in filenames:
@@ -72,9 +78,10 @@ class WarmContainer(Sandbox):
                 continue  # never expose a link's target or a special file
             self.place(source, filename)
 
-    def place(self, source: Path, filename: str) -> None:
-        """One regular file into the input folder: a hard link, or a copy across filesystems."""
-        target = self.input_dir / filename
+    def place(self, source: Path, filename: str, folder: Path | None = None) -> None:
+        """One regular file into the input folder (or `folder`): a hard link, or a copy across
+        filesystems."""
+        target = (folder or self.input_dir) / filename
         try:
             os.link(source, target, follow_symlinks=False)
         except OSError as exc:
@@ -105,6 +112,9 @@ async def remove_sandbox(engine: Engine, container_id: str, staging: Path | None
         log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
     if staging is not None:
         await asyncio.to_thread(shutil.rmtree, staging, True)
+        await asyncio.to_thread(
+            shutil.rmtree, staging.with_name(staging.name + SESSION_SUFFIX), True
+        )
 
 
 @dataclass
@@ -188,7 +198,7 @@ class WarmPool:
             if source_dir is not None:
                 await asyncio.to_thread(warm.stage, source_dir, filenames)
             if state is not None:
-                await asyncio.to_thread(warm.place, state, STATE_INPUT_NAME)
+                await asyncio.to_thread(warm.place, state, "state", warm.state_dir)
         except (OSError, StagingError) as exc:
             log.warning("warm container could not take the files", error=str(exc)[:200])
             self.dispose(warm)
@@ -276,8 +286,13 @@ class WarmPool:
     def _start_blocking(self) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]
         input_dir = self.staging_root / pool_id
-        input_dir.mkdir(parents=True, mode=0o755)
-        os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
+        state_dir = (
+            input_dir.with_name(pool_id + SESSION_SUFFIX) if self.policy.keeps_state else None
+        )
+        for folder in (input_dir, state_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, mode=0o755)
+                os.chmod(folder, 0o755)  # readable by the code's uid whatever the umask
 
         def args_for(code_uid: int) -> dict:
             return self.policy.container_args(
@@ -286,12 +301,15 @@ class WarmPool:
                 code_uid=code_uid,
                 input_dir=input_dir,
                 pool_id=pool_id,
+                state_dir=state_dir,
             )
 
         try:
             started = self.starter.start_blocking(args_for, self.policy.warm_preload)
         except BaseException:
-            shutil.rmtree(input_dir, ignore_errors=True)
+            for folder in (input_dir, state_dir):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
             raise
         return WarmContainer(
             started.container_id,
@@ -350,5 +368,5 @@ class WarmPool:
                 old = now - folder.lstat().st_mtime > ORPHAN_GRACE
             except OSError:
                 continue
-            if folder.name not in alive and old:
+            if folder.name.removesuffix(SESSION_SUFFIX) not in alive and old:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -314,7 +314,6 @@ class SandboxRunner:
                     self.policy.package_paths(packages),
                     self._approved,
                     session,
-                    warm=sandbox.staging is not None,
                 )
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(
@@ -350,9 +349,8 @@ class SandboxRunner:
         notes: list[str] = []
         if session is not None and self.sessions is not None:
             problem = state_problem(outcome, self.policy.state_seconds)
-            notes = await asyncio.to_thread(
-                self.sessions.commit, session, collected.state_files, problem
-            )
+            commit = self.sessions.commit
+            notes = await asyncio.to_thread(commit, session, collected.state_files, problem)
             if outcome.save_overrun and outcome.code_status is not None:
                 exit_code = outcome.code_status  # the code was over; only its saving was stopped
         status = classify(
@@ -428,8 +426,7 @@ class SandboxRunner:
             await self._dispose(container_id, None)
 
     async def _take_warm(self, request: RunRequest, state: Path | None) -> WarmContainer | None:
-        """A warm container holding the request's files (and the session's snapshot), or None
-        to start a cold one."""
+        """A warm container holding the request's files and snapshot; None: start a cold one."""
         if self.pool is None or not self._started:
             return None
         if request.input_dir is not None:

@@ -31,9 +31,38 @@ def show() -> None:
 
 
 def mark_saved_figures() -> None:
-    """Make Figure.savefig mark the figure, so it is not sent a second time (once per process)."""
-    from matplotlib.figure import Figure
+    """Make Figure.savefig mark the figure, so it is not sent a second time (once per process):
+    now when matplotlib.figure is loaded, else when the code imports it (whatever its backend)."""
+    if "matplotlib.figure" in sys.modules:
+        _patch_savefig(sys.modules["matplotlib.figure"].Figure)
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
 
+
+class _PatchOnImport:
+    """Patches Figure.savefig right after matplotlib.figure is first imported."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "matplotlib.figure":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        load = loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _patch_savefig(module.Figure)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _patch_savefig(Figure) -> None:
     original = Figure.savefig
     if getattr(original, _SAVED, False):
         return
@@ -52,6 +81,7 @@ class Display:
         self.output_dir = output_dir
         self.counters: dict[str, int] = {}
         _current = self
+        mark_saved_figures()
 
     # The trailing expression
 

@@ -223,7 +223,8 @@ pd.DataFrame({"v": range(100)})
     ]
     assert result.stdout.startswith("'shown'\n     v\n0    0\n")
     # pandas' own truncated repr
-    assert result.stdout.endswith("..  ..\n99  99\n\n[100 rows x 1 columns]\n")
+    assert "\n..  ..\n" in result.stdout
+    assert result.stdout.endswith("\n99  99\n\n[100 rows x 1 columns]\n")
     for f in result.files:
         assert f.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
