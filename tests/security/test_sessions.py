@@ -15,10 +15,11 @@ def names():
     return f"u{uuid.uuid4().hex[:6]}", f"s-{uuid.uuid4().hex[:6]}"
 
 
+# Every file a run was given (its own new snapshot, in /mnt/state, is not given: it is made).
 SNOOP = """
 import glob, os
-found = [p for p in glob.glob('/mnt/**', recursive=True) + glob.glob('/mnt/data/.*')
-         if 'state' in p and os.path.isfile(p)]
+given = glob.glob('/mnt/**', recursive=True) + glob.glob('/mnt/**/.*', recursive=True)
+found = {p for p in given if os.path.isfile(p) and not p.startswith('/mnt/state/')}
 print(globals().get('secret'), sorted(found))
 """
 
@@ -33,7 +34,7 @@ async def test_a_snapshot_never_reaches_another_session_or_user(attack):
         assert result.status is RunStatus.OK, result.stderr
         assert result.stdout == "None []\n"
     own = await attack.run(SNOOP, user_id=user, session_id=session)
-    assert own.stdout.startswith("of-the-first-session ")
+    assert own.stdout == "of-the-first-session ['/mnt/session/state']\n"
 
 
 HOSTILE = """
