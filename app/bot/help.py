@@ -13,6 +13,9 @@ class Limits:
     expiry_hours: float | None
     messages_per_minute: int | None
     auto_thread: bool
+    runs_per_message: int = 10
+    run_seconds_per_message: float = 600.0
+    upload_mb_per_message: float = 100.0
 
 
 def help_text(limits: Limits) -> str:
@@ -44,9 +47,11 @@ def help_text(limits: Limits) -> str:
             "Stop while it runs, Re-run (the same code with your current files), Code (see "
             "the code), Delete.",
             "",
-            f"**Limits**: code runs up to {limits.run_seconds:g} s; files up to "
-            f"{limits.file_mb:g} MB, {limits.files_per_user} per person (the oldest goes); "
-            f"files {expiry}.{rate}",
+            f"**Limits**: code runs up to {limits.run_seconds:g} s, at most "
+            f"{limits.runs_per_message} runs and {limits.run_seconds_per_message:g} s of run time "
+            f"per message; files up to {limits.file_mb:g} MB, "
+            f"{limits.upload_mb_per_message:g} MB per message, {limits.files_per_user} per "
+            f"person (the oldest goes); files {expiry}.{rate}",
             "",
             "**Commands** (the answers are visible only to you):",
             "`/files list` your files, `/files download`, `/files delete` (one, or `all`)",

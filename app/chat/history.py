@@ -6,9 +6,12 @@ never separates a tool call from its result; its code runs are found again by th
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from app.chat.records import Turn
+from app.chat.streaming import ToolCall
 from app.chat.tools import parse_arguments
 
 SAVED_TOOL_CHARS = 4000  # run results kept in history are shortened: a document stays small
@@ -74,3 +77,16 @@ def run_arguments(turn: Turn, number: int) -> tuple[str, float | None] | None:
                 except ValueError:
                     return None
     return None
+
+
+def unique_call_ids(turn: Turn, calls: list[ToolCall]) -> list[ToolCall]:
+    """Some servers number calls from 0 in every reply: ids stay unique within a turn, so
+    each result answers its own call and run N is found again by its id."""
+    seen = {call["id"] for m in turn.messages for call in m.get("tool_calls") or ()}
+    unique = []
+    for call in calls:
+        if call.id in seen:
+            call = replace(call, id=f"call_{uuid.uuid4().hex[:24]}")
+        seen.add(call.id)
+        unique.append(call)
+    return unique

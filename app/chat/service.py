@@ -13,9 +13,7 @@ off the event loop.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import openai
@@ -23,7 +21,13 @@ import structlog
 
 from app.chat import tokens
 from app.chat.budget import DailyBudget
-from app.chat.history import complete_prefix, flatten, run_arguments, shorten_tool_result
+from app.chat.history import (
+    complete_prefix,
+    flatten,
+    run_arguments,
+    shorten_tool_result,
+    unique_call_ids,
+)
 from app.chat.limits import TurnBudget, TurnLimits
 from app.chat.messages import (
     TOOLS_UNAVAILABLE,
@@ -390,7 +394,7 @@ class ChatService:
             if reply.content.strip():
                 texts.append(reply.content.strip())
                 answer.text = "\n\n".join(texts)
-            calls = self._unique_ids(turn, reply.tool_calls) if offer_tools else []
+            calls = unique_call_ids(turn, reply.tool_calls) if offer_tools else []
             if not calls:
                 final = {"role": "assistant", "content": reply.content.strip()}
                 messages.append(final)
@@ -415,19 +419,6 @@ class ChatService:
                 reply_message = {"role": "tool", "tool_call_id": call.id, "content": content}
                 messages.append(reply_message)
                 turn.messages.append(reply_message)
-
-    @staticmethod
-    def _unique_ids(turn: Turn, calls: list[ToolCall]) -> list[ToolCall]:
-        """Some servers number calls from 0 in every reply: ids stay unique within a turn, so
-        each result answers its own call and run N is found again by its id."""
-        seen = {call["id"] for m in turn.messages for call in m.get("tool_calls") or ()}
-        unique = []
-        for call in calls:
-            if call.id in seen:
-                call = replace(call, id=f"call_{uuid.uuid4().hex[:24]}")
-            seen.add(call.id)
-            unique.append(call)
-        return unique
 
     async def _tool_call(
         self, user_id, call: ToolCall, turn: Turn, answer, observer, limits: TurnBudget

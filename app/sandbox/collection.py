@@ -26,7 +26,7 @@ from pathlib import Path
 
 from app.filenames import safe_filename
 from app.sandbox.engine import DeadlineExceeded, Engine, FramesReader
-from app.sandbox.execution import ExecOutcome
+from app.sandbox.execution import ExecOutcome, finish_streams
 from app.sandbox.outputs import MAX_SKIPPED, OutputReceiver
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.result import OutputFile, SkippedOutput
@@ -199,35 +199,38 @@ async def collect_run(
     destination: Path,
     state_to: Path | None,
 ) -> tuple[Collected, int | None]:
-    """The outputs, and the code's exit status (None after a timeout or a dead sandbox)."""
+    """The outputs (and the session's state files, into `state_to`), and the code's exit status
+    (None after a timeout or a dead sandbox)."""
+    exec_id = sandbox.stream.exec_id
+    if outcome.collecting:
+        # The warden confirmed that the code is over: it collects, no exec needed, while the
+        # rest of the runner's output is read.
+        collected, _ = await asyncio.gather(
+            engine.call(
+                collector.from_warden, sandbox.warden, sandbox.container_id, destination, state_to
+            ),
+            engine.call(finish_streams, sandbox.stream, outcome),
+        )
+        sandbox.stream.close()
+        if outcome.timed_out:
+            return collected, None
+        if outcome.done_status is not None:
+            return collected, outcome.done_status
+        status = await engine.call(engine.exec_status, exec_id)
+        return collected, status.exit_code
     # Stop reading the runner before collecting: an unread stream (a flood cut at the
     # timeout) blocks the engine's I/O for the next exec of this container.
     sandbox.stream.close()
-    exec_id = sandbox.stream.exec_id
-    if outcome.collecting:
-        # The warden confirmed that the code is over: it collects, no exec needed.
-        collecting = engine.call(
-            collector.from_warden,
-            sandbox.warden,
-            sandbox.container_id,
-            destination,
-            state_to,
-        )
-        if outcome.timed_out:
-            return await collecting, None
-        if outcome.done_status is not None:
-            return await collecting, outcome.done_status
-    else:
-        collecting = engine.call(
-            collector.after_runner,
-            sandbox.warden,
-            sandbox.container_id,
-            destination,
-            runner_lost=outcome.runner_lost,
-            state_to=state_to,
-        )
-        if outcome.timed_out or outcome.sandbox_died:
-            return await collecting, None
+    collecting = engine.call(
+        collector.after_runner,
+        sandbox.warden,
+        sandbox.container_id,
+        destination,
+        runner_lost=outcome.runner_lost,
+        state_to=state_to,
+    )
+    if outcome.timed_out or outcome.sandbox_died:
+        return await collecting, None
     # The runner has exited (its stream closed): its status is final and can be read while
     # the collector works, one round trip less.
     status, collected = await asyncio.gather(engine.call(engine.exec_status, exec_id), collecting)

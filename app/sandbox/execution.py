@@ -35,6 +35,9 @@ LIVENESS_INTERVAL = 1.0
 # How long a runner told to `stop` at the timeout has to kill the code and say it is done. It
 # needs milliseconds; only code that stopped or killed its runner makes it wait this long.
 STOP_GRACE = 5.0
+# How long the rest of the runner's streams may take to arrive once the warden is collecting.
+# The runner exits as soon as its stdin is closed, so this is milliseconds in practice.
+DRAIN_SECONDS = 2.0
 log = structlog.get_logger(__name__)
 
 
@@ -86,6 +89,8 @@ class ExecOutcome:
     """The code's exit status as the warden read it (None: the runner was gone; ask the engine)."""
     runner_lost: bool = False
     """Told to stop at the timeout, the runner did not: the code stopped or killed it."""
+    watch: DoneWatch | None = None
+    """With `collecting`: the tails of both streams, for finish_streams."""
     restore_seconds: float = 0.0
     save_seconds: float = 0.0
     save_overrun: bool = False
@@ -223,11 +228,11 @@ def timed_exec(
             watch.asked()
             answer = ask_warden(warden)
             if answer.startswith("collecting"):
-                stdout.drop_tail(watch.marker_length(STDOUT))
-                stderr.drop_tail(watch.marker_length(STDERR))
                 status = answer.partition(" ")[2]
                 return outcome(
-                    collecting=True, done_status=int(status) if status.isdigit() else None
+                    collecting=True,
+                    done_status=int(status) if status.isdigit() else None,
+                    watch=watch,
                 )
             if not timed_out:
                 seconds = None  # busy: the code printed the markers itself; read on
@@ -240,6 +245,34 @@ def timed_exec(
     except OSError:
         pass  # the runner went away while we wrote: its exit status tells why
     return outcome(sandbox_died=died, runner_lost=lost)
+
+
+def finish_streams(stream: ExecStream, outcome: ExecOutcome) -> None:
+    """Blocking, after the warden said `collecting`: read the rest of the runner's streams and
+    drop its done markers from the output.
+
+    The warden answers once the runner has named itself done, but what the runner wrote before
+    its markers can still be on its way, behind markers the code printed itself; dropping the
+    tails at that moment would lose the output's end. So the runner's stdin is closed (it exits)
+    and both streams are read to their end, for at most DRAIN_SECONDS, while the warden sends
+    the files; then each stream's last marker, the runner's own, is removed."""
+    watch = outcome.watch
+    if watch is None:
+        return
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        stream.close_input()
+        while True:
+            item = stream.next_chunk(deadline)
+            if item is None:
+                break
+            kind, chunk = item
+            (outcome.stdout if kind == STDOUT else outcome.stderr).add(chunk)
+            watch.add(kind, chunk)
+    except (DeadlineExceeded, OSError):
+        pass  # what arrived is kept; a marker that did not arrive is not in the output
+    outcome.stdout.drop_tail(watch.marker_length(STDOUT))
+    outcome.stderr.drop_tail(watch.marker_length(STDERR))
 
 
 def ask_warden(warden: Warden) -> str:

@@ -43,6 +43,9 @@ class Script:
     """collect: collects; gone: closes without a word."""
     skipped: list = field(default_factory=list)
     """The warden's report of skipped entries."""
+    late_stdout: bytes = b""
+    """Written on stdout by the runner, before its stdout marker, only once the warden has said
+    `collecting`: output still on its way when the collection starts."""
 
 
 def output_stream(files: dict[str, bytes]) -> bytes:
@@ -87,6 +90,8 @@ class FakeContainer:
     """The code is over and only the runner, named done, is left."""
     code_gone: threading.Event = field(default_factory=threading.Event)
     """No process of the code's uid is left at all."""
+    collecting: threading.Event = field(default_factory=threading.Event)
+    """The warden has said `collecting`."""
     created: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
 
@@ -237,6 +242,7 @@ class FakeEngine:
                 continue
             status = b" %d" % script.status if request == b"collect" else b""
             _send(sock, STDERR, b"collecting" + status + b"\n")
+            container.collecting.set()
             _send(sock, STDOUT, output_stream(script.files))
             report = {"skipped": script.skipped, "oom_kills": 0}
             _send(sock, STDERR, json.dumps(report).encode() + b"\n")
@@ -272,6 +278,9 @@ class FakeEngine:
         container.code_over.set()
         done = DONE_MARKER + b"%d\n" % status
         _send(sock, STDERR, done)
+        if script.late_stdout:
+            container.collecting.wait(5)
+            _send(sock, STDOUT, script.late_stdout)
         _send(sock, STDOUT, done)
         try:
             while sock.recv(1024):  # until the host closes the runner's stdin

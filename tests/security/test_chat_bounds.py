@@ -12,7 +12,7 @@ import pytest
 from app.bot.exts.chat import ChatCog
 from app.chat import Upload
 from app.wiring import Components
-from tests.fakes.discord_mocks import mock_bot, mock_message, sent_text
+from tests.fakes.discord_mocks import mock_bot, mock_message, posted
 from tests.fakes.file_store import memory_store
 from tests.fakes.openai_server import call, reply, tool_call, tool_calls, tool_results
 
@@ -55,7 +55,7 @@ async def test_parallel_tool_calls_count_one_by_one(chat_for, fake_openai, attac
 async def test_a_messages_sandbox_seconds_are_capped(chat_for, fake_openai, attack):
     chat, _ = chat_for(chat_max_sandbox_seconds=4)
     sleeper = "import time\ntime.sleep(3)\nprint('slept')"
-    fake_openai.add(tool_calls(sleeper, sleeper, sleeper), reply("done"))
+    fake_openai.add(tool_calls(*[call(sleeper) for _ in range(3)]), reply("done"))
     answer = await chat.turn(new_id(), new_id(), "sleep thrice")
     await attack.check_no_leftovers()
     spent = sum(r.result.exec_seconds for r in answer.runs)
@@ -81,8 +81,10 @@ async def test_injected_links_are_neither_previewed_nor_clickable(
     message = mock_message("analyse", dm=True)
     await cog.on_message(message)
     await attack.check_no_leftovers()
-    text = sent_text(message.reply)
-    assert all(c.kwargs.get("suppress_embeds") is True for c in message.reply.await_args_list)
+    log = posted(message.channel)
+    text = log.text()
+    assert log.messages and all(m.kwargs["suppress_embeds"] is True for m in log.messages)
+    assert all(e["suppress"] is True for m in log.messages for e in m.edits)
     assert "](" not in text  # no masked link: the address is shown
     outside_code = text.split("`")[::2]  # what Discord would make a link of
     assert not any("evil.example" in part for part in outside_code), text

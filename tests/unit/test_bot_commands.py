@@ -95,7 +95,9 @@ async def test_help_says_what_the_bot_does_its_limits_and_the_file_commands(cog)
     assert len(text) <= MESSAGE_LIMIT
     assert interaction.response.send_message.await_args.kwargs["ephemeral"] is True
     assert "runs up to 300 s" in text  # CODE_EXECUTION_TIMEOUT's default
-    assert "files up to 50 MB, 20 per person" in text and "kept for 48 hours" in text
+    assert "at most 10 runs and 600 s of run time per message" in text  # CHAT_MAX_* defaults
+    assert "files up to 50 MB, 100 MB per message, 20 per person" in text
+    assert "kept for 48 hours" in text
     assert "100 messages a minute" in text  # the tests' rate limit
     for command in ("/files list", "/files download", "/files delete", "/reset", "/model"):
         assert command in text

@@ -22,6 +22,7 @@ from app.sandbox import (
     execution,
 )
 from app.sandbox.identities import CodeUids
+from app.sandbox.markers import DONE_MARKER
 from app.sandbox.names import CODE_UID_LABEL
 from app.sandbox.pool import WarmContainer
 from tests.fakes.engine import FakeEngine, Script
@@ -53,6 +54,19 @@ async def test_a_cold_run_is_collected_by_the_warden_without_another_exec(tmp_pa
     assert [(f.name, f.path.read_bytes()) for f in result.files] == [("plot.png", b"\x89PNG")]
     assert engine.execs == ["runner"]  # no collector exec on the fast path
     assert engine.live() == []  # removed before run() returned (the runner is not started)
+
+
+async def test_output_still_on_its_way_behind_forged_markers_is_kept(tmp_path):
+    # The code printed done markers itself on both streams; the runner's real stderr marker then
+    # made the warden say `collecting` while the end of stdout was still on its way.
+    forged = DONE_MARKER + b"0\n"
+    engine = FakeEngine(
+        Script(stdout=b"first\n" + forged, stderr=forged, late_stdout=b"still running\n")
+    )
+    result = await make_runner(tmp_path, engine).run(request(tmp_path))
+    assert result.status is RunStatus.OK
+    assert result.stdout == "first\n" + forged.decode() + "still running\n"
+    assert result.stderr == forged.decode()  # the code's own bytes are output; the runner's not
 
 
 async def test_a_warm_run_takes_the_pools_container_and_stages_the_files(tmp_path, monkeypatch):

@@ -44,6 +44,9 @@ class CommandsCog(commands.Cog):
             ),
             messages_per_minute=chat.rate_limit.per_minute if chat.rate_limit else None,
             auto_thread=services.auto_thread,
+            runs_per_message=chat.limits.max_tool_calls,
+            run_seconds_per_message=chat.limits.max_sandbox_seconds,
+            upload_mb_per_message=chat.limits.max_upload_bytes / 1024**2,
         )
         await self._say(interaction, help_text(limits))
 
