@@ -35,6 +35,8 @@ NOTES_FILE = "notes"
 MAX_NOTES = 40
 MAX_NOTE_CHARS = 300
 MAX_HEADER = 16 * 1024 * 1024
+# The file holds the names' pickles (capped at max_bytes) and a header beside them.
+HEADER_ROOM = 4 * 1024 * 1024
 MODULE_LIST = "/opt/sandbox/image-modules.json"
 UNREADABLE = "state not restored: the saved state is unreadable; the session starts empty"
 
@@ -96,7 +98,7 @@ def restore(path: str, namespace: dict, max_bytes: int, seconds: float) -> list[
         size = os.stat(path).st_size
     except OSError:
         return []  # a new session
-    if size > max_bytes:
+    if size > max_bytes + HEADER_ROOM:
         return [
             f"state not restored: the saved state ({size_text(size)}) is over the limit of "
             f"{size_text(max_bytes)}; the session starts empty"
