@@ -113,11 +113,21 @@ class SandboxRunner:
             if self.packages is not None:
                 # Before the run and outside its timer (and outside a run slot).
                 plan = await self.packages.prepare(request.code, run_id, str(request.user_id))
+
+            async def attempts() -> RunResult:
+                result = await self._queued_run(request, run_id, timeout, plan, on_queued)
+                if plan is None:
+                    return result
+                return await self._package_fallback(
+                    request, run_id, timeout, plan, result, on_queued
+                )
+
             if self.sessions is not None and request.session_id:
+                # One run of a session at a time: each restores what the last one saved.
                 async with self.sessions.lock(str(request.user_id), request.session_id):
-                    result = await self._attempts(request, run_id, timeout, plan, on_queued)
+                    result = await attempts()
             else:
-                result = await self._attempts(request, run_id, timeout, plan, on_queued)
+                result = await attempts()
             log.info(
                 "run finished",
                 status=result.status.value,
@@ -127,19 +137,6 @@ class SandboxRunner:
                 files=len(result.files),
             )
             return result
-
-    async def _attempts(
-        self,
-        request: RunRequest,
-        run_id: str,
-        timeout: float,
-        plan: PackagePlan | None,
-        on_queued: Callable[[int], None] | None,
-    ) -> RunResult:
-        result = await self._queued_run(request, run_id, timeout, plan, on_queued)
-        if plan is not None:
-            result = await self._package_fallback(request, run_id, timeout, plan, result, on_queued)
-        return result
 
     async def reset_session(self, user_id: str, session_id: str) -> bool:
         """Forget a session's state (/reset); whether it had any."""
