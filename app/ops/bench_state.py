@@ -43,7 +43,7 @@ async def measure_state(bench: Benchmark, runner: SandboxRunner, runtime: str) -
         bench.options.progress(f"{runtime} / warm with state / {name}")
         figure = Figure(runtime, PATH, name)
         session = f"bench-{uuid.uuid4().hex[:8]}"
-        filled = await _run(bench, runner, fill_code(size), session)
+        filled = await _run(bench, runner, fill_code(size), session, warm_only=False)
         if filled is None or filled[1].status is not RunStatus.OK:
             figure.errors += 1
             figures.append(figure)
@@ -51,7 +51,9 @@ async def measure_state(bench: Benchmark, runner: SandboxRunner, runtime: str) -
         for rep in range(bench.options.repetitions + 1):
             direct = await bench.timed_run(runner, "print", figure)
             stateful = await _run(bench, runner, "print(1)", session)
-            if stateful is None or stateful[1].status is not RunStatus.OK:
+            if stateful is None:
+                figure.cold_fallbacks += 1  # served cold: not a warm figure
+            elif stateful[1].status is not RunStatus.OK:
                 figure.errors += 1
             elif rep and direct is not None:
                 figure.baseline.append(direct[0])
@@ -63,8 +65,10 @@ async def measure_state(bench: Benchmark, runner: SandboxRunner, runtime: str) -
     return figures
 
 
-async def _run(bench: Benchmark, runner: SandboxRunner, code: str, session: str):
-    """(ms, result) of one warm run in `session`; None when it was served cold."""
+async def _run(
+    bench: Benchmark, runner: SandboxRunner, code: str, session: str, *, warm_only: bool = True
+):
+    """(ms, result) of one warm run in `session`; None when it was served cold (`warm_only`)."""
     if runner.pool is not None:
         await runner.pool.wait_ready(1, timeout=300)
     await runner.wait_removals()
@@ -75,6 +79,6 @@ async def _run(bench: Benchmark, runner: SandboxRunner, code: str, session: str)
     result = await runner.run(request)
     elapsed = (time.perf_counter() - started) * 1000
     shutil.rmtree(out, ignore_errors=True)
-    if runner.pool is not None and runner.pool.stats.taken == taken:
+    if warm_only and runner.pool is not None and runner.pool.stats.taken == taken:
         return None
     return elapsed, result

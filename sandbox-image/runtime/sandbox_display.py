@@ -115,8 +115,8 @@ class Display:
             elif _is_pil_image(value):
                 value.save(self._new_path("image"), format="PNG")
             else:
-                sys.stdout.write(capped_repr(value) + "\n")
-        sys.stdout.flush()
+                _write(capped_repr(value) + "\n")
+        _write("")
 
     # Figures
 
@@ -145,6 +145,16 @@ class Display:
             path = os.path.join(self.output_dir, f"{stem}-{number}.png")
             if not os.path.exists(path):
                 return path
+
+
+def _write(text: str) -> None:
+    """To stdout, unless the code closed it: showing a value never fails the code."""
+    try:
+        if text:
+            sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def capped_repr(value: object, limit: int = MAX_REPR_CHARS) -> str:

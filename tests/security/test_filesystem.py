@@ -130,7 +130,7 @@ async def test_fifos_sockets_and_device_nodes_are_never_opened(attack):
         "        os.mknod(name, kind | 0o666, os.makedev(1, 3)); print('MADE')\n"
         "    except OSError:\n"
         "        print('refused')\n"
-        "open('real.txt', 'w').write('r')\n"
+        "open('real.txt', 'w').write('r');\n"  # `;`: the count written is not shown
     )
     result = await attack.run(code)
     if (
