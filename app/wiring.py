@@ -52,6 +52,7 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
+from app.sandbox.sessions import SessionStates
 from app.sandboxd import RunLimits, SandboxClient, SandboxServer, ServiceAddress
 
 IN_CONTAINER = Path("/.dockerenv")
@@ -87,6 +88,8 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         package_index_url=settings.sandbox_pip_index_url,
         package_extra_index_url=settings.sandbox_pip_extra_index_url,
         package_proxy=settings.package_proxy,
+        state_max_bytes=settings.session_state_max_bytes if settings.session_state else 0,
+        state_seconds=settings.session_state_timeout,
         owner=owner,
     )
 
@@ -212,6 +215,7 @@ class Components:
             slots=RunSlots(self.settings.sandbox_max_concurrent_runs),
             packages=self.installer if self.settings.package_auto_install else None,
             pool=self.pool,
+            sessions=SessionStates(self.layout.sessions, self.settings.session_state_max_bytes),
         )
 
     @property
@@ -269,6 +273,7 @@ class Components:
             self.runner,
             layout=self.layout,
             package_cache_days=settings.package_cache_days,
+            session_hours=settings.file_expiration_hours,
         )
         return SandboxServer(
             self.runner,
@@ -366,8 +371,9 @@ class Components:
         )
 
     def chat_service(
-        self, store: FileStore, client: openai.AsyncOpenAI | None = None
+        self, store: FileStore, client: openai.AsyncOpenAI | None = None, session_suffix: str = ""
     ) -> ChatService:
+        """`session_suffix`: set by `chat`, so each process is a session of its own."""
         settings = self.settings
         return ChatService(
             client or self.model_client(),
@@ -399,6 +405,7 @@ class Components:
             tools=ToolSupport(settings.openai_tools),
             context_window=settings.openai_context_window,
             stream=settings.openai_streaming,
+            session_suffix=session_suffix,
         )
 
     def access(self):
@@ -420,6 +427,7 @@ class Components:
             store,
             None if self.uses_service else self.runner,
             package_cache_days=self.settings.package_cache_days,
+            session_hours=self.settings.file_expiration_hours,
         )
 
     # Shutdown

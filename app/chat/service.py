@@ -46,16 +46,19 @@ from app.chat.runs import (
     CodeRuns,
     current_files,
     reset_files,
+    session_name,
     turn_files,
     use_files,
 )
 from app.chat.streaming import ToolCall
 from app.chat.tools import (
     TOOL_NAME,
+    ToolEnvironment,
     invalid_call,
     over_limit,
     parse_arguments,
     refused,
+    system_prompt,
     tool_definitions,
     tool_result,
 )
@@ -79,13 +82,6 @@ BUSY = "I am still working on your previous message; one at a time."
 RUN_GONE = (
     "That run is no longer in this conversation's history (it was cleared with /reset or "
     "trimmed), so it cannot be run again."
-)
-SYSTEM_PROMPT = (
-    "You are a data analysis assistant in a chat. You can run Python code with the "
-    f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
-    "If the code fails, read the error, fix the code and run it again. Files the code writes to "
-    "its working directory are attached to your answer automatically: mention them by name, do "
-    "not paste their contents or links. Keep answers short; the chat shows Markdown."
 )
 
 
@@ -111,8 +107,10 @@ class ChatService:
         context_window: int | None = None,
         stream: bool = True,
         limits: TurnLimits | None = None,
+        session_suffix: str = "",
     ) -> None:
         self.client = client
+        self.session_suffix = session_suffix
         self.runner = runner
         """The sandbox: this process's runner or a client of the sandbox service."""
         self.store = store
@@ -132,6 +130,7 @@ class ChatService:
         self.context_window = context_window
         """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
         self.code_runs = CodeRuns(runner, store, self.runs_dir, budget)
+        self.environment = ToolEnvironment(runner)
         self.calls = ModelCaller(
             client, records, self.prices, budget=budget, tools=tools, stream=stream
         )
@@ -153,7 +152,10 @@ class ChatService:
         return True
 
     async def reset(self, user_id: str, channel_id: str) -> bool:
-        return await self.records.clear(str(user_id), str(channel_id))
+        """Forget the conversation: its history and its runs' session state."""
+        session = session_name(str(channel_id), self.session_suffix)
+        had_state = await self.runner.reset_session(str(user_id), session)
+        return await self.records.clear(str(user_id), str(channel_id)) or had_state
 
     def supports_vision(self, model: str) -> bool:
         return any(model.startswith(prefix) for prefix in self.vision_models)
@@ -178,7 +180,7 @@ class ChatService:
         asks_model = bool(text.strip()) or reply_to is not None
         return await self._guarded(
             user_id,
-            scope,
+            TurnFiles(scope, session=session_name(channel_id, self.session_suffix)),
             lambda: self._turn(
                 user_id, channel_id, text, uploads, events, reply_to, turn_id or new_turn_id()
             ),
@@ -223,7 +225,8 @@ class ChatService:
                 answer.notices.append(notice)
             return answer
 
-        return await self._guarded(user_id, scope, again)
+        files = TurnFiles(scope, session=session_name(channel_id, self.session_suffix))
+        return await self._guarded(user_id, files, again)
 
     async def find_run(
         self, user_id: str, channel_id: str, turn_id: str, number: int
@@ -245,13 +248,13 @@ class ChatService:
     async def _guarded(
         self,
         user_id: str,
-        scope: str,
+        files: TurnFiles,
         work: Callable[[], Awaitable[ChatAnswer]],
         *,
         asks_model: bool = False,
     ) -> ChatAnswer:
         """One turn or re-run per user at a time, within the rate limit and today's budget,
-        with the files of its scope."""
+        with the files of its scope and its conversation's session."""
         if user_id in self._busy:
             return ChatAnswer(error=BUSY)
         if self.rate_limit is not None:
@@ -267,7 +270,7 @@ class ChatService:
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                token = use_files(TurnFiles(scope))
+                token = use_files(files)
                 try:
                     return await work()
                 finally:
@@ -315,7 +318,7 @@ class ChatService:
         turns = await or_tell(loading, answer, HISTORY_UNREAD, [])
         visible = await turn_files(self.store, user_id, text)
         system = [
-            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": system_prompt(await self.environment.get())},
             {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
@@ -370,7 +373,8 @@ class ChatService:
     async def _converse(
         self, user_id, model, messages, turn: Turn, answer, observer, limits: TurnBudget
     ) -> None:
-        tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
+        environment = await self.environment.get()
+        tools = tool_definitions(self.runner.max_timeout, self.limits.describe(), environment)
         texts: list[str] = []
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)

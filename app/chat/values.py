@@ -63,10 +63,12 @@ class CodeRun:
 @dataclass(frozen=True)
 class TurnFiles:
     """The user's files one turn may use (app/files/scopes.py): those of the conversation's
-    scope, and any the user named by id in their message."""
+    scope, and any the user named by id in their message; and the session its runs keep their
+    state in (app/chat/runs.py, session_name)."""
 
     scope: str
     file_ids: frozenset[str] = frozenset()
+    session: str = ""
 
 
 @dataclass

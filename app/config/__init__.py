@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     sandbox_warm_pool_size: int = Field(2, ge=0, le=64)
     sandbox_warm_pool_max_age: float = Field(600.0, gt=0, le=86400)
 
+    # Session state: a conversation's names carried from run to run (docs/sessions.md)
+    session_state: bool = True
+    session_state_max_bytes: ByteSize = Field(256 * 1024**2, ge=1024**2, le=16 * 1024**3)
+    session_state_timeout: float = Field(30.0, gt=0, le=3600)
+
     # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
     sandbox_service_url: str = ""
     sandboxd_listen: str = ""

@@ -41,6 +41,7 @@ from app.ops.bench_figures import (
 )
 from app.ops.bench_load import soak, throughput
 from app.ops.bench_service import measure_service
+from app.ops.bench_state import measure_state
 from app.sandbox import (
     InputFile,
     RunRequest,
@@ -196,6 +197,7 @@ class Benchmark:
                         measured.append(await self._measure_runner(runner, runtime, path, snippet))
                     if path == "warm":
                         measured += await measure_service(self, runner, runtime)
+                        measured += await measure_state(self, runner, runtime)
                 finally:
                     await runner.close()
         report["results"] = [f.to_dict() for f in measured]

@@ -42,6 +42,8 @@ __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool
 MAX_PARALLEL_STARTS = 2
 HEALTH_INTERVAL = 10.0
 MAX_BACKOFF = 10.0
+# Beside a warm container's staging folder: the folder its session snapshot is placed in.
+SESSION_SUFFIX = "-session"
 # A staging folder younger than this may belong to a container still being created elsewhere.
 ORPHAN_GRACE = 120.0
 log = structlog.get_logger(__name__)
@@ -60,6 +62,10 @@ class WarmContainer(Sandbox):
         assert self.staging is not None, "a warm container always has its staging folder"
         return self.staging
 
+    @property
+    def state_dir(self) -> Path:
+        return self.input_dir.with_name(self.input_dir.name + SESSION_SUFFIX)
+
     def stage(self, source_dir: Path, filenames: Iterable[str]) -> None:
         """Place the request's files into the (read-only mounted) input folder, by filename."""
         for filename in filenames:
@@ -72,13 +78,18 @@ class WarmContainer(Sandbox):
                 continue  # the code sees the same FileNotFoundError as in a cold run
             if not stat.S_ISREG(info.st_mode):
                 continue  # never expose a link's target or a special file
-            target = self.input_dir / filename
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                    raise
-                _copy_no_follow(source, target)
+            self.place(source, filename)
+
+    def place(self, source: Path, filename: str, folder: Path | None = None) -> None:
+        """One regular file into the input folder (or `folder`): a hard link, or a copy across
+        filesystems."""
+        target = (folder or self.input_dir) / filename
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            _copy_no_follow(source, target)
 
 
 def _top_level_files(folder: Path) -> list[str]:
@@ -113,6 +124,9 @@ async def remove_sandbox(
             leftovers.remember(container_id)
     if staging is not None:
         await asyncio.to_thread(shutil.rmtree, staging, True)
+        await asyncio.to_thread(
+            shutil.rmtree, staging.with_name(staging.name + SESSION_SUFFIX), True
+        )
 
 
 @dataclass
@@ -183,16 +197,23 @@ class WarmPool:
         log.info("no warm container ready; starting a cold one")
         return None
 
-    async def take_with_files(self, source_dir: Path, filenames: list[str]) -> WarmContainer | None:
-        """`take()`, with the run's files staged into the container's input folder; None (the
-        run starts cold) when none is ready or the files cannot be placed."""
+    async def take_with_files(
+        self, source_dir: Path | None, filenames: list[str], state: Path | None = None
+    ) -> WarmContainer | None:
+        """`take()`, with the run's files (and its session's snapshot) staged into the
+        container's input folder; None (the run starts cold) when none is ready or the files
+        cannot be placed."""
         warm = self.take()
-        if warm is None:
-            return None
-        if not filenames:  # no manifest: the code sees the folder's files, as a cold run does
+        if warm is None or (source_dir is None and state is None):
+            return warm
+        if source_dir is not None and not filenames:
+            # No manifest: the code sees the folder's files, as a cold run does.
             filenames = await asyncio.to_thread(_top_level_files, source_dir)
         try:
-            await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if source_dir is not None:
+                await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if state is not None:
+                await asyncio.to_thread(warm.place, state, "state", warm.state_dir)
         except (OSError, StagingError) as exc:
             log.warning("warm container could not take the files", error=str(exc)[:200])
             self.dispose(warm)
@@ -285,8 +306,13 @@ class WarmPool:
     def _start_blocking(self) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]
         input_dir = self.staging_root / pool_id
-        input_dir.mkdir(parents=True, mode=0o755)
-        os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
+        state_dir = (
+            input_dir.with_name(pool_id + SESSION_SUFFIX) if self.policy.keeps_state else None
+        )
+        for folder in (input_dir, state_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, mode=0o755)
+                os.chmod(folder, 0o755)  # readable by the code's uid whatever the umask
 
         def args_for(code_uid: int) -> dict:
             return self.policy.container_args(
@@ -295,12 +321,15 @@ class WarmPool:
                 code_uid=code_uid,
                 input_dir=input_dir,
                 pool_id=pool_id,
+                state_dir=state_dir,
             )
 
         try:
             started = self.starter.start_blocking(args_for, self.policy.warm_preload)
         except BaseException:
-            shutil.rmtree(input_dir, ignore_errors=True)
+            for folder in (input_dir, state_dir):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
             raise
         return WarmContainer(
             started.container_id,
@@ -359,5 +388,5 @@ class WarmPool:
                 old = now - folder.lstat().st_mtime > ORPHAN_GRACE
             except OSError:
                 continue
-            if folder.name not in alive and old:
+            if folder.name.removesuffix(SESSION_SUFFIX) not in alive and old:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -23,7 +23,7 @@ are the policy's and the constructor's: nothing here reads settings.
 from __future__ import annotations
 
 import asyncio
-import json
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -34,21 +34,22 @@ from typing import Any
 
 import structlog
 
-from app import user_ids
-from app.sandbox.collection import Collected, OutputCollector
+from app.sandbox.collection import OutputCollector, collect_run
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
-from app.sandbox.execution import ExecOutcome, finish_streams, timed_exec
+from app.sandbox.environment import EnvironmentReader, SandboxEnvironment
+from app.sandbox.execution import timed_exec
+from app.sandbox.job import job_payload, state_problem
 from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.packages import PackageInstaller, PackagePlan
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.pool import WarmContainer, WarmPool, remove_sandbox
-from app.sandbox.result import RunRequest, RunResult, RunStatus
+from app.sandbox.result import RunRequest, RunResult, RunStatus, request_problem
 from app.sandbox.service import SandboxStatus
+from app.sandbox.sessions import SessionRun, SessionStates
 from app.sandbox.slots import RunSlots
 from app.sandbox.starter import ContainerStarter, Sandbox
 from app.sandbox.status import ENGINE_RESTARTED, classify, explain, failure_message
 from app.sandbox.summary import policy_summary
-from app.user_ids import is_user_id
 
 # Below this, a warm gVisor sandbox (its kernel, the preloaded runner, the warden) leaves the code
 # little memory: the runner warns at start.
@@ -67,8 +68,11 @@ class SandboxRunner:
         leftover_age: float | None = None,
         packages: PackageInstaller | None = None,
         pool: WarmPool | None = None,
+        sessions: SessionStates | None = None,
     ) -> None:
         self.policy = policy
+        # None, or a policy that keeps no state: runs keep nothing (SESSION_STATE=false).
+        self.sessions = sessions if policy.keeps_state else None
         self.engine = engine
         self.max_timeout = max_timeout
         self.slots = slots or RunSlots(4)
@@ -76,6 +80,7 @@ class SandboxRunner:
         self.pool = pool
         self.starter = ContainerStarter(policy, engine)
         self.collector = OutputCollector(policy, engine)
+        self.environment = EnvironmentReader(policy, engine, packages)
         # Past this age a container is a leftover whoever made it: no run lives that long.
         self.leftovers = LeftoverReaper(
             policy,
@@ -99,7 +104,7 @@ class SandboxRunner:
         if request.session_id:
             context["session_id"] = request.session_id
         with structlog.contextvars.bound_contextvars(**context):
-            problem = self._check_request(request)
+            problem = request_problem(request, self.policy.max_code_bytes)
             if problem:
                 log.info("run refused", reason=problem)
                 return RunResult(run_id=run_id, status=RunStatus.ERROR, message=problem)
@@ -108,11 +113,21 @@ class SandboxRunner:
             if self.packages is not None:
                 # Before the run and outside its timer (and outside a run slot).
                 plan = await self.packages.prepare(request.code, run_id, str(request.user_id))
-            result = await self._queued_run(request, run_id, timeout, plan, on_queued)
-            if plan is not None:
-                result = await self._package_fallback(
+
+            async def attempts() -> RunResult:
+                result = await self._queued_run(request, run_id, timeout, plan, on_queued)
+                if plan is None:
+                    return result
+                return await self._package_fallback(
                     request, run_id, timeout, plan, result, on_queued
                 )
+
+            if self.sessions is not None and request.session_id:
+                # One run of a session at a time: each restores what the last one saved.
+                async with self.sessions.lock(str(request.user_id), request.session_id):
+                    result = await attempts()
+            else:
+                result = await attempts()
             log.info(
                 "run finished",
                 status=result.status.value,
@@ -122,6 +137,18 @@ class SandboxRunner:
                 files=len(result.files),
             )
             return result
+
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget a session's state (/reset); whether it had any."""
+        if self.sessions is None or not session_id:
+            return False
+        return await asyncio.to_thread(self.sessions.reset, str(user_id), session_id)
+
+    async def remove_expired_sessions(self, max_age_seconds: float) -> int:
+        """Remove session states unused for `max_age_seconds` (FILE_EXPIRATION_HOURS)."""
+        if self.sessions is None:
+            return 0
+        return await asyncio.to_thread(self.sessions.remove_expired, max_age_seconds)
 
     async def start(self) -> None:
         """Long-lived use (the bot, bench): reap leftovers, start the warm pool, remove in the
@@ -178,6 +205,9 @@ class SandboxRunner:
     async def describe_policy(self) -> dict[str, object]:
         return policy_summary(self.policy)
 
+    async def describe_environment(self) -> SandboxEnvironment:
+        return await self.engine.call(self.environment.describe, self.max_timeout)
+
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""
         return await self.leftovers.reap()
@@ -199,18 +229,6 @@ class SandboxRunner:
         return len(report.removed_entries) + len(report.removed_images)
 
     # Before the run
-
-    def _check_request(self, request: RunRequest) -> str:
-        if not is_user_id(request.user_id):
-            return user_ids.RULE
-        if not request.code.strip():
-            return "there is no code to run"
-        size = len(request.code.encode("utf-8", errors="surrogatepass"))
-        if size > self.policy.max_code_bytes:
-            return f"the code is {size} bytes, over the limit of {self.policy.max_code_bytes} bytes"
-        if request.timeout is not None and request.timeout <= 0:
-            return "the timeout must be a positive number of seconds"
-        return ""
 
     async def _queued_run(
         self,
@@ -274,11 +292,22 @@ class SandboxRunner:
             "queue_seconds": queue_seconds,
         }
         packages = plan.mounts if plan is not None else {}
+        session = None
+        if self.sessions is not None and request.session_id:
+            session = await asyncio.to_thread(
+                self.sessions.open_run, str(request.user_id), request.session_id, run_id
+            )
         acquired = False
         try:
-            async with self._sandbox(request, run_id, packages) as sandbox:
+            async with self._sandbox(request, run_id, packages, session) as sandbox:
                 acquired = True
-                payload = self._payload(request, self.policy.package_paths(packages))
+                payload = job_payload(
+                    self.policy,
+                    request,
+                    self.policy.package_paths(packages),
+                    self._approved,
+                    session,
+                )
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(
                     timed_exec,
@@ -289,9 +318,19 @@ class SandboxRunner:
                     payload,
                     timeout,
                     self.policy.max_stream_bytes,
+                    self.policy.state_seconds if session is not None else None,
                 )
-                collected, exit_code = await self._collect(sandbox, outcome, request.output_dir)
+                collected, exit_code = await collect_run(
+                    self.engine,
+                    self.collector,
+                    sandbox,
+                    outcome,
+                    Path(request.output_dir),
+                    session.incoming if session is not None else None,
+                )
         except Exception as exc:
+            if session is not None:
+                await asyncio.to_thread(shutil.rmtree, session.incoming, True)
             message = failure_message(exc, self.policy.image, during_run=acquired)
             log.warning("sandbox error", message=message)
             return RunResult(
@@ -300,24 +339,29 @@ class SandboxRunner:
                 setup_seconds=time.monotonic() - started,
                 message=message,
             )
+        notes: list[str] = []
+        if session is not None and self.sessions is not None:
+            problem = state_problem(outcome, self.policy.state_seconds)
+            if collected.engine_stopped:
+                problem = ENGINE_RESTARTED
+            commit = self.sessions.commit
+            notes = await asyncio.to_thread(commit, session, collected.state_files, problem)
+            if outcome.save_overrun and outcome.code_status is not None:
+                exit_code = outcome.code_status  # the code was over; only its saving was stopped
         if collected.engine_stopped:
             log.warning("sandbox error", message=ENGINE_RESTARTED)
-            return RunResult(
-                **base,
-                status=RunStatus.SANDBOX_ERROR,
-                stdout=outcome.stdout.text(),
-                stderr=outcome.stderr.text(),
-                setup_seconds=setup_seconds,
-                exec_seconds=outcome.seconds,
-                message=ENGINE_RESTARTED,
+            status, message = RunStatus.SANDBOX_ERROR, ENGINE_RESTARTED
+        else:
+            status = classify(
+                timed_out=outcome.timed_out,
+                exit_code=exit_code,
+                oom_kills=collected.oom_kills,
+                container_oom=collected.container_oom,
+                sandbox_stopped=collected.sandbox_stopped,
             )
-        status = classify(
-            timed_out=outcome.timed_out,
-            exit_code=exit_code,
-            oom_kills=collected.oom_kills,
-            container_oom=collected.container_oom,
-            sandbox_stopped=collected.sandbox_stopped,
-        )
+            message = explain(
+                status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
+            )
         return RunResult(
             **base,
             status=status,
@@ -331,19 +375,24 @@ class SandboxRunner:
             collect_seconds=collected.seconds,
             files=tuple(collected.files),
             skipped=tuple(collected.skipped),
-            message=explain(
-                status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
-            ),
+            message=message,
+            state_notes=tuple(notes),
+            state_seconds=outcome.restore_seconds + outcome.save_seconds,
         )
 
     @asynccontextmanager
     async def _sandbox(
-        self, request: RunRequest, run_id: str, packages: dict[str, Path]
+        self,
+        request: RunRequest,
+        run_id: str,
+        packages: dict[str, Path],
+        session: SessionRun | None = None,
     ) -> AsyncIterator[Sandbox]:
         """A ready sandbox for this run, warm when one is ready, cold otherwise; removed after."""
+        state = session.restore_from() if session is not None else None
         # Cached packages are mounted when a container is created; a warm container was created
         # before the code was known, so a run that needs them starts cold.
-        warm = None if packages else await self._take_warm(request)
+        warm = None if packages else await self._take_warm(request, state)
         if warm is not None:
             log.info("warm container taken", container=warm.container_id[:12])
             try:
@@ -363,6 +412,7 @@ class SandboxRunner:
                 input_dir=request.input_dir,
                 input_files=names,
                 packages=packages,
+                state_file=state,
             )
 
         container_id, attached, code_uid = await self.starter.create(args_for)
@@ -375,56 +425,16 @@ class SandboxRunner:
         finally:
             await self._dispose(container_id, None)
 
-    async def _collect(
-        self, sandbox: Sandbox, outcome: ExecOutcome, destination: Path
-    ) -> tuple[Collected, int | None]:
-        """The outputs, and the code's exit status (None after a timeout or a dead sandbox)."""
-        destination = Path(destination)
-        exec_id = sandbox.stream.exec_id
-        if outcome.collecting:
-            # The warden confirmed that the code is over: it collects, no exec needed, while the
-            # rest of the runner's output is read.
-            collected, _ = await asyncio.gather(
-                self.engine.call(
-                    self.collector.from_warden, sandbox.warden, sandbox.container_id, destination
-                ),
-                self.engine.call(finish_streams, sandbox.stream, outcome),
-            )
-            sandbox.stream.close()
-            if outcome.timed_out:
-                return collected, None
-            if outcome.done_status is not None:
-                return collected, outcome.done_status
-            status = await self.engine.call(self.engine.exec_status, exec_id)
-            return collected, status.exit_code
-        # Stop reading the runner before collecting: an unread stream (a flood cut at the
-        # timeout) blocks the engine's I/O for the next exec of this container.
-        sandbox.stream.close()
-        collecting = self.engine.call(
-            self.collector.after_runner,
-            sandbox.warden,
-            sandbox.container_id,
-            destination,
-            runner_lost=outcome.runner_lost,
-        )
-        if outcome.timed_out or outcome.sandbox_died:
-            return await collecting, None
-        # The runner has exited (its stream closed): its status is final and can be read while
-        # the collector works, one round trip less.
-        status, collected = await asyncio.gather(
-            self.engine.call(self.engine.exec_status, exec_id), collecting
-        )
-        return collected, status.exit_code
-
-    async def _take_warm(self, request: RunRequest) -> WarmContainer | None:
-        """A warm container holding the request's files, or None to start a cold one."""
+    async def _take_warm(self, request: RunRequest, state: Path | None) -> WarmContainer | None:
+        """A warm container holding the request's files and snapshot; None: start a cold one."""
         if self.pool is None or not self._started:
             return None
-        if request.input_dir is None:
-            return self.pool.take()
-        self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
+        if request.input_dir is not None:
+            self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
         return await self.pool.take_with_files(
-            Path(request.input_dir), [f.filename for f in request.files]
+            Path(request.input_dir) if request.input_dir is not None else None,
+            [f.filename for f in request.files],
+            state,
         )
 
     async def _dispose(self, container_id: str, staging: Path | None) -> None:
@@ -438,12 +448,3 @@ class SandboxRunner:
         task = asyncio.get_running_loop().create_task(removal)
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
-
-    def _payload(self, request: RunRequest, paths: list[str]) -> bytes:
-        job = {
-            "code": request.code,
-            "files": [f.manifest_entry() for f in request.files],
-            "paths": paths,
-            "approved_packages": self._approved,
-        }
-        return json.dumps(job).encode() + b"\n"

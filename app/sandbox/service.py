@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from app.sandbox.environment import SandboxEnvironment
 from app.sandbox.result import RunRequest, RunResult
 
 
@@ -69,8 +70,16 @@ class SandboxService(Protocol):
         """One run; `on_queued(position)` is called whenever the run waits for a slot."""
         ...
 
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget the state of a user's session (/reset); whether there was any. Never raises."""
+        ...
+
     async def status(self) -> SandboxStatus: ...
 
     async def describe_policy(self) -> dict[str, object]:
         """policy_summary() of the policy the runs get."""
+        ...
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        """What the code finds (packages, state, limits): the model's tool description."""
         ...

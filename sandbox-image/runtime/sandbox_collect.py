@@ -51,13 +51,27 @@ MAX_REPORTED_NAME = 200
 # The output stream's framing: app/sandbox/outputs.py reads it (a unit test compares the two).
 STREAM_MAGIC = b"CIOUT1\n"
 FILE, DATA, DONE, END = b"F", b"D", b"Z", b"E"
+# A file of the session's state folder (sandbox_state), framed as a file; never an output.
+STATE = b"S"
+STATE_FILES = ("notes", "state")
+MAX_NOTES_BYTES = 64 * 1024
 MAX_NAME_BYTES = 2048
 MAX_CHUNK = 1024 * 1024
 
 
 class Collector:
-    def __init__(self, root: str, max_files: int, max_bytes: int, max_depth: int) -> None:
+    def __init__(
+        self,
+        root: str,
+        max_files: int,
+        max_bytes: int,
+        max_depth: int,
+        state_root: str = "",
+        state_max_bytes: int = 0,
+    ) -> None:
         self.root = root
+        self.state_root = state_root
+        self.state_max_bytes = state_max_bytes
         self.max_files = max_files
         self.max_bytes = max_bytes
         self.max_depth = max_depth
@@ -127,24 +141,45 @@ class Collector:
             except OSError as exc:
                 self.skip(rel, f"unreadable ({_why(exc)})")
                 continue
-            with os.fdopen(fd, "rb") as fh:
-                now = os.fstat(fh.fileno())
-                if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
-                    self.skip(rel, "changed while collecting")
-                    continue
-                out.write(FILE + struct.pack(">H", len(name)) + name)
-                left = st.st_size  # what the caps were checked against
-                while left > 0:
-                    chunk = fh.read(min(MAX_CHUNK, left))
-                    if not chunk:
-                        break
-                    out.write(DATA + struct.pack(">I", len(chunk)) + chunk)
-                    left -= len(chunk)
-                whole = left == 0 and not fh.read(1)
-                out.write(DONE + (b"\x01" if whole else b"\x00"))
-                if not whole:
-                    self.skip(rel, "changed while collecting")
+            self._send(out, FILE, name, fd, st, rel)
+        if self.state_root:
+            self._send_state(out)
         out.write(END)
+
+    def _send_state(self, out) -> None:
+        """The session's state files, when they are regular files within their caps (else the
+        host keeps the state before this run)."""
+        for name in STATE_FILES:
+            cap = self.state_max_bytes if name == "state" else MAX_NOTES_BYTES
+            path = os.path.join(self.state_root, name)
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            self._send(out, STATE, name.encode(), fd, st, None)
+
+    def _send(self, out, kind: bytes, name: bytes, fd: int, st, rel: str | None) -> None:
+        with os.fdopen(fd, "rb") as fh:
+            now = os.fstat(fh.fileno())
+            if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
+                if rel is not None:
+                    self.skip(rel, "changed while collecting")
+                return
+            out.write(kind + struct.pack(">H", len(name)) + name)
+            left = st.st_size  # what the caps were checked against
+            while left > 0:
+                chunk = fh.read(min(MAX_CHUNK, left))
+                if not chunk:
+                    break
+                out.write(DATA + struct.pack(">I", len(chunk)) + chunk)
+                left -= len(chunk)
+            whole = left == 0 and not fh.read(1)
+            out.write(DONE + (b"\x01" if whole else b"\x00"))
+            if not whole and rel is not None:
+                self.skip(rel, "changed while collecting")
 
 
 def _why(exc: OSError) -> str:
@@ -279,7 +314,14 @@ def serve(args: argparse.Namespace) -> int:
         if status is None:
             say("busy")
             continue
-        collector = Collector(args.root, args.max_files, args.max_bytes, args.max_depth)
+        collector = Collector(
+            args.root,
+            args.max_files,
+            args.max_bytes,
+            args.max_depth,
+            args.state_root,
+            args.state_max_bytes,
+        )
         collector.scan()
         say(f"collecting {status}".strip())
         collector.write_stream(sys.stdout.buffer)
@@ -301,6 +343,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-files", type=int, required=True)
     parser.add_argument("--max-bytes", type=int, required=True)
     parser.add_argument("--max-depth", type=int, default=8)
+    parser.add_argument("--state-root", default="")
+    parser.add_argument("--state-max-bytes", type=int, default=0)
     parser.add_argument("--serve", action="store_true", required=True)
     parser.add_argument("--code-uid", type=int, required=True)
     parser.add_argument("--idle-seconds", type=float, default=3600.0)

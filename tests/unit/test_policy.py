@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from app.config import RESERVED_UIDS, Settings
-from app.sandbox.policy import RUNSC_PIDS_HEADROOM, SECCOMP_FILE, HostPathError, SandboxPolicy
+from app.sandbox.install_policy import SECCOMP_FILE
+from app.sandbox.policy import RUNSC_PIDS_HEADROOM, HostPathError, SandboxPolicy
 from app.wiring import sandbox_policy
 
 UID = 20042
