@@ -6,6 +6,7 @@
     staging/<id>/      throw-away work of one command (`run`, `chat` without MongoDB)
     pool/<pool id>/    a warm container's input folder (the warm pool)
     packages/          the auto-install package cache, one folder per image
+    sessions/<key>/    a session's state snapshot (app/sandbox/sessions.py; the sandbox side's)
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
     sandboxd/          the sandbox service's default Unix socket (`python -m app sandboxd`)
@@ -30,6 +31,7 @@ RUNS = "runs"
 STAGING = "staging"
 POOL = "pool"
 PACKAGES = "packages"
+SESSIONS = "sessions"
 SBOM = "sbom"
 TMP = "tmp"
 SERVICE = "sandboxd"
@@ -66,6 +68,10 @@ class DataLayout:
     @property
     def packages(self) -> Path:
         return self.root / PACKAGES
+
+    @property
+    def sessions(self) -> Path:
+        return self.root / SESSIONS
 
     @property
     def sbom(self) -> Path:
@@ -115,6 +121,7 @@ class DataLayout:
             self.staging,
             self.pool,
             self.packages,
+            self.sessions,
             self.tmp,
             self.state,
         )

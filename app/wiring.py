@@ -15,7 +15,6 @@ their parts from it; tests build it with an engine or a repository of their own.
 
 from __future__ import annotations
 
-import socket
 from functools import cached_property
 from pathlib import Path
 
@@ -36,11 +35,10 @@ from app.files import (
     RepositoryUnavailable,
     StorageUnavailable,
 )
+from app.host_paths import in_container, mounted_host_path
 from app.layout import DataLayout
 from app.sandbox import (
     Engine,
-    EngineError,
-    EngineUnavailable,
     PackageCache,
     PackageCatalog,
     PackageInstaller,
@@ -52,9 +50,9 @@ from app.sandbox import (
 )
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
+from app.sandbox.sessions import SessionStates
 from app.sandboxd import RunLimits, SandboxClient, SandboxServer, ServiceAddress
 
-IN_CONTAINER = Path("/.dockerenv")
 log = structlog.get_logger(__name__)
 
 
@@ -81,35 +79,18 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         data_dir=settings.data_dir,
         host_data_dir=settings.host_data_dir,
         install_timeout=settings.package_install_timeout,
+        # A warm container is recycled at its max age (checked every few seconds): past that
+        # and a margin it is nobody's, and its warden ends it.
+        idle_life=settings.sandbox_warm_pool_max_age + 120.0,
         package_index_url=settings.sandbox_pip_index_url,
         package_extra_index_url=settings.sandbox_pip_extra_index_url,
         package_proxy=settings.package_proxy,
         warm_preload=tuple(name for name in settings.sandbox_warm_preload.split(",") if name),
         warm_defer=tuple(name for name in settings.sandbox_warm_defer.split(",") if name),
+        state_max_bytes=settings.session_state_max_bytes if settings.session_state else 0,
+        state_seconds=settings.session_state_timeout,
         owner=owner,
     )
-
-
-def mounted_host_path(engine: DockerEngine, path: Path) -> Path | None:
-    """When this process runs in a container of `engine`, the host path of `path` (from the
-    container's mounts); None elsewhere. Bind sources of sandbox containers are host paths."""
-    if not IN_CONTAINER.exists():
-        return None
-    try:
-        info = engine.inspect(socket.gethostname())
-    except (EngineUnavailable, EngineError):
-        return None
-    target = path.resolve()
-    mounts = [
-        (Path(m["Destination"]), Path(m["Source"]))
-        for m in info.get("Mounts") or []
-        if m.get("Destination") and m.get("Source")
-    ]
-    covering = [(inside, host) for inside, host in mounts if target.is_relative_to(inside)]
-    if not covering:
-        return None
-    inside, host = max(covering, key=lambda pair: len(pair[0].parts))  # the innermost mount
-    return host / target.relative_to(inside)
 
 
 def package_catalog(settings: Settings) -> PackageCatalog:
@@ -148,7 +129,7 @@ class Components:
     @cached_property
     def policy(self) -> SandboxPolicy:
         settings = self.settings
-        if settings.host_data_dir is None and self._owns_engine and IN_CONTAINER.exists():
+        if settings.host_data_dir is None and self._owns_engine and in_container():
             # In a container (the compose `sandbox` service, a Swarm task) DATA_DIR is a mount:
             # its host path comes from the engine unless HOST_DATA_DIR names it.
             found = mounted_host_path(self.docker, settings.data_dir)
@@ -213,6 +194,7 @@ class Components:
             slots=RunSlots(self.settings.sandbox_max_concurrent_runs),
             packages=self.installer if self.settings.package_auto_install else None,
             pool=self.pool,
+            sessions=SessionStates(self.layout.sessions, self.settings.session_state_max_bytes),
         )
 
     @property
@@ -270,6 +252,7 @@ class Components:
             self.runner,
             layout=self.layout,
             package_cache_days=settings.package_cache_days,
+            session_hours=settings.file_expiration_hours,
         )
         return SandboxServer(
             self.runner,
@@ -367,8 +350,9 @@ class Components:
         )
 
     def chat_service(
-        self, store: FileStore, client: openai.AsyncOpenAI | None = None
+        self, store: FileStore, client: openai.AsyncOpenAI | None = None, session_suffix: str = ""
     ) -> ChatService:
+        """`session_suffix`: set by `chat`, so each process is a session of its own."""
         settings = self.settings
         return ChatService(
             client or self.model_client(),
@@ -400,6 +384,7 @@ class Components:
             tools=ToolSupport(settings.openai_tools),
             context_window=settings.openai_context_window,
             stream=settings.openai_streaming,
+            session_suffix=session_suffix,
         )
 
     def access(self):
@@ -421,6 +406,7 @@ class Components:
             store,
             None if self.uses_service else self.runner,
             package_cache_days=self.settings.package_cache_days,
+            session_hours=self.settings.file_expiration_hours,
         )
 
     # Shutdown

@@ -13,12 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from app.chat.messages import budget_refusal
-from app.chat.records import ChatRecords, DailyAmounts, DailyLimits
+from app.chat.records import ChatRecords, DailyAmounts, DailyLimits, RecordsUnavailable
 
 MIN_RUN_SECONDS = 1.0
 """A run is refused when less than this is left: it could not even start its code."""
 RESERVE_ATTEMPTS = 5
+BUDGET_UNCHECKED = (
+    "Today's budget cannot be checked right now (the database is unavailable). Try again in a "
+    "minute."
+)
+log = structlog.get_logger(__name__)
 
 
 def utc_now() -> datetime:
@@ -82,7 +89,10 @@ class DailyBudget:
         """Why a turn cannot call the model at all today (tokens or cost used up), or None."""
         if self.limits.tokens is None and self.limits.cost is None:
             return None
-        status = await self.status(user_id)
+        try:
+            status = await self.status(user_id)
+        except RecordsUnavailable:
+            return BUDGET_UNCHECKED
         kind = status.exhausted(("tokens", "cost"))
         return None if kind is None else self.refusal(status, kind)
 
@@ -145,11 +155,22 @@ class DailyBudget:
             seconds=used.seconds - held.seconds,
         )
         if delta != DailyAmounts():
-            await self.records.add_daily(reservation.user_id, reservation.day, delta, None)
+            try:
+                await self.records.add_daily(reservation.user_id, reservation.day, delta, None)
+            except RecordsUnavailable as exc:  # the reservation stays counted: never under
+                log.warning("budget not settled", error=str(exc)[:300])
 
     async def _reserve(
         self, user_id: str, wanted: DailyAmounts, limits: DailyLimits, day: str | None = None
     ) -> Reservation | None:
         day = day or self.day()
-        added = await self.records.add_daily(user_id, day, wanted, limits if limits.any else None)
+        try:
+            added = await self.records.add_daily(
+                user_id, day, wanted, limits if limits.any else None
+            )
+        except RecordsUnavailable as exc:
+            if limits.any:
+                raise  # a limit that cannot be checked is not passed
+            log.warning("usage not counted", error=str(exc)[:300])
+            return Reservation(user_id, day, wanted)
         return None if added is None else Reservation(user_id, day, wanted)

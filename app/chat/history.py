@@ -21,6 +21,16 @@ def flatten(turns: Sequence[Turn]) -> list[dict]:
     return [message for turn in turns for message in turn.messages]
 
 
+def turn_to_keep(turn: Turn, saved: list[dict]) -> Turn:
+    """The turn as saved: tool results shortened, an unfinished end marked, and only the runs
+    whose tool calls are kept."""
+    saved = [shorten_tool_result(m) for m in saved]
+    if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
+        saved.append({"role": "assistant", "content": "(interrupted)"})
+    present = {call["id"] for m in saved for call in m.get("tool_calls") or ()}
+    return Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
+
+
 def shorten_tool_result(message: dict) -> dict:
     content = message.get("content")
     if message.get("role") != "tool" or not isinstance(content, str):

@@ -22,6 +22,7 @@ import structlog
 from app.chat import tokens
 from app.chat.budget import DailyBudget
 from app.chat.messages import TOOLS_UNAVAILABLE, rejects_tools
+from app.chat.outage import USAGE_NOT_RECORDED, or_tell
 from app.chat.pricing import PriceTable
 from app.chat.records import ChatRecords, DailyAmounts, UsageRecord
 from app.chat.streaming import ModelReply, TextSink, request_reply
@@ -174,5 +175,5 @@ class ModelCaller:
             cached_tokens=cached,
         )
         answer.usage.append(record)
-        await self.records.record_usage(record)
+        await or_tell(self.records.record_usage(record), answer, USAGE_NOT_RECORDED, None)
         return record

@@ -3,11 +3,14 @@ app/chat. Daily budgets are one document per (user, UTC day) in `daily_usage`.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from app.chat.records import (
     DailyAmounts,
@@ -18,6 +21,26 @@ from app.chat.records import (
     UsageTotal,
     find_turn,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _translated(method: F) -> F:
+    """Driver failures become RecordsUnavailable with a reason a user can act on (never the
+    URI): the chat tells the user what was not saved instead of failing the turn."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except PyMongoError as exc:
+            if isinstance(exc, ConnectionFailure):  # AutoReconnect, server selection timeouts
+                reason = "MongoDB is unreachable"
+            else:
+                reason = f"MongoDB refused it ({type(exc).__name__})"
+            raise RecordsUnavailable(reason) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class MongoChatRecords:
@@ -43,15 +66,18 @@ class MongoChatRecords:
         except PyMongoError as exc:
             raise RecordsUnavailable(f"MongoDB unreachable: {type(exc).__name__}") from None
 
+    @_translated
     async def ensure_indexes(self) -> None:
         await self.conversations.create_index([("user_id", 1), ("channel_id", 1)], unique=True)
         await self.usage.create_index([("user_id", 1), ("model", 1)])
         await self.daily.create_index([("user_id", 1), ("day", 1)], unique=True)
 
+    @_translated
     async def load_turns(self, user_id: str, channel_id: str) -> list[Turn]:
         doc = await self.conversations.find_one({"user_id": user_id, "channel_id": channel_id})
         return [Turn.from_doc(turn) for turn in doc.get("turns", [])] if doc else []
 
+    @_translated
     async def save_turns(self, user_id: str, channel_id: str, turns: list[Turn]) -> None:
         await self.conversations.update_one(
             {"user_id": user_id, "channel_id": channel_id},
@@ -68,19 +94,23 @@ class MongoChatRecords:
         # One conversation document is at most MAX_SAVED_TURNS turns: read it and look.
         return find_turn(await self.load_turns(user_id, channel_id), turn_id)
 
+    @_translated
     async def clear(self, user_id: str, channel_id: str) -> bool:
         result = await self.conversations.delete_one({"user_id": user_id, "channel_id": channel_id})
         return result.deleted_count > 0
 
+    @_translated
     async def get_model(self, user_id: str) -> str | None:
         doc = await self.preferences.find_one({"user_id": user_id})
         return doc.get("model") if doc else None
 
+    @_translated
     async def set_model(self, user_id: str, model: str) -> None:
         await self.preferences.update_one(
             {"user_id": user_id}, {"$set": {"model": model}}, upsert=True
         )
 
+    @_translated
     async def record_usage(self, record: UsageRecord) -> None:
         await self.usage.insert_one(
             {
@@ -94,6 +124,7 @@ class MongoChatRecords:
             }
         )
 
+    @_translated
     async def usage_totals(self, user_id: str) -> list[UsageTotal]:
         # Summed here rather than with $group: a null cost (unknown price) must stay unknown.
         totals: dict[str, UsageTotal] = {}
@@ -106,9 +137,11 @@ class MongoChatRecords:
             )
         return sorted(totals.values(), key=lambda t: t.model)
 
+    @_translated
     async def daily_usage(self, user_id: str, day: str) -> DailyAmounts:
         return _amounts(await self.daily.find_one({"user_id": user_id, "day": day}))
 
+    @_translated
     async def add_daily(
         self, user_id: str, day: str, add: DailyAmounts, limits: DailyLimits | None
     ) -> DailyAmounts | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -22,6 +24,7 @@ from app.chat.run_files import run_inputs, store_outputs
 from app.chat.values import ChatAnswer, CodeRun, DeliveredFile, TurnFiles, TurnObserver
 from app.files import FileStore, FileStoreError, StoredFile, scopes
 from app.sandbox import RunRequest, RunStatus, SandboxService
+from app.sandbox.sessions import is_session_id
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +35,13 @@ _turn_files: contextvars.ContextVar[TurnFiles | None] = contextvars.ContextVar(
 )
 NO_FILES = TurnFiles(scopes.PRIVATE)
 RUN_REFUSED = "the user's code execution time for today is used up"
+
+
+def session_name(channel_id: str, suffix: str = "") -> str:
+    """The sandbox session of a conversation: one per user (the sandbox pairs it with the user
+    id) and channel or thread; `suffix` separates processes (each `chat` starts empty)."""
+    name = f"chat-{channel_id}{suffix}"
+    return name if is_session_id(name) else "chat-" + hashlib.sha256(name.encode()).hexdigest()
 
 
 def current_files() -> TurnFiles:
@@ -58,7 +68,7 @@ async def turn_files(store: FileStore, user_id: str, text: str) -> list[StoredFi
     scope = current_files().scope
     named = scopes.named_ids(text)
     visible = [f for f in files if f.scope == scope or f.file_id in named]
-    use_files(TurnFiles(scope, frozenset(f.file_id for f in visible)))
+    use_files(replace(current_files(), file_ids=frozenset(f.file_id for f in visible)))
     return visible
 
 
@@ -107,7 +117,10 @@ class CodeRuns:
             run = await run_code(
                 self.runner, self.store, self.runs_dir, user_id, code, timeout, number, observer
             )
-            used = run.result.exec_seconds
+            # Saving and restoring the state are outside the timeout, not outside the budget.
+            used = run.result.exec_seconds + run.result.state_seconds
+            if run.notice and run.notice not in answer.notices:
+                answer.notices.append(run.notice)
             return run
         finally:
             if self.budget is not None:
@@ -130,10 +143,16 @@ async def run_code(
     output_dir = runs_dir / run_id
     link_dir = runs_dir / f"{run_id}-inputs"
     allowed = current_files()
+    notice = ""
     try:
-        input_dir, files = await run_inputs(
-            store, user_id, only=allowed.file_ids, link_dir=link_dir
-        )
+        try:
+            input_dir, files = await run_inputs(
+                store, user_id, only=allowed.file_ids, link_dir=link_dir
+            )
+        except FileStoreError as exc:
+            log.warning("run inputs unreadable", error=str(exc))
+            input_dir, files = link_dir, ()
+            notice = f"Run {number} went without your files: they could not be read ({exc})."
         request = RunRequest(
             code=code,
             user_id=user_id,
@@ -141,6 +160,7 @@ async def run_code(
             input_dir=input_dir if files else None,
             files=files,
             timeout=timeout,
+            session_id=allowed.session,
         )
         observer.run_started(number, code)
         result = await runner.run(request, on_queued=observer.run_queued)
@@ -152,10 +172,17 @@ async def run_code(
                 result = await store_outputs(store, user_id, result, allowed.scope)
             except FileStoreError as exc:
                 log.warning("outputs not stored", error=str(exc))
+                names = ", ".join(f.name for f in result.files if not f.file_id)
+                notice = f"The files run {number} made ({names}) could not be kept: {exc}"
             made = {f.file_id for f in result.files if f.file_id}
-            use_files(TurnFiles(allowed.scope, allowed.file_ids | made))
+            use_files(replace(allowed, file_ids=allowed.file_ids | made))
             for produced in result.files:
-                stored = await store.get(user_id, produced.file_id) if produced.file_id else None
+                stored = None
+                try:
+                    if produced.file_id:
+                        stored = await store.get(user_id, produced.file_id)
+                except FileStoreError:
+                    pass  # stored a moment ago, unreadable now: /files lists it later
                 if stored is not None:
                     delivered.append(
                         DeliveredFile(
@@ -165,7 +192,7 @@ async def run_code(
                             file_id=stored.file_id,
                         )
                     )
-        run = CodeRun(code=code, result=result, files=tuple(delivered), number=number)
+        run = CodeRun(code, result, tuple(delivered), number, notice)
         await observer.run_finished(run)
         return run
     finally:

@@ -25,7 +25,7 @@ from app.chat.history import (
     complete_prefix,
     flatten,
     run_arguments,
-    shorten_tool_result,
+    turn_to_keep,
     unique_call_ids,
 )
 from app.chat.limits import TurnBudget, TurnLimits
@@ -37,24 +37,28 @@ from app.chat.messages import (
     user_message_text,
 )
 from app.chat.model_call import BudgetExceeded, ModelCaller, ToolSupport
+from app.chat.outage import HISTORY_UNREAD, TURN_NOT_SAVED, or_default, or_tell, stopped
 from app.chat.pricing import PriceTable
 from app.chat.rate_limit import ChatRateLimit
-from app.chat.records import ChatRecords, Turn
+from app.chat.records import ChatRecords, RecordsUnavailable, Turn
 from app.chat.runs import (
     RUN_REFUSED,
     CodeRuns,
     current_files,
     reset_files,
+    session_name,
     turn_files,
     use_files,
 )
 from app.chat.streaming import ToolCall
 from app.chat.tools import (
     TOOL_NAME,
+    ToolEnvironment,
     invalid_call,
     over_limit,
     parse_arguments,
     refused,
+    system_prompt,
     tool_definitions,
     tool_result,
 )
@@ -78,13 +82,6 @@ BUSY = "I am still working on your previous message; one at a time."
 RUN_GONE = (
     "That run is no longer in this conversation's history (it was cleared with /reset or "
     "trimmed), so it cannot be run again."
-)
-SYSTEM_PROMPT = (
-    "You are a data analysis assistant in a chat. You can run Python code with the "
-    f"`{TOOL_NAME}` tool; use it for any calculation, data work or chart instead of guessing. "
-    "If the code fails, read the error, fix the code and run it again. Files the code writes to "
-    "its working directory are attached to your answer automatically: mention them by name, do "
-    "not paste their contents or links. Keep answers short; the chat shows Markdown."
 )
 
 
@@ -110,8 +107,10 @@ class ChatService:
         context_window: int | None = None,
         stream: bool = True,
         limits: TurnLimits | None = None,
+        session_suffix: str = "",
     ) -> None:
         self.client = client
+        self.session_suffix = session_suffix
         self.runner = runner
         """The sandbox: this process's runner or a client of the sandbox service."""
         self.store = store
@@ -131,6 +130,7 @@ class ChatService:
         self.context_window = context_window
         """OPENAI_CONTEXT_WINDOW: the window of models the token table does not know."""
         self.code_runs = CodeRuns(runner, store, self.runs_dir, budget)
+        self.environment = ToolEnvironment(runner)
         self.calls = ModelCaller(
             client, records, self.prices, budget=budget, tools=tools, stream=stream
         )
@@ -142,7 +142,7 @@ class ChatService:
         return str(user_id) in self._busy
 
     async def model_for(self, user_id: str) -> str:
-        chosen = await self.records.get_model(str(user_id))
+        chosen = await or_default(self.records.get_model(str(user_id)), None)
         return chosen if chosen in self.allowed_models else self.default_model
 
     async def set_model(self, user_id: str, model: str) -> bool:
@@ -152,7 +152,10 @@ class ChatService:
         return True
 
     async def reset(self, user_id: str, channel_id: str) -> bool:
-        return await self.records.clear(str(user_id), str(channel_id))
+        """Forget the conversation: its history and its runs' session state."""
+        session = session_name(str(channel_id), self.session_suffix)
+        had_state = await self.runner.reset_session(str(user_id), session)
+        return await self.records.clear(str(user_id), str(channel_id)) or had_state
 
     def supports_vision(self, model: str) -> bool:
         return any(model.startswith(prefix) for prefix in self.vision_models)
@@ -177,7 +180,7 @@ class ChatService:
         asks_model = bool(text.strip()) or reply_to is not None
         return await self._guarded(
             user_id,
-            scope,
+            TurnFiles(scope, session=session_name(channel_id, self.session_suffix)),
             lambda: self._turn(
                 user_id, channel_id, text, uploads, events, reply_to, turn_id or new_turn_id()
             ),
@@ -222,7 +225,8 @@ class ChatService:
                 answer.notices.append(notice)
             return answer
 
-        return await self._guarded(user_id, scope, again)
+        files = TurnFiles(scope, session=session_name(channel_id, self.session_suffix))
+        return await self._guarded(user_id, files, again)
 
     async def find_run(
         self, user_id: str, channel_id: str, turn_id: str, number: int
@@ -244,13 +248,13 @@ class ChatService:
     async def _guarded(
         self,
         user_id: str,
-        scope: str,
+        files: TurnFiles,
         work: Callable[[], Awaitable[ChatAnswer]],
         *,
         asks_model: bool = False,
     ) -> ChatAnswer:
         """One turn or re-run per user at a time, within the rate limit and today's budget,
-        with the files of its scope."""
+        with the files of its scope and its conversation's session."""
         if user_id in self._busy:
             return ChatAnswer(error=BUSY)
         if self.rate_limit is not None:
@@ -266,7 +270,7 @@ class ChatService:
         self._busy.add(user_id)
         try:
             with structlog.contextvars.bound_contextvars(user_id=user_id):
-                token = use_files(TurnFiles(scope))
+                token = use_files(files)
                 try:
                     return await work()
                 finally:
@@ -310,10 +314,11 @@ class ChatService:
         turn = Turn(messages=[history_message], id=turn_id)
 
         await tokens.prepare(model)  # tiktoken's files load off the event loop
-        turns = await self.records.load_turns(user_id, channel_id)
+        loading = self.records.load_turns(user_id, channel_id)
+        turns = await or_tell(loading, answer, HISTORY_UNREAD, [])
         visible = await turn_files(self.store, user_id, text)
         system = [
-            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": system_prompt(await self.environment.get())},
             {"role": "system", "content": describe_files(visible, current_files().scope)},
         ]
         fixed = sum(tokens.count_message(m, model) for m in system)
@@ -326,6 +331,8 @@ class ChatService:
             answer.notices.append(TOOLS_UNAVAILABLE)
         try:
             await self._converse(user_id, model, messages, turn, answer, observer, limits)
+        except RecordsUnavailable as exc:
+            stopped(answer, exc)
         except BudgetExceeded as exc:
             if answer.runs:  # stopped mid-answer: what was made is still delivered
                 answer.text = "\n\n".join(p for p in (answer.text, str(exc)) if p)
@@ -346,16 +353,10 @@ class ChatService:
         finally:
             saved = complete_prefix(turn.messages)
             if len(saved) > 1 or interrupted:  # a failed model call leaves nothing to remember
-                await asyncio.shield(self._save(user_id, channel_id, turns, turn, saved))
+                keep = (turns + [turn_to_keep(turn, saved)])[-MAX_SAVED_TURNS:]
+                saving = self.records.save_turns(user_id, channel_id, keep)
+                await asyncio.shield(or_tell(saving, answer, TURN_NOT_SAVED, None))
         return answer
-
-    async def _save(self, user_id, channel_id, turns, turn: Turn, saved: list[dict]) -> None:
-        saved = [shorten_tool_result(m) for m in saved]
-        if saved[-1].get("role") != "assistant" or saved[-1].get("tool_calls"):
-            saved.append({"role": "assistant", "content": "(interrupted)"})
-        present = {call["id"] for m in saved for call in m.get("tool_calls") or ()}
-        kept = Turn(messages=saved, id=turn.id, runs=[r for r in turn.runs if r in present])
-        await self.records.save_turns(user_id, channel_id, (turns + [kept])[-MAX_SAVED_TURNS:])
 
     def _trim(self, turns: list[Turn], model: str, fixed: int) -> list[Turn]:
         """The newest whole turns that fit the model's history budget next to the new message."""
@@ -372,7 +373,8 @@ class ChatService:
     async def _converse(
         self, user_id, model, messages, turn: Turn, answer, observer, limits: TurnBudget
     ) -> None:
-        tools = tool_definitions(self.runner.max_timeout, self.limits.describe())
+        environment = await self.environment.get()
+        tools = tool_definitions(self.runner.max_timeout, self.limits.describe(), environment)
         texts: list[str] = []
         for round_number in range(self.max_tool_rounds + 1):
             offer_tools = round_number < self.max_tool_rounds and self.calls.tools.offers(model)

@@ -56,15 +56,19 @@ class CodeRun:
     files: tuple[DeliveredFile, ...] = ()
     number: int = 1
     """The run's place in its turn, from 1 (what Re-run and Code name)."""
+    notice: str = ""
+    """What the store or the disk failed at for this run (its inputs or outputs), for the user."""
 
 
 @dataclass(frozen=True)
 class TurnFiles:
     """The user's files one turn may use (app/files/scopes.py): those of the conversation's
-    scope, and any the user named by id in their message."""
+    scope, and any the user named by id in their message; and the session its runs keep their
+    state in (app/chat/runs.py, session_name)."""
 
     scope: str
     file_ids: frozenset[str] = frozenset()
+    session: str = ""
 
 
 @dataclass

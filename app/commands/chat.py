@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.chat import ChatAnswer, ChatService, CodeRun, TurnEvents, Upload
+from app.chat.runs import session_name
 from app.filenames import unique_name
 from app.files import StorageUnavailable
 from app.wiring import Components
@@ -63,7 +64,9 @@ async def _main(args, parts: Components, uploads: list[Upload]) -> int:
                 "history and files are kept for this session only",
                 file=sys.stderr,
             )
-        service = parts.chat_service(store)
+        # Each `chat` is a session of its own: the next one starts with an empty namespace.
+        suffix = f"-{uuid.uuid4().hex[:12]}"
+        service = parts.chat_service(store, session_suffix=suffix)
         try:
             # Long-lived: reap leftovers and keep a pool, or check that the service answers.
             await parts.sandbox.start()
@@ -72,6 +75,7 @@ async def _main(args, parts: Components, uploads: list[Upload]) -> int:
                 service, args.user, uploads, _stdin_lines(), sys.stdout, sys.stderr, save_dir
             )
         finally:
+            await parts.sandbox.reset_session(args.user, session_name("terminal", suffix))
             await service.client.close()
             await parts.close()
         return EXIT_OK

@@ -18,6 +18,7 @@ LABELS = {
     "staging": "leftover run, staging and tool folders",
     "containers": "leftover sandbox containers",
     "packages": "cached packages unused too long or of old images",
+    "sessions": "session states unused for FILE_EXPIRATION_HOURS",
 }
 
 

@@ -59,6 +59,7 @@ def execute(args: argparse.Namespace, parts: Components) -> int:
         engine = parts.docker
         if _check_engine(report, engine, settings):
             image_ok = _check_image(report, engine, settings)
+            _check_leftovers(report, parts)
             if image_ok:
                 _check_packages(report, parts)
             if image_ok and not args.no_probe:
@@ -91,10 +92,14 @@ async def _ask_service(args: argparse.Namespace, report: Report, parts: Componen
             token = uuid.uuid4().hex
             _judge_probe(report, await _probe_run(parts, token), token)
     except SandboxUnavailable as exc:
+        engine_down = "Docker engine" in str(exc)
         report.fail(
             str(exc),
-            "start it (`python -m app sandboxd`, or the compose `sandbox` service) and check "
-            "SANDBOX_SERVICE_URL and SANDBOX_SERVICE_TOKEN",
+            "start (or wait for) the Docker engine on the sandbox service's host: runs are "
+            "sandbox_error until it answers, then the service's warm pool refills by itself"
+            if engine_down
+            else "start it (`python -m app sandboxd`, or the compose `sandbox` service) and "
+            "check SANDBOX_SERVICE_URL and SANDBOX_SERVICE_TOKEN",
         )
     finally:
         await client.close()
@@ -170,6 +175,17 @@ def _check_engine(report: Report, engine: DockerEngine, settings: Settings) -> b
             f"set SANDBOX_CPUS to at most {cpus}",
         )
     return True
+
+
+def _check_leftovers(report: Report, parts: Components) -> None:
+    """Sandboxes an outage or a crash left stopped (they end by themselves; removal waits)."""
+    count = asyncio.run(parts.runner.count_leftovers())
+    if count:
+        report.warn(
+            f"{count} leftover sandbox container(s) of instance {parts.settings.sandbox_instance}"
+            " (stopped, or of a process that is gone)",
+            "they are removed at the next start or cleanup (`python -m app cleanup`)",
+        )
 
 
 def _check_image(report: Report, engine: DockerEngine, settings: Settings) -> bool:

@@ -16,6 +16,7 @@ from app.commands.arguments import positive_number
 from app.filenames import unique_name
 from app.files import FileStore, FileStoreError, StorageUnavailable
 from app.sandbox import RunRequest, RunResult
+from app.sandbox.sessions import SESSION_RULE, is_session_id
 from app.wiring import Components
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -65,12 +66,28 @@ def add_parser(sub) -> None:
         metavar="DIR",
         help="where output files go (default: a new outputs-<run id> folder here)",
     )
+    parser.add_argument(
+        "--session",
+        default="",
+        metavar="NAME",
+        help="keep the code's variables, functions and imports for the next run with the same "
+        "NAME (and --user), across separate commands (SESSION_STATE)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --session: forget the session's state before this run",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=execute)
 
 
 def execute(args: argparse.Namespace, parts: Components) -> int:
     try:
+        if args.session and not is_session_id(args.session):
+            raise UsageError(f"--session: {SESSION_RULE}")
+        if args.reset and not args.session:
+            raise UsageError("--reset needs --session NAME")
         code = _read_code(args.code_file)
         attachments = [_attachment(Path(p)) for p in args.attach]
     except UsageError as exc:
@@ -133,6 +150,8 @@ async def _run(args, parts: Components, code: str, attachments: list[Path]) -> i
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED if isinstance(exc, StorageUnavailable) else EXIT_USAGE
         await parts.reap_leftovers()
+        if args.reset:
+            await sandbox.reset_session(args.user, args.session)
         result = await sandbox.run(
             RunRequest(
                 code=code,
@@ -141,6 +160,7 @@ async def _run(args, parts: Components, code: str, attachments: list[Path]) -> i
                 input_dir=input_dir,
                 files=files,
                 timeout=args.timeout,
+                session_id=args.session,
             )
         )
         if store.repository.persistent and result.files:
@@ -201,6 +221,8 @@ def _report(result: RunResult, as_json: bool) -> None:
     ):
         if truncated:
             print(f"{stream} was cut at {len(getattr(result, stream).encode())} bytes", file=err)
+    for note in result.state_notes:
+        print(f"session: {note}", file=err)
     for f in result.files:
         print(f"file: {f.path} ({f.size} bytes)", file=err)
     for s in result.skipped:

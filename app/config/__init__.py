@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     sandbox_warm_defer: str = Field("matplotlib,matplotlib.pyplot", pattern=MODULE_LIST)
     sandbox_warm_pool_memory: ByteSize = 6 * 1024**3
 
+    # Session state: a conversation's names carried from run to run (docs/sessions.md)
+    session_state: bool = True
+    session_state_max_bytes: ByteSize = Field(256 * 1024**2, ge=1024**2, le=16 * 1024**3)
+    session_state_timeout: float = Field(30.0, gt=0, le=3600)
+
     # Sandbox service (`python -m app sandboxd`, docs/scaling.md)
     sandbox_service_url: str = ""
     sandboxd_listen: str = ""

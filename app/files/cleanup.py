@@ -49,6 +49,10 @@ class SandboxLeftovers(Protocol):
         """How many cache entries were removed; None when there is no package cache."""
         ...
 
+    async def remove_expired_sessions(self, max_age_seconds: float) -> int:
+        """How many sessions' states, unused for `max_age_seconds`, were removed."""
+        ...
+
 
 @dataclass
 class CleanupReport:
@@ -62,6 +66,8 @@ class CleanupReport:
     containers: int = 0
     packages: int = 0
     """Cached packages (and caches of old images) removed from the auto-install cache."""
+    sessions: int = 0
+    """Session states unused for FILE_EXPIRATION_HOURS, removed."""
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -73,6 +79,7 @@ class CleanupReport:
             "staging": self.staging,
             "containers": self.containers,
             "packages": self.packages,
+            "sessions": self.sessions,
         }
 
 
@@ -88,6 +95,7 @@ class CleanupService:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         wall_clock=time.time,
         package_cache_days: float = 7,
+        session_hours: float = -1,
     ) -> None:
         """`store` None: a process without user files (the sandbox service), whose `layout` is
         swept for work folders only."""
@@ -98,6 +106,8 @@ class CleanupService:
         self.layout = layout
         self.sandbox = sandbox
         self.package_cache_days = package_cache_days
+        self.session_hours = session_hours
+        """FILE_EXPIRATION_HOURS: a session's state unused this long goes (-1: never)."""
         self.grace_seconds = grace_seconds
         self.wall_clock = wall_clock
 
@@ -122,6 +132,10 @@ class CleanupService:
             if not dry_run:
                 await self.sandbox.remove_orphaned_staging()
             await self._packages(report, dry_run)
+            if not dry_run and self.session_hours >= 0:
+                report.sessions = await self.sandbox.remove_expired_sessions(
+                    self.session_hours * 3600
+                )
         log.info("cleanup pass finished", dry_run=dry_run, **report.counts())
         return report
 

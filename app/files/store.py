@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import errno
 import hashlib
 import os
 import uuid
@@ -166,9 +167,10 @@ class FileStore:
         except RepositoryUnavailable as exc:
             raise StorageUnavailable(f"{name} was not stored: {exc}") from None
         except OSError as exc:
-            raise StorageUnavailable(
-                f"{name} was not stored: the disk refused it ({exc.strerror})"
-            ) from None
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            why = "the disk is full" if full else exc.strerror
+            message = f"{name} was not stored: the disk refused it ({why})"
+            raise StorageUnavailable(message) from None
         finally:
             _unlink(partial)
         log.info(

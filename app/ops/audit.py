@@ -100,11 +100,11 @@ class SandboxAudit:
         container_id, attached, code_uid = ContainerStarter(
             self.policy, self.engine
         ).create_blocking(args_for)
-        attached.close()  # the warden stays: its stdin ends, it waits for the removal
-        try:
+        try:  # the attach stays open: the warden ends the sandbox when it closes
             inspect = self.engine.inspect(container_id)
             inside = self._exec_probe(container_id, code_uid)
         finally:
+            attached.close()
             self.engine.remove(container_id)
             shutil.rmtree(work, ignore_errors=True)
         return inspect, inside
@@ -196,7 +196,8 @@ class SandboxAudit:
             "rebuild the image (its Dockerfile strips setuid/setgid bits); a custom "
             "base must not add them back",
         )
-        allowed = ALLOWED_WRITABLE + (p.output_mount,)
+        # With session state, its tmpfs is the code's too (the new snapshot, sent by the warden).
+        allowed = ALLOWED_WRITABLE + (p.output_mount,) + ((p.state_mount,) if p.keeps_state else ())
 
         def outside(paths):
             return [x for x in paths if not any(x == a or x.startswith(a + "/") for a in allowed)]
@@ -210,7 +211,7 @@ class SandboxAudit:
         )
         writable = outside(inside.get("writable", []))
         report.check(
-            "writable at run time: only the output folder and /tmp",
+            "writable at run time: only the output folder, /tmp (and the state folder)",
             not writable,
             ", ".join(writable[:10]) or f"only {', '.join(allowed)}",
             "keep read_only=True and the tmpfs mounts of SandboxPolicy; fix ownership "

@@ -45,6 +45,7 @@ from app.ops.bench_load import soak, throughput
 from app.ops.bench_refill import refill_breakdown
 from app.ops.bench_scenario import LoadOptions, load_scenario
 from app.ops.bench_service import measure_service
+from app.ops.bench_state import measure_state
 from app.sandbox import (
     InputFile,
     RunRequest,
@@ -206,6 +207,7 @@ class Benchmark:
                         measured.append(await self._measure_runner(runner, runtime, path, snippet))
                     if path == "warm":
                         measured += await measure_service(self, runner, runtime)
+                        measured += await measure_state(self, runner, runtime)
                 finally:
                     await runner.close()
         report["results"] = [f.to_dict() for f in measured]
@@ -350,7 +352,9 @@ class Benchmark:
             args = policy.container_args(
                 run_id=f"bench-{rep}", user_id="bench", code_uid=uid, input_dir=self.input_dir
             )
-            args.pop("stdin_open", None)  # the bare container runs the snippet, not our warden
+            # The bare container runs the snippet, not our warden.
+            args.pop("stdin_open", None)
+            args.pop("stdin_once", None)
             args.update(
                 command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
                 user=f"{uid}:{uid}",

@@ -29,6 +29,8 @@ class Figure:
     """The service path: the direct warm run just before each of `samples`."""
     hops: list[float] = field(default_factory=list)
     """The service path: per run, its time at the client minus the runner's time for it."""
+    added: list[float] = field(default_factory=list)
+    """The state path: per pair, the run in a session minus the plain warm run before it."""
 
     def to_dict(self) -> dict:
         p50, p95 = percentile(self.samples, 50), percentile(self.samples, 95)
@@ -43,13 +45,15 @@ class Figure:
             "n": len(self.samples),
             "errors": self.errors,
         }
-        if self.path in ("warm", "service"):
+        if self.path in ("warm", "service", "state"):
             data["cold_fallbacks"] = self.cold_fallbacks
         if self.baseline:
             data["direct_p50_ms"] = round(percentile(self.baseline, 50) or 0.0, 2)
         if self.hops:
             data["hop_p50_ms"] = round(percentile(self.hops, 50) or 0.0, 2)
             data["hop_p95_ms"] = round(percentile(self.hops, 95) or 0.0, 2)
+        if self.added:
+            data["added_p50_ms"] = round(percentile(self.added, 50) or 0.0, 2)
         if self.phases:
             data["phases_p50_ms"] = {
                 name: round(percentile(values, 50) or 0.0, 1)
@@ -131,6 +135,11 @@ def figures(report: dict) -> dict[str, float]:
         if r["path"] == "service"
     }
     p99 = {(r["runtime"], r["path"], r["snippet"]): r.get("p99_ms") for r in report["results"]}
+    added = {
+        (r["runtime"], r["snippet"]): r.get("added_p50_ms")
+        for r in report["results"]
+        if r["path"] == "state"
+    }
     for runtime in ("runc", "runsc"):
         warm, cold = p50.get((runtime, "warm", "pandas")), p50.get((runtime, "cold", "pandas"))
         put(f"{runtime} warm pandas p50 ms", warm)
@@ -145,6 +154,8 @@ def figures(report: dict) -> dict[str, float]:
         put(f"{runtime} service hop pandas p50 ms", hops.get((runtime, "pandas")))
         if warm and cold:
             put(f"{runtime} warm pandas speed-up over cold x", cold / warm)
+        for size in ("empty", "1mb", "100mb"):
+            put(f"{runtime} state {size} added p50 ms", added.get((runtime, size)))
         for snippet in SNIPPET_NAMES:
             cold_s, docker_s = (
                 p50.get((runtime, "cold", snippet)),

@@ -171,8 +171,8 @@ def _record_warm_takes(runner: SandboxRunner) -> None:
     """Note, for the user whose run it is, whether the runner took a warm container."""
     take = runner._take_warm
 
-    async def recorded(request):
-        warm = await take(request)
+    async def recorded(request, state=None):
+        warm = await take(request, state)
         served = _served_warm.get()
         if served is not None:
             served.append(warm is not None)

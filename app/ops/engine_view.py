@@ -204,9 +204,9 @@ def engine_checks(report: AuditReport, p: SandboxPolicy, eff: dict) -> None:
     tmpfs_ok = all(
         "noexec" in opts and "nosuid" in opts and "size=" in opts and "nr_inodes=" in opts
         for opts in eff["tmpfs"].values()
-    ) and set(eff["tmpfs"]) == {"/tmp", p.output_mount}
+    ) and set(eff["tmpfs"]) == set(p.tmpfs(p.code_uid_first))  # /tmp, outputs (, session state)
     report.check(
-        "/tmp and output are noexec tmpfs bounded in bytes and inodes",
+        "/tmp, output (and state) are noexec tmpfs bounded in bytes and inodes",
         tmpfs_ok,
         json.dumps(eff["tmpfs"]),
         "the engine changed the tmpfs options: upgrade Docker",

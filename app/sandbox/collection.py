@@ -19,21 +19,25 @@ and summarized before anything shows it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.filenames import safe_filename
 from app.sandbox.engine import DeadlineExceeded, Engine, FramesReader
+from app.sandbox.execution import ExecOutcome, finish_streams
 from app.sandbox.outputs import MAX_SKIPPED, OutputReceiver
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.result import OutputFile, SkippedOutput
+from app.sandbox.starter import Sandbox
 from app.sandbox.warden import Warden, WardenGone
 
 OUTPUT_FOLDER = "(output folder)"
 # After the runner died, how long the code's last processes may take to be gone.
 GONE_WAIT = 3.0
 MAX_REASON = 200
+SIGTERM_EXIT = 128 + 15
 
 
 @dataclass
@@ -43,7 +47,11 @@ class Collected:
     oom_kills: int = 0
     container_oom: bool = False
     sandbox_stopped: bool = False
+    engine_stopped: bool = False
+    """The engine stopped the sandbox (its shutdown or restart, or `docker stop`), not the code."""
     seconds: float = 0.0
+    state_files: dict[str, Path] = field(default_factory=dict)
+    """The session's state files the warden sent (app/sandbox/outputs.py, STATE_FILES)."""
 
 
 def summarized(skipped: list[SkippedOutput], more: int = 0) -> list[SkippedOutput]:
@@ -61,12 +69,19 @@ class OutputCollector:
         self.policy = policy
         self.engine = engine
 
-    def from_warden(self, warden: Warden, container_id: str, destination: Path) -> Collected:
-        """Receive the outputs the warden is sending (it answered `collecting`)."""
+    def from_warden(
+        self, warden: Warden, container_id: str, destination: Path, state_to: Path | None = None
+    ) -> Collected:
+        """Receive the outputs the warden is sending (it answered `collecting`); the session's
+        state files into `state_to`."""
         started = time.monotonic()
         deadline = started + self.policy.collect_timeout
         receiver = OutputReceiver(
-            destination, self.policy.max_output_files, self.policy.output_size_bytes
+            destination,
+            self.policy.max_output_files,
+            self.policy.output_size_bytes,
+            state_destination=state_to,
+            state_max_bytes=self.policy.state_file_cap,
         )
         problems = []
         try:
@@ -77,7 +92,7 @@ class OutputCollector:
             report = {}
         finally:
             warden.close()
-        result = Collected(files=receiver.files)
+        result = Collected(files=receiver.files, state_files=receiver.state_files)
         listed = report.get("skipped")
         listed = listed if isinstance(listed, list) else []  # one line of the warden: bounded
         reported = [
@@ -102,7 +117,13 @@ class OutputCollector:
         return result
 
     def after_runner(
-        self, warden: Warden, container_id: str, destination: Path, *, runner_lost: bool
+        self,
+        warden: Warden,
+        container_id: str,
+        destination: Path,
+        *,
+        runner_lost: bool,
+        state_to: Path | None = None,
     ) -> Collected:
         """The runner ended without saying it is done, or did not stop the code when told to:
         collect only if nothing of the code is left, else drop the outputs and kill the sandbox."""
@@ -116,7 +137,7 @@ class OutputCollector:
         else:
             answer = self._ask_until_gone(warden)
             if answer.startswith("collecting"):
-                return self.from_warden(warden, container_id, destination)
+                return self.from_warden(warden, container_id, destination, state_to)
             if answer == "busy":
                 self._drop(container_id, result, "the code's processes outlived its runner")
             elif self._sandbox_stopped(container_id, result, settle=3.0):
@@ -154,6 +175,10 @@ class OutputCollector:
             return False
         result.sandbox_stopped = True
         result.container_oom = self._stopped_by_oom(container_id, oom)
+        # SIGTERM ended the main process (the warden, which the code cannot signal): only the
+        # engine sends that, when it shuts down or restarts, or when an admin stops the sandbox.
+        state = self.engine.state(container_id)
+        result.engine_stopped = not result.container_oom and state.get("ExitCode") == SIGTERM_EXIT
         return True
 
     def _stopped_by_oom(self, container_id: str, oom: bool, wait: float = 1.0) -> bool:
@@ -171,3 +196,49 @@ class OutputCollector:
             if time.monotonic() >= end:
                 return False
             time.sleep(0.1)
+
+
+async def collect_run(
+    engine: Engine,
+    collector: OutputCollector,
+    sandbox: Sandbox,
+    outcome: ExecOutcome,
+    destination: Path,
+    state_to: Path | None,
+) -> tuple[Collected, int | None]:
+    """The outputs (and the session's state files, into `state_to`), and the code's exit status
+    (None after a timeout or a dead sandbox)."""
+    exec_id = sandbox.stream.exec_id
+    if outcome.collecting:
+        # The warden confirmed that the code is over: it collects, no exec needed, while the
+        # rest of the runner's output is read.
+        collected, _ = await asyncio.gather(
+            engine.call(
+                collector.from_warden, sandbox.warden, sandbox.container_id, destination, state_to
+            ),
+            engine.call(finish_streams, sandbox.stream, outcome),
+        )
+        sandbox.stream.close()
+        if outcome.timed_out:
+            return collected, None
+        if outcome.done_status is not None:
+            return collected, outcome.done_status
+        status = await engine.call(engine.exec_status, exec_id)
+        return collected, status.exit_code
+    # Stop reading the runner before collecting: an unread stream (a flood cut at the
+    # timeout) blocks the engine's I/O for the next exec of this container.
+    sandbox.stream.close()
+    collecting = engine.call(
+        collector.after_runner,
+        sandbox.warden,
+        sandbox.container_id,
+        destination,
+        runner_lost=outcome.runner_lost,
+        state_to=state_to,
+    )
+    if outcome.timed_out or outcome.sandbox_died:
+        return await collecting, None
+    # The runner has exited (its stream closed): its status is final and can be read while
+    # the collector works, one round trip less.
+    status, collected = await asyncio.gather(engine.call(engine.exec_status, exec_id), collecting)
+    return collected, status.exit_code

@@ -47,6 +47,15 @@ def explanation(exc: BaseException) -> str:
     return str(getattr(exc, "explanation", None) or exc)
 
 
+def _sdk_spelling(args: dict) -> dict:
+    """The policy's plain `stdin_once` in the SDK's spelling: it sets StdinOnce (stdin closes
+    when the attached client goes) only for a container that is not detached and has stdin open."""
+    args = dict(args)
+    if args.pop("stdin_once", False):
+        args["detach"] = False
+    return args
+
+
 def _translated(method: F) -> F:
     """SDK and HTTP exceptions become the engine's own (see the module doc)."""
 
@@ -151,7 +160,7 @@ class DockerEngine:
 
         None when the file does not exist, is not a regular file or is larger than `max_bytes`.
         """
-        container_id = self.client.containers.create(**args).id
+        container_id = self._create(args).id
         try:
             try:
                 chunks, stat = self.client.api.get_archive(container_id, path)
@@ -173,7 +182,7 @@ class DockerEngine:
     def run_to_completion(self, args: dict, timeout: float) -> int | None:
         """Create, start and wait for a container, then remove it. Its exit code, or None when
         `timeout` ran out (removal kills it)."""
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
             try:
@@ -187,7 +196,9 @@ class DockerEngine:
     def run_removing(self, args: dict) -> int:
         """docker-py's own `containers.run(..., remove=True)`, waiting for the exit: the one-call
         path other sandboxes take (the bench's cold baseline). Its exit code."""
-        foreground = {k: v for k, v in args.items() if k not in ("detach", "stdin_open")}
+        foreground = {
+            k: v for k, v in args.items() if k not in ("detach", "stdin_open", "stdin_once")
+        }
         try:
             self.client.containers.run(**foreground, remove=True)
         except ContainerError as exc:
@@ -207,7 +218,7 @@ class DockerEngine:
     def run_and_capture(self, args: dict, timeout: float) -> tuple[int, bytes, bytes]:
         """Create, start and wait for a container (no log driver needed: its stdio is attached),
         then remove it: (exit code, stdout, stderr)."""
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
             status = container.wait(timeout=timeout)
@@ -219,9 +230,12 @@ class DockerEngine:
 
     # Containers
 
+    def _create(self, args: dict) -> Any:
+        return self.client.containers.create(**_sdk_spelling(args))
+
     @_translated
     def create_and_start(self, args: dict) -> str:
-        container = self.client.containers.create(**args)
+        container = self._create(args)
         try:
             container.start()
         except BaseException:
@@ -268,7 +282,7 @@ class DockerEngine:
     def _create_args(self, args: dict) -> dict:
         """`containers.create` keyword arguments as the low-level API's (docker-py's own
         conversion, so both accept exactly the same)."""
-        return _create_container_args({**args, "version": self.client.api._version})
+        return _create_container_args({**_sdk_spelling(args), "version": self.client.api._version})
 
     @_translated
     def inspect(self, container_id: str) -> dict:
@@ -304,9 +318,15 @@ class DockerEngine:
 
     @_translated
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch)."""
+        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
+        State (`running`, `exited`, `created`...)."""
         return [
-            {"Id": c["Id"], "Labels": c.get("Labels") or {}, "Created": c.get("Created", 0)}
+            {
+                "Id": c["Id"],
+                "Labels": c.get("Labels") or {},
+                "Created": c.get("Created", 0),
+                "State": c.get("State", ""),
+            }
             for c in self.client.api.containers(all=True, filters=filters)
         ]
 

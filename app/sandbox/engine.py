@@ -225,5 +225,6 @@ class Engine(Protocol):
         ...
 
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch)."""
+        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
+        State (`running`, `exited`...)."""
         ...

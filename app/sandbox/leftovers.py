@@ -2,7 +2,10 @@
 
 Every container carries its creator's owner token (host, pid and process start time, so a reused
 pid is not mistaken for the creator). A container is a leftover when its owner process is known to
-be gone, when it has no owner, or when it is older than any run can be. Containers of another host
+be gone, when it has no owner, when it is older than any run can be, or when it has been stopped
+for a while (STOPPED_GRACE): a sandbox ends by itself when its controller goes away or its
+deadline passes, and one whose removal failed (the engine was away) is left for this reaper; a
+live owner removes its own stopped sandbox within moments. Containers of another host
 or container are judged by age only: their owner's liveness cannot be seen from here.
 
 The sandbox service (`python -m app sandboxd`) marks its token `sandboxd@`: there is one service
@@ -16,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from datetime import datetime
 
 import structlog
 
@@ -35,6 +39,8 @@ def _process_start(pid: int) -> str | None:
 
 
 SERVICE_MARK = "sandboxd@"
+# A stopped sandbox is a leftover after this long, whoever made it.
+STOPPED_GRACE = 60.0
 
 
 def owner_token(service: bool = False) -> str:
@@ -62,6 +68,11 @@ class LeftoverReaper:
         self.engine = engine
         self.max_age = max_age
         """Past this age a container is a leftover whoever made it: no run lives that long."""
+        self.unremoved: set[str] = set()
+        """Containers whose removal failed (the engine was away): the next reaping's."""
+
+    def remember(self, container_id: str) -> None:
+        self.unremoved.add(container_id)
 
     async def reap(self) -> int:
         """Remove the leftovers now; 0 (logged) when the engine cannot be asked."""
@@ -82,17 +93,35 @@ class LeftoverReaper:
     def leftover_ids(self) -> list[str]:
         now = time.time()
         found = []
-        for info in self.engine.containers(self.policy.ownership_filter()):
+        every = self.engine.containers(self.policy.ownership_filter())
+        self.unremoved &= {info["Id"] for info in every}  # the others are gone already
+        for info in every:
+            if info["Id"] in self.unremoved:
+                found.append(info["Id"])
+                continue
             owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
             too_old = now - info.get("Created", now) > self.max_age
-            if too_old or not owner or owner_is_dead(owner, self.policy.owner):
+            gone = not owner or owner_is_dead(owner, self.policy.owner)
+            if too_old or gone or self._stopped_long_ago(info, now):
                 found.append(info["Id"])
         return found
+
+    def _stopped_long_ago(self, info: dict, now: float) -> bool:
+        """A container that ended more than STOPPED_GRACE ago."""
+        if info.get("State") not in ("exited", "dead"):
+            return False
+        finished = str(self.engine.state(info["Id"]).get("FinishedAt") or "")
+        try:  # nanoseconds in the engine's RFC 3339: keep what fromisoformat reads
+            stamp = datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00")
+        except ValueError:
+            return False
+        return now - stamp.timestamp() > STOPPED_GRACE
 
     def _reap_blocking(self) -> int:
         removed = 0
         for container_id in self.leftover_ids():
             self.engine.remove(container_id)
+            self.unremoved.discard(container_id)
             removed += 1
         if removed:
             log.info("reaped leftover sandbox containers", count=removed)

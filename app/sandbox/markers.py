@@ -16,3 +16,11 @@ DONE_PATTERN = re.compile(re.escape(DONE_MARKER) + rb"(\d{1,3})\n\Z")
 DONE_TAIL = len(DONE_MARKER) + 4
 # The runner's process name once the code is over, then "-" and the status (read by the warden).
 DONE_NAME = "cidone"
+# With a session's state: written by the run's child when the restored state is in place and the
+# code starts, and when the code is over and its state is being saved (then its exit status). The
+# exec timer counts only the time between; the code can print them too, which only shortens its
+# own time (each phase has its own bound).
+CODE_MARKER = b"\x1e\x1ecodeinterp-code\n"
+SAVE_MARKER = b"\x1e\x1ecodeinterp-save "
+SAVE_PATTERN = re.compile(re.escape(SAVE_MARKER) + rb"(\d{1,3})\n")
+PHASE_TAIL = len(SAVE_MARKER) + 4

@@ -9,17 +9,19 @@ builds the one policy of a process from its settings.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.sandbox.install_policy import (
+    NO_LOGS,
+    SECCOMP_PROFILE,
+    InstallContainers,
+    bind_mount,
+)
 from app.sandbox.names import (
     CODE_UID_LABEL,
     COLLECTOR_SCRIPT,
-    ICC_OPTION,
-    INSTALL_SCRIPT,
     INSTANCE_LABEL,
     MANAGED_LABEL,
     OWNER_LABEL,
@@ -37,24 +39,16 @@ from app.sandbox.names import (
 RUNSC_PIDS_HEADROOM = 128
 
 
-NO_LOGS = {"Type": "none", "Config": {}}
-# The project's seccomp profile for runc containers (its comment says what it is and why); sent
-# as the profile's JSON text, as `docker run --security-opt seccomp=<file>` does.
-SECCOMP_FILE = Path(__file__).with_name("seccomp.json")
-SECCOMP_PROFILE = json.dumps(json.loads(SECCOMP_FILE.read_text()), separators=(",", ":"))
+# Room beside a snapshot's pickles in its folder and in what the warden sends (header, notes).
+STATE_OVERHEAD = 4 * 1024**2
 
 
 class HostPathError(ValueError):
     """A path that cannot be mounted because it is outside DATA_DIR."""
 
 
-def bind_mount(target: str, source: str, *, read_only: bool) -> dict:
-    """A bind mount in the engine API's form (what docker.types.Mount builds)."""
-    return {"Target": target, "Source": source, "Type": "bind", "ReadOnly": read_only}
-
-
 @dataclass(frozen=True)
-class SandboxPolicy:
+class SandboxPolicy(InstallContainers):
     image: str
     instance: str = "default"
     runtime: str = "runc"
@@ -73,6 +67,9 @@ class SandboxPolicy:
     output_inodes: int = 8192
     tmp_inodes: int = 65536
     collect_timeout: float = 60.0
+    # The longest a sandbox lives before its run starts (a warm container waiting in the pool):
+    # past it the warden ends the sandbox itself, whether or not anyone is left to remove it.
+    idle_life: float = 3600.0 + 120.0
     # The code's uids: each sandbox container gets one of its own (app/sandbox/identities.py).
     # Below 65536, so a user-namespace remap of the usual 65536 ids still maps them.
     code_uid_first: int = 20000
@@ -92,9 +89,13 @@ class SandboxPolicy:
     package_index_url: str = ""
     package_extra_index_url: str = ""
     package_proxy: str = ""
-    # A bridge network of the install containers' own, created by the project on first use, with
-    # traffic between its containers turned off (two installs can never talk to each other).
+    # The install containers' own bridge (made on first use; no traffic between two installs).
     install_network: str = "codeinterp-install"
+    # A session's state (app/sandbox/sessions.py), 0 keeps none: the cap is on the names' pickles.
+    state_max_bytes: int = 0
+    state_seconds: float = 30.0
+    state_mount: str = "/mnt/state"
+    state_input_mount: str = "/mnt/session"
     # Imported by a warm container's runner before it reports ready, so runs skip that cost.
     warm_preload: tuple[str, ...] = ("numpy", "pandas")
     """Imported (and exercised) by a warm container's runner before it says it is ready."""
@@ -105,8 +106,6 @@ class SandboxPolicy:
     """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
     labelled on each, so the leftovers of a dead process can be told from live runs."""
 
-    # Identities
-
     @property
     def code_uids(self) -> range:
         """The uids the code may run as; one per container at a time."""
@@ -115,8 +114,6 @@ class SandboxPolicy:
     @property
     def code_uid_range(self) -> str:
         return f"{self.code_uid_first}-{self.code_uid_last}"
-
-    # Labels
 
     def labels(self, run_id: str, user_id: str, **extra: str) -> dict[str, str]:
         """Every label of a container of this instance; `extra` adds role or pool labels."""
@@ -153,9 +150,21 @@ class SandboxPolicy:
 
     # Container
 
+    @property
+    def keeps_state(self) -> bool:
+        return self.state_max_bytes > 0
+
+    @property
+    def state_file_cap(self) -> int:  # the largest snapshot a sandbox may send or be given
+        return self.state_max_bytes + STATE_OVERHEAD
+
+    @property
+    def state_input_path(self) -> str:  # its folder is mounted (warm), or the file alone (cold)
+        return f"{self.state_input_mount}/state"
+
     def tmpfs(self, code_uid: int) -> dict[str, str]:
         common = "rw,noexec,nosuid,nodev"
-        return {
+        folders = {
             "/tmp": f"{common},size={self.tmp_size_bytes},nr_inodes={self.tmp_inodes},mode=1777",
             # Owned by the code; its group is the keeper's, so the output warden (keeper uid) can
             # read what the code wrote without being able to write there.
@@ -164,6 +173,13 @@ class SandboxPolicy:
                 f"mode=0750,uid={code_uid},gid={self.keeper_uid}"
             ),
         }
+        if self.keeps_state:
+            # The session's new snapshot, written by the code's uid and sent by the warden.
+            folders[self.state_mount] = (
+                f"{common},size={self.state_file_cap},nr_inodes=64,"
+                f"mode=0750,uid={code_uid},gid={self.keeper_uid}"
+            )
+        return folders
 
     def security_opt(self) -> list[str]:
         """no-new-privileges always; under runc the project's seccomp profile too. Under gVisor
@@ -184,6 +200,8 @@ class SandboxPolicy:
         packages: dict[str, Path] | None = None,
         pool_id: str = "",
         package_root: Path | None = None,
+        state_file: Path | None = None,
+        state_dir: Path | None = None,
     ) -> dict:
         """Keyword arguments for docker's `containers.create` for one run.
 
@@ -196,13 +214,18 @@ class SandboxPolicy:
         `pool_id`: set for a warm container, created before its run and user are known.
         `package_root`: a warm container's whole package folder of the image (every cached
         entry, read-only, where `packages` would mount each), instead of `packages`.
+        `state_file`: the session's snapshot, mounted read-only on its own; `state_dir`: a warm
+        container's folder for it, placed there when a run takes the container.
         """
         mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
-        if package_root is not None:
-            mounts.append(
-                bind_mount(self.package_mount, self.host_path(package_root), read_only=True)
-            )
+        for source, target in (
+            (package_root, self.package_mount),
+            (state_file, self.state_input_path),
+            (state_dir, self.state_input_mount),
+        ):
+            if source is not None:
+                mounts.append(bind_mount(target, self.host_path(source), read_only=True))
         extra = {CODE_UID_LABEL: str(code_uid), **({POOL_LABEL: pool_id} if pool_id else {})}
         labels = self.labels(run_id, user_id, **extra)
         args = {
@@ -211,6 +234,9 @@ class SandboxPolicy:
             # keeps the sandbox alive between the execs and collects the outputs (warden_command).
             "command": self.warden_command(code_uid),
             "stdin_open": True,
+            # The main process's stdin closes when the host's attach goes away (its controller
+            # died): the warden then ends the sandbox (sandbox_collect.py's module doc).
+            "stdin_once": True,
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
             "labels": labels,
             "network_mode": "none",
@@ -273,92 +299,13 @@ class SandboxPolicy:
         """The import paths (inside a run) of the mounted package-cache entries."""
         return [f"{self.package_mount}/{dist}/site" for dist in sorted(packages)]
 
-    def install_user(self) -> str:
-        """uid:gid of the install container. The gid opens /opt/installer (pip); the uid is the
-        bot's own when it is not root, so the bot owns what the install writes."""
-        uid = os.getuid() or self.install_uid
-        return f"{uid}:{self.install_uid}"
-
-    def install_work_owner(self) -> int | None:
-        """Who must own an install's work folder: the installer uid when the bot is root (it then
-        runs the install as that uid), else nobody is changed (the install runs as the bot)."""
-        return None if os.getuid() else self.install_uid
-
-    def install_environment(self) -> dict[str, str]:
-        """An allow-list, like a run's: nothing from the bot's environment but the pip settings."""
-        env = {
-            "PATH": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "PIP_NO_INPUT": "1",
-        }
-        if self.package_index_url:
-            env["PIP_INDEX_URL"] = self.package_index_url
-        if self.package_extra_index_url:
-            env["PIP_EXTRA_INDEX_URL"] = self.package_extra_index_url
-        if self.package_proxy:
-            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-                env[name] = self.package_proxy
-        return env
-
-    def install_container_args(
-        self,
-        *,
-        run_id: str,
-        user_id: str,
-        work_dir: Path,
-        distribution: str,
-        check_only: bool = False,
-    ) -> dict:
-        """The install step for one approved distribution: the same image, with network (the
-        install network, install_network_args), running only the image's own install script. It
-        mounts no user files and runs no user code; its one writable mount is a fresh work folder
-        of the package cache. It always uses the engine's default runtime (gVisor is registered
-        with --network=none here), so it gets the project's seccomp profile too. `check_only`
-        asks the index for the distribution and installs nothing (doctor)."""
-        labels = self.labels(run_id, user_id, **{ROLE_LABEL: "install"})
-        mode = ["--check-index"] if check_only else []
-        return {
-            "image": self.image,
-            "command": [PYTHON, "-I", INSTALL_SCRIPT, *mode, "--work", "/work", distribution],
-            "user": self.install_user(),
-            "labels": labels,
-            "network_mode": self.install_network,
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges", f"seccomp={SECCOMP_PROFILE}"],
-            "read_only": True,
-            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={64 * 1024**2},mode=1777"},
-            "mounts": [bind_mount("/work", self.host_path(work_dir), read_only=False)],
-            "pids_limit": self.install_pids_limit,
-            "mem_limit": self.install_memory_bytes,
-            "memswap_limit": self.install_memory_bytes,
-            "nano_cpus": int(self.install_cpus * 1e9),
-            "ulimits": self.ulimits(),
-            "init": True,
-            "environment": self.install_environment(),
-            "hostname": "installer",
-            "working_dir": "/work",
-            "log_config": NO_LOGS,
-            "detach": True,
-        }
-
-    def install_network_args(self) -> dict:
-        """The install network: a bridge with inter-container traffic off (its containers reach
-        the internet through NAT, never each other). Shared by every instance on the engine."""
-        return {
-            "name": self.install_network,
-            "driver": "bridge",
-            "options": {ICC_OPTION: "false"},
-            "labels": {MANAGED_LABEL: "true", ROLE_LABEL: "install-network"},
-        }
-
     def probe_container_args(self, image: str) -> dict:
         """A container that is created to read a file of the image and never started."""
+        labels = self.labels("probe", "", **{ROLE_LABEL: "probe"})
         return {
             "image": image,
             "command": ["true"],
-            "labels": self.labels("probe", "", **{ROLE_LABEL: "probe"}),
+            "labels": labels,
             "network_mode": "none",
             "log_config": NO_LOGS,
             "detach": True,
@@ -385,10 +332,12 @@ class SandboxPolicy:
             "LC_ALL": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "MPLBACKEND": "Agg",
+            # Agg, whose plt.show() saves the open figures (sandbox-image/runtime/sandbox_backend).
+            "MPLBACKEND": "module://sandbox_backend",
             "MPLCONFIGDIR": "/tmp/matplotlib",
             "OUTPUT_DIR": self.output_mount,
             "INPUT_DIR": self.input_mount,
+            **({"STATE_DIR": self.state_mount} if self.keeps_state else {}),
             "OMP_NUM_THREADS": threads,
             "OPENBLAS_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
@@ -409,41 +358,28 @@ class SandboxPolicy:
             "workdir": self.output_mount,
         }
 
-    def reaper_exec(self, code_uid: int) -> dict:
-        """A shell, as the code's uid, that SIGKILLs every other process of that uid, then opens
-        the output folder to the warden (files the code made private). It starts in milliseconds
-        even while the code saturates the CPU quota. Its output is never read: it runs where the
-        code ran, so nothing it says is believed; the warden checks from /proc that nothing of
-        the code is left before it collects."""
-        out = self.output_mount
-        script = (
-            "i=0; while [ $i -lt 64 ] && kill -9 -1 2>/dev/null; do i=$((i+1)); done; "
-            f"chmod -R u+rwX,go+rX {out} 2>/dev/null; chmod 0750 {out} 2>/dev/null; exit 0"
-        )
-        return {
-            "cmd": ["/bin/sh", "-c", script],
-            "user": f"{code_uid}:{code_uid}",
-            "environment": {"PATH": "/usr/bin:/bin"},
-            "workdir": "/",
-        }
-
     def warden_command(self, code_uid: int) -> list[str]:
         """The sandbox's main process: the output warden, under the keeper's uid, which the code
         can neither signal nor trace, so its answers (code over, files, report) can be trusted.
-        It waits on stdin (attached by the host) and lives as long as the container."""
+        It waits on stdin (attached by the host) and ends the container when that closes or
+        when the container's own deadline passes (the run's, armed by the host, or `idle_life`
+        before a run), so no sandbox outlives its controller or its time."""
         return [
-            PYTHON,
-            "-I",
-            COLLECTOR_SCRIPT,
-            "--root",
-            self.output_mount,
-            "--max-files",
-            str(self.max_output_files),
-            "--max-bytes",
-            str(self.output_size_bytes),
-            "--max-depth",
-            str(self.max_output_depth),
+            *(PYTHON, "-I", COLLECTOR_SCRIPT, "--root", self.output_mount),
+            *(
+                "--max-files",
+                str(self.max_output_files),
+                "--max-bytes",
+                str(self.output_size_bytes),
+            ),
+            *("--max-depth", str(self.max_output_depth)),
+            *(["--state-root", self.state_mount] if self.keeps_state else []),
+            *(["--state-max-bytes", str(self.state_file_cap)] if self.keeps_state else []),
             "--serve",
             "--code-uid",
             str(code_uid),
+            "--idle-seconds",
+            f"{self.idle_life:g}",
+            "--collect-seconds",
+            f"{self.collect_timeout:g}",
         ]

@@ -4,25 +4,23 @@ A warm container is started by the same ContainerStarter as a cold one (app/sand
 with the full policy and its runner's heavy imports preloaded: it waits on stdin for the code. Its
 output warden (the main process, app/sandbox/warden.py) is attached and ready too. It was created
 before the user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool
-id>/ (the staging root the pool is given), mounted read-only; when a run takes it, the request's
-files are placed there from the host side
-(hard links when DATA_DIR is one filesystem, copies otherwise). New files in a bind-mounted folder
-are visible inside under runc and under runsc (gVisor revalidates bind mounts, its default).
+id>/ (the staging root the pool is given), read-only, and its session snapshot's folder is beside
+it; a run's files (and snapshot) are placed there when it takes the container (staging.py). New
+files in a bind-mounted folder are visible inside under runc and under runsc (gVisor revalidates
+bind mounts, its default).
 
 `take()` returns a ready container or None, and the run then starts cold; `acquire()` may also
 wait for a container that is almost ready when that beats a cold start. A background task keeps
 the target number ready (app/sandbox/pool_sizing.py: at least `size`, more with the arrival rate,
 up to the maximum and the memory bound; refills yield to runs), replaces containers older than
 `max_age` or whose runner died, removes surplus ones once idle, and removes everything on
-`close()`. Containers of dead processes are reaped
-by the runner at start-up (same labels as cold runs); orphaned staging folders here.
+`close()`. Containers of dead processes are reaped by the runner at start-up (same labels as cold
+runs) and after the engine is back; orphaned staging folders here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 import uuid
 from collections import deque
@@ -33,28 +31,45 @@ from pathlib import Path
 import structlog
 
 from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.names import POOL_LABEL
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.pool_sizing import SHRINK_AFTER, PoolBounds, PoolSizer
-from app.sandbox.staging import StagingError, WarmContainer, top_level_files
+from app.sandbox.staging import (
+    StagingError,
+    WarmContainer,
+    make_staging,
+    remove_orphans,
+    remove_staging,
+    top_level_files,
+)
 from app.sandbox.starter import ContainerStarter
 
 __all__ = ["POOL_LABEL", "PoolStats", "StagingError", "WarmContainer", "WarmPool", "remove_sandbox"]
 
 HEALTH_INTERVAL = 10.0
-# A staging folder younger than this may belong to a container still being created elsewhere.
-ORPHAN_GRACE = 120.0
+MAX_BACKOFF = 10.0
 log = structlog.get_logger(__name__)
 
 
-async def remove_sandbox(engine: Engine, container_id: str, staging: Path | None) -> None:
-    """Remove a run's container and, for a warm one, its staging folder; never raises."""
+async def remove_sandbox(
+    engine: Engine,
+    container_id: str,
+    staging: Path | None,
+    leftovers: LeftoverReaper | None = None,
+) -> None:
+    """Remove a run's container and, for a warm one, its staging folder; never raises. A
+    failed removal is logged once and left to the reaper (`leftovers`); the sandbox ends by
+    itself meanwhile, its warden having lost the host's attach."""
     try:
         await engine.call(engine.remove, container_id)
     except (EngineUnavailable, EngineError) as exc:
-        log.warning("sandbox removal failed; reaped later", error=str(exc)[:200])
+        short = container_id[:12]
+        log.warning("sandbox removal failed; reaped later", container=short, error=str(exc)[:200])
+        if leftovers is not None:
+            leftovers.remember(container_id)
     if staging is not None:
-        await asyncio.to_thread(shutil.rmtree, staging, True)
+        await asyncio.to_thread(remove_staging, staging)
 
 
 @dataclass
@@ -110,6 +125,9 @@ class WarmPool:
         self._wake: asyncio.Event | None = None
         self._closed = False
         self._failures = 0
+        self.leftovers: LeftoverReaper | None = None
+        """The runner's reaper: told of failed removals, and run when a start succeeds after
+        failures (the engine is back), so an outage leaves nothing behind for long."""
 
     @property
     def ready(self) -> int:
@@ -219,16 +237,23 @@ class WarmPool:
                 return
         self._idle.append(warm)
 
-    async def take_with_files(self, source_dir: Path, filenames: list[str]) -> WarmContainer | None:
-        """`acquire()`, with the run's files staged into the container's input folder; None (the
-        run starts cold) when none is ready or the files cannot be placed."""
+    async def take_with_files(
+        self, source_dir: Path | None, filenames: list[str], state: Path | None = None
+    ) -> WarmContainer | None:
+        """`acquire()`, with the run's files (and its session's snapshot) staged into the
+        container's input folder; None (the run starts cold) when none is ready or the files
+        cannot be placed."""
         warm = await self.acquire()
-        if warm is None:
-            return None
-        if not filenames:  # no manifest: the code sees the folder's files, as a cold run does
+        if warm is None or (source_dir is None and state is None):
+            return warm
+        if source_dir is not None and not filenames:
+            # No manifest: the code sees the folder's files, as a cold run does.
             filenames = await asyncio.to_thread(top_level_files, source_dir)
         try:
-            await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if source_dir is not None:
+                await asyncio.to_thread(warm.stage, source_dir, filenames)
+            if state is not None:
+                await asyncio.to_thread(warm.place, state, "state", warm.state_dir)
         except (OSError, StagingError) as exc:
             log.warning("warm container could not take the files", error=str(exc)[:200])
             self.dispose(warm)
@@ -285,8 +310,9 @@ class WarmPool:
                 await self._health_check()
                 last_health = time.monotonic()
             if self._failures and not self._starting:
-                # Back off after failures, so a broken engine or image is not hammered.
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self._failures, 6)))
+                # Back off after failures, so a broken engine or image is not hammered, but try
+                # often enough to refill soon after the engine is back.
+                await asyncio.sleep(min(MAX_BACKOFF, 0.5 * 2 ** min(self._failures, 6)))
             held = len(self._idle) + len(self._starting)
             target = self.sizer.target(held)
             surplus = self._shrink(target)
@@ -326,6 +352,10 @@ class WarmPool:
             self.stats.failed_starts += 1
             log.warning("warm container failed to start", error=str(exc)[:300])
             return
+        if self._failures:
+            log.info("warm container started again; the pool refills", after=self._failures)
+            if self.leftovers is not None:
+                await self.leftovers.reap()
         # Counted as starting no longer the moment it is ready, so it is never counted twice.
         self._starting.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
         self._failures = 0
@@ -338,9 +368,7 @@ class WarmPool:
 
     def _start_blocking(self) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]
-        input_dir = self.staging_root / pool_id
-        input_dir.mkdir(parents=True, mode=0o755)
-        os.chmod(input_dir, 0o755)  # readable by the code's uid whatever the umask
+        input_dir, state_dir = make_staging(self.staging_root, pool_id, self.policy.keeps_state)
 
         package_root = self.package_root() if self.package_root is not None else None
 
@@ -352,6 +380,7 @@ class WarmPool:
                 input_dir=input_dir,
                 pool_id=pool_id,
                 package_root=package_root,
+                state_dir=state_dir,
             )
 
         try:
@@ -359,7 +388,7 @@ class WarmPool:
                 args_for, self.policy.warm_preload, self.policy.warm_defer
             )
         except BaseException:
-            shutil.rmtree(input_dir, ignore_errors=True)
+            remove_staging(input_dir)
             raise
         return WarmContainer(
             started.container_id,
@@ -391,7 +420,7 @@ class WarmPool:
     def _discard(self, warm: WarmContainer) -> None:
         warm.close()
         task = asyncio.get_running_loop().create_task(
-            remove_sandbox(self.engine, warm.container_id, warm.staging)
+            remove_sandbox(self.engine, warm.container_id, warm.staging, self.leftovers)
         )
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)
@@ -413,11 +442,4 @@ class WarmPool:
         except (EngineUnavailable, EngineError) as exc:
             log.warning("staging cleanup skipped", error=str(exc)[:200])
             return
-        now = time.time()
-        for folder in root.iterdir():
-            try:
-                old = now - folder.lstat().st_mtime > ORPHAN_GRACE
-            except OSError:
-                continue
-            if folder.name not in alive and old:
-                shutil.rmtree(folder, ignore_errors=True)
+        remove_orphans(root, alive)

@@ -10,6 +10,10 @@ import enum
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app import user_ids
+from app.sandbox.sessions import SESSION_RULE, is_session_id
+from app.user_ids import is_user_id
+
 
 class RunStatus(str, enum.Enum):
     OK = "ok"
@@ -57,7 +61,9 @@ class RunRequest:
     timeout: float | None = None
     """Seconds for the exec step; never more than CODE_EXECUTION_TIMEOUT."""
     session_id: str = ""
-    """The conversation the run belongs to, if any (logged with the run)."""
+    """The conversation the run belongs to, if any: with session state on (the sandbox side's
+    SESSION_STATE), the run starts with the names the session's last run left and saves its own
+    (app/sandbox/sessions.py); empty: a run of its own, nothing kept."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,11 @@ class RunResult:
     skipped: tuple[SkippedOutput, ...] = ()
     message: str = ""
     """A short human explanation for any status but ok (what happened, what to change)."""
+    state_notes: tuple[str, ...] = ()
+    """What the session's state could not keep or restore ("not kept: con (sqlite3.Connection)"),
+    for the model; empty without a session."""
+    state_seconds: float = 0.0
+    """Time spent restoring and saving the session's state; outside the exec timer."""
 
     @property
     def succeeded(self) -> bool:
@@ -111,7 +122,9 @@ class RunResult:
         ]
         data["skipped"] = [{"name": s.name, "reason": s.reason} for s in self.skipped]
         data["installed_packages"] = list(self.installed_packages)
+        data["state_notes"] = list(self.state_notes)
         for key in (
+            "state_seconds",
             "queue_seconds",
             "setup_seconds",
             "exec_seconds",
@@ -120,3 +133,19 @@ class RunResult:
         ):
             data[key] = round(data[key], 4)
         return data
+
+
+def request_problem(request: RunRequest, max_code_bytes: int) -> str:
+    """Why the runner refuses `request` ("" when it is fine)."""
+    if not is_user_id(request.user_id):
+        return user_ids.RULE
+    if not request.code.strip():
+        return "there is no code to run"
+    size = len(request.code.encode("utf-8", errors="surrogatepass"))
+    if size > max_code_bytes:
+        return f"the code is {size} bytes, over the limit of {max_code_bytes} bytes"
+    if request.session_id and not is_session_id(request.session_id):
+        return SESSION_RULE
+    if request.timeout is not None and request.timeout <= 0:
+        return "the timeout must be a positive number of seconds"
+    return ""

@@ -23,32 +23,34 @@ are the policy's and the constructor's: nothing here reads settings.
 from __future__ import annotations
 
 import asyncio
-import json
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from app import user_ids
-from app.sandbox.collection import Collected, OutputCollector
-from app.sandbox.engine import Engine
-from app.sandbox.execution import ExecOutcome, finish_streams, timed_exec
+from app.sandbox.collection import OutputCollector, collect_run
+from app.sandbox.engine import Engine, EngineError, EngineUnavailable
+from app.sandbox.environment import EnvironmentReader, SandboxEnvironment
+from app.sandbox.execution import timed_exec
+from app.sandbox.job import job_payload, state_problem
 from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.packages import PackageInstaller, PackagePlan
+from app.sandbox.packages.retry import package_fallback
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.pool import WarmContainer, WarmPool, remove_sandbox
-from app.sandbox.result import RunRequest, RunResult, RunStatus
+from app.sandbox.result import RunRequest, RunResult, RunStatus, request_problem
 from app.sandbox.service import SandboxStatus
+from app.sandbox.sessions import SessionRun, SessionStates
 from app.sandbox.slots import RunSlots
 from app.sandbox.starter import ContainerStarter, Sandbox
-from app.sandbox.status import classify, explain, failure_message
+from app.sandbox.status import ENGINE_RESTARTED, classify, explain, failure_message
 from app.sandbox.summary import policy_summary
-from app.user_ids import is_user_id
 
 # Below this, a warm gVisor sandbox (its kernel, the preloaded runner, the warden) leaves the code
 # little memory: the runner warns at start.
@@ -67,8 +69,11 @@ class SandboxRunner:
         leftover_age: float | None = None,
         packages: PackageInstaller | None = None,
         pool: WarmPool | None = None,
+        sessions: SessionStates | None = None,
     ) -> None:
         self.policy = policy
+        # None, or a policy that keeps no state: runs keep nothing (SESSION_STATE=false).
+        self.sessions = sessions if policy.keeps_state else None
         self.engine = engine
         self.max_timeout = max_timeout
         self.slots = slots or RunSlots(4)
@@ -80,6 +85,7 @@ class SandboxRunner:
                 pool.package_root = packages.warm_package_root
         self.starter = ContainerStarter(policy, engine)
         self.collector = OutputCollector(policy, engine)
+        self.environment = EnvironmentReader(policy, engine, packages)
         # Past this age a container is a leftover whoever made it: no run lives that long.
         self.leftovers = LeftoverReaper(
             policy,
@@ -90,6 +96,8 @@ class SandboxRunner:
         self._approved = packages.catalog.approved_imports() if packages is not None else {}
         self._started = False
         self._removals: set[asyncio.Task] = set()
+        if pool is not None:
+            pool.leftovers = self.leftovers
 
     # Public API
 
@@ -101,7 +109,7 @@ class SandboxRunner:
         if request.session_id:
             context["session_id"] = request.session_id
         with structlog.contextvars.bound_contextvars(**context):
-            problem = self._check_request(request)
+            problem = request_problem(request, self.policy.max_code_bytes)
             if problem:
                 log.info("run refused", reason=problem)
                 return RunResult(run_id=run_id, status=RunStatus.ERROR, message=problem)
@@ -110,11 +118,21 @@ class SandboxRunner:
             if self.packages is not None:
                 # Before the run and outside its timer (and outside a run slot).
                 plan = await self.packages.prepare(request.code, run_id, str(request.user_id))
-            result = await self._queued_run(request, run_id, timeout, plan, on_queued)
-            if plan is not None:
-                result = await self._package_fallback(
-                    request, run_id, timeout, plan, result, on_queued
-                )
+
+            async def attempts() -> RunResult:
+                attempt = partial(self._queued_run, request, run_id, timeout, plan, on_queued)
+                result = await attempt()
+                if plan is None or self.packages is None:
+                    return result
+                user_id = str(request.user_id)
+                return await package_fallback(self.packages, plan, result, attempt, run_id, user_id)
+
+            if self.sessions is not None and request.session_id:
+                # One run of a session at a time: each restores what the last one saved.
+                async with self.sessions.lock(str(request.user_id), request.session_id):
+                    result = await attempts()
+            else:
+                result = await attempts()
             log.info(
                 "run finished",
                 status=result.status.value,
@@ -124,6 +142,18 @@ class SandboxRunner:
                 files=len(result.files),
             )
             return result
+
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget a session's state (/reset); whether it had any."""
+        if self.sessions is None or not session_id:
+            return False
+        return await asyncio.to_thread(self.sessions.reset, str(user_id), session_id)
+
+    async def remove_expired_sessions(self, max_age_seconds: float) -> int:
+        """Remove session states unused for `max_age_seconds` (FILE_EXPIRATION_HOURS)."""
+        if self.sessions is None:
+            return 0
+        return await asyncio.to_thread(self.sessions.remove_expired, max_age_seconds)
 
     async def start(self) -> None:
         """Long-lived use (the bot, bench): reap leftovers, start the warm pool, remove in the
@@ -159,7 +189,15 @@ class SandboxRunner:
 
     async def status(self) -> SandboxStatus:
         pool = self.pool
+        try:
+            await asyncio.wait_for(self.engine.call(self.engine.ping), 10)
+            problem = ""
+        except TimeoutError:
+            problem = "the Docker engine did not answer within 10 s"
+        except (EngineUnavailable, EngineError) as exc:
+            problem = str(exc)[:300]
         return SandboxStatus(
+            engine_problem=problem,
             where="in-process",
             running=self.slots.running,
             waiting=self.slots.waiting,
@@ -171,6 +209,9 @@ class SandboxRunner:
 
     async def describe_policy(self) -> dict[str, object]:
         return policy_summary(self.policy)
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        return await self.engine.call(self.environment.describe, self.max_timeout)
 
     async def reap_leftovers(self) -> int:
         """Remove our containers whose owner process is gone, or that are older than any run."""
@@ -194,18 +235,6 @@ class SandboxRunner:
 
     # Before the run
 
-    def _check_request(self, request: RunRequest) -> str:
-        if not is_user_id(request.user_id):
-            return user_ids.RULE
-        if not request.code.strip():
-            return "there is no code to run"
-        size = len(request.code.encode("utf-8", errors="surrogatepass"))
-        if size > self.policy.max_code_bytes:
-            return f"the code is {size} bytes, over the limit of {self.policy.max_code_bytes} bytes"
-        if request.timeout is not None and request.timeout <= 0:
-            return "the timeout must be a positive number of seconds"
-        return ""
-
     async def _queued_run(
         self,
         request: RunRequest,
@@ -218,38 +247,6 @@ class SandboxRunner:
         async with self.slots.acquire(str(request.user_id), on_queued):
             queue_seconds = time.monotonic() - queued_at
             return await self._run_in_container(request, run_id, timeout, queue_seconds, plan)
-
-    async def _package_fallback(
-        self,
-        request: RunRequest,
-        run_id: str,
-        timeout: float,
-        plan: PackagePlan,
-        result: RunResult,
-        on_queued: Callable[[int], None] | None,
-    ) -> RunResult:
-        """A run that died on a missing approved package gets it and runs once more, no more."""
-        assert self.packages is not None
-        user_id = str(request.user_id)
-        if result.status is RunStatus.ERROR and await self.packages.fallback(
-            plan, result.stderr, run_id, user_id
-        ):
-            log.info("running again with the missing package installed")
-            for stale in result.files:  # the first attempt's outputs are replaced, not mixed in
-                stale.path.unlink(missing_ok=True)
-            result = await self._queued_run(request, run_id, timeout, plan, on_queued)
-            if result.status is RunStatus.ERROR:
-                await self.packages.install_for_next_run(plan, result.stderr, run_id, user_id)
-        message = result.message
-        if result.status is RunStatus.ERROR:
-            extra = self.packages.explain(plan, result.stderr)
-            message = f"{message}; {extra}" if message and extra else (message or extra)
-        return replace(
-            result,
-            install_seconds=plan.install_seconds,
-            installed_packages=tuple(plan.installed),
-            message=message,
-        )
 
     # One container: acquire -> exec -> collect -> classify -> dispose
 
@@ -268,9 +265,22 @@ class SandboxRunner:
             "queue_seconds": queue_seconds,
         }
         packages = plan.mounts if plan is not None else {}
+        session = None
+        if self.sessions is not None and request.session_id:
+            session = await asyncio.to_thread(
+                self.sessions.open_run, str(request.user_id), request.session_id, run_id
+            )
+        acquired = False
         try:
-            async with self._sandbox(request, run_id, packages) as sandbox:
-                payload = self._payload(request, self.policy.package_paths(packages))
+            async with self._sandbox(request, run_id, packages, session) as sandbox:
+                acquired = True
+                payload = job_payload(
+                    self.policy,
+                    request,
+                    self.policy.package_paths(packages),
+                    self._approved,
+                    session,
+                )
                 setup_seconds = time.monotonic() - started
                 outcome = await self.engine.call(
                     timed_exec,
@@ -281,10 +291,20 @@ class SandboxRunner:
                     payload,
                     timeout,
                     self.policy.max_stream_bytes,
+                    self.policy.state_seconds if session is not None else None,
                 )
-                collected, exit_code = await self._collect(sandbox, outcome, request.output_dir)
+                collected, exit_code = await collect_run(
+                    self.engine,
+                    self.collector,
+                    sandbox,
+                    outcome,
+                    Path(request.output_dir),
+                    session.incoming if session is not None else None,
+                )
         except Exception as exc:
-            message = failure_message(exc, self.policy.image)
+            if session is not None:
+                await asyncio.to_thread(shutil.rmtree, session.incoming, True)
+            message = failure_message(exc, self.policy.image, during_run=acquired)
             log.warning("sandbox error", message=message)
             return RunResult(
                 **base,
@@ -292,13 +312,29 @@ class SandboxRunner:
                 setup_seconds=time.monotonic() - started,
                 message=message,
             )
-        status = classify(
-            timed_out=outcome.timed_out,
-            exit_code=exit_code,
-            oom_kills=collected.oom_kills,
-            container_oom=collected.container_oom,
-            sandbox_stopped=collected.sandbox_stopped,
-        )
+        notes: list[str] = []
+        if session is not None and self.sessions is not None:
+            problem = state_problem(outcome, self.policy.state_seconds)
+            if collected.engine_stopped:
+                problem = ENGINE_RESTARTED
+            commit = self.sessions.commit
+            notes = await asyncio.to_thread(commit, session, collected.state_files, problem)
+            if outcome.save_overrun and outcome.code_status is not None:
+                exit_code = outcome.code_status  # the code was over; only its saving was stopped
+        if collected.engine_stopped:
+            log.warning("sandbox error", message=ENGINE_RESTARTED)
+            status, message = RunStatus.SANDBOX_ERROR, ENGINE_RESTARTED
+        else:
+            status = classify(
+                timed_out=outcome.timed_out,
+                exit_code=exit_code,
+                oom_kills=collected.oom_kills,
+                container_oom=collected.container_oom,
+                sandbox_stopped=collected.sandbox_stopped,
+            )
+            message = explain(
+                status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
+            )
         return RunResult(
             **base,
             status=status,
@@ -312,21 +348,26 @@ class SandboxRunner:
             collect_seconds=collected.seconds,
             files=tuple(collected.files),
             skipped=tuple(collected.skipped),
-            message=explain(
-                status, exit_code, timeout, self.policy.memory_bytes, collected.sandbox_stopped
-            ),
+            message=message,
+            state_notes=tuple(notes),
+            state_seconds=outcome.restore_seconds + outcome.save_seconds,
         )
 
     @asynccontextmanager
     async def _sandbox(
-        self, request: RunRequest, run_id: str, packages: dict[str, Path]
+        self,
+        request: RunRequest,
+        run_id: str,
+        packages: dict[str, Path],
+        session: SessionRun | None = None,
     ) -> AsyncIterator[Sandbox]:
         """A ready sandbox for this run, warm when one is ready, cold otherwise; removed after."""
+        state = session.restore_from() if session is not None else None
         # A warm container mounts the image's whole package folder (created before the code was
         # known); one made without it, or for an image since rebuilt, cannot serve packages.
         warm = None
         if not packages or (self.pool is not None and self.pool.package_root is not None):
-            warm = await self._take_warm(request)
+            warm = await self._take_warm(request, state)
             if warm is not None and not warm.serves(packages):
                 assert self.pool is not None
                 self.pool.dispose(warm)
@@ -350,6 +391,7 @@ class SandboxRunner:
                 input_dir=request.input_dir,
                 input_files=names,
                 packages=packages,
+                state_file=state,
             )
 
         cold_began = time.monotonic()
@@ -365,75 +407,26 @@ class SandboxRunner:
         finally:
             await self._dispose(container_id, None)
 
-    async def _collect(
-        self, sandbox: Sandbox, outcome: ExecOutcome, destination: Path
-    ) -> tuple[Collected, int | None]:
-        """The outputs, and the code's exit status (None after a timeout or a dead sandbox)."""
-        destination = Path(destination)
-        exec_id = sandbox.stream.exec_id
-        if outcome.collecting:
-            # The warden confirmed that the code is over: it collects, no exec needed, while the
-            # rest of the runner's output is read.
-            collected, _ = await asyncio.gather(
-                self.engine.call(
-                    self.collector.from_warden, sandbox.warden, sandbox.container_id, destination
-                ),
-                self.engine.call(finish_streams, sandbox.stream, outcome),
-            )
-            sandbox.stream.close()
-            if outcome.timed_out:
-                return collected, None
-            if outcome.done_status is not None:
-                return collected, outcome.done_status
-            status = await self.engine.call(self.engine.exec_status, exec_id)
-            return collected, status.exit_code
-        # Stop reading the runner before collecting: an unread stream (a flood cut at the
-        # timeout) blocks the engine's I/O for the next exec of this container.
-        sandbox.stream.close()
-        collecting = self.engine.call(
-            self.collector.after_runner,
-            sandbox.warden,
-            sandbox.container_id,
-            destination,
-            runner_lost=outcome.runner_lost,
-        )
-        if outcome.timed_out or outcome.sandbox_died:
-            return await collecting, None
-        # The runner has exited (its stream closed): its status is final and can be read while
-        # the collector works, one round trip less.
-        status, collected = await asyncio.gather(
-            self.engine.call(self.engine.exec_status, exec_id), collecting
-        )
-        return collected, status.exit_code
-
-    async def _take_warm(self, request: RunRequest) -> WarmContainer | None:
-        """A warm container holding the request's files, or None to start a cold one."""
+    async def _take_warm(self, request: RunRequest, state: Path | None) -> WarmContainer | None:
+        """A warm container holding the request's files and snapshot; None: start a cold one."""
         if self.pool is None or not self._started:
             return None
-        if request.input_dir is None:
-            return await self.pool.acquire()
-        self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
+        if request.input_dir is not None:
+            self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
         return await self.pool.take_with_files(
-            Path(request.input_dir), [f.filename for f in request.files]
+            Path(request.input_dir) if request.input_dir is not None else None,
+            [f.filename for f in request.files],
+            state,
         )
 
     async def _dispose(self, container_id: str, staging: Path | None) -> None:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
         if self.pool is not None:
             self.pool.replenish()
-        removal = remove_sandbox(self.engine, container_id, staging)
+        removal = remove_sandbox(self.engine, container_id, staging, self.leftovers)
         if not self._started:
             await asyncio.shield(removal)
             return
         task = asyncio.get_running_loop().create_task(removal)
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
-
-    def _payload(self, request: RunRequest, paths: list[str]) -> bytes:
-        job = {
-            "code": request.code,
-            "files": [f.manifest_entry() for f in request.files],
-            "paths": paths,
-            "approved_packages": self._approved,
-        }
-        return json.dumps(job).encode() + b"\n"

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from app.sandbox.environment import SandboxEnvironment
 from app.sandbox.result import RunRequest, RunResult
 
 
@@ -38,6 +39,9 @@ class SandboxStatus:
     warm_ready: int
     warm_size: int
     max_timeout: float
+    engine_problem: str = ""
+    """Empty while the Docker engine answers; else why it does not (runs are sandbox_error and
+    the warm pool refills once it is back)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,8 +70,16 @@ class SandboxService(Protocol):
         """One run; `on_queued(position)` is called whenever the run waits for a slot."""
         ...
 
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget the state of a user's session (/reset); whether there was any. Never raises."""
+        ...
+
     async def status(self) -> SandboxStatus: ...
 
     async def describe_policy(self) -> dict[str, object]:
         """policy_summary() of the policy the runs get."""
+        ...
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        """What the code finds (packages, state, limits): the model's tool description."""
         ...

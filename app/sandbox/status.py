@@ -64,8 +64,18 @@ def explain(
     return ""
 
 
-def failure_message(exc: Exception, image: str) -> str:
-    """The message of a sandbox_error: what failed, and the fix where there is one."""
+ENGINE_RESTARTED = (
+    "sandbox unavailable: the Docker engine restarted during the run (or stopped answering); "
+    "the run was stopped and its outputs are lost. Try again when the engine is back"
+)
+
+
+def failure_message(exc: Exception, image: str, during_run: bool = False) -> str:
+    """The message of a sandbox_error: what failed, and the fix where there is one.
+    `during_run`: the sandbox had been started, so an engine gone now went away mid-run."""
+    if isinstance(exc, EngineUnavailable) and during_run:
+        log.warning("engine lost mid-run", error=str(exc)[:300])
+        return ENGINE_RESTARTED
     if isinstance(exc, ImageMissing):
         return f"sandbox image {image!r} not found: build it with `{IMAGE_BUILD_HINT}`"
     if isinstance(exc, EngineUnavailable):

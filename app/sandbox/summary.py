@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.sandbox.policy import SECCOMP_FILE, SandboxPolicy
+from app.sandbox.install_policy import SECCOMP_FILE
+from app.sandbox.policy import SandboxPolicy
 
 
 def policy_summary(policy: SandboxPolicy) -> dict[str, object]:
@@ -28,6 +29,12 @@ def policy_summary(policy: SandboxPolicy) -> dict[str, object]:
             f"{policy.output_mount}, noexec, read by the output warden (keeper uid)"
         ),
         "input": f"the run's files only, read-only binds under {policy.input_mount}",
+        "session state": (
+            f"tmpfs {policy.state_file_cap} bytes at {policy.state_mount} (the new snapshot, sent "
+            f"by the output warden); the last one read-only at {policy.state_input_path}"
+            if policy.keeps_state
+            else "off"
+        ),
         "packages": (
             f"approved auto-installed packages: read-only binds under {policy.package_mount}, "
             "installed beforehand by a separate container (network, no user code or files)"

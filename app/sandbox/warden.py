@@ -13,6 +13,9 @@ a run early nor set its status. At the timeout the runner stops the code and say
 so the same `collect` follows. When the runner's stream ends without its markers (the code killed
 it) the host asks `collect-if-gone`: the warden collects only once no process of the code's uid
 is left at all.
+
+The warden is also the sandbox's own deadline (`arm`, sent as the code is handed over) and ends
+the sandbox when this attach closes: the host going away ends its sandboxes within moments.
 """
 
 from __future__ import annotations
@@ -80,6 +83,14 @@ class Warden:
             line = "no answer in time"
         if line != "ready":
             raise WardenGone(f"the output warden did not start: {line!r}")
+
+    def arm(self, seconds: float) -> None:
+        """Start the run's own deadline: past `seconds`, the warden ends the sandbox if the code
+        still runs, whoever is (or is not) left on the host. No answer: the timer starts now."""
+        try:
+            self.stream.send(f"deadline {seconds:.3f}\n".encode())
+        except OSError:
+            pass  # gone: the next question says so
 
     def ask(self, request: str = "collect", timeout: float = ANSWER_TIMEOUT) -> str:
         """Ask `collect` or `collect-if-gone`; the one-line answer (see the module doc)."""

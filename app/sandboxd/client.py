@@ -32,6 +32,7 @@ from app.sandbox import (
     SandboxStatus,
     SandboxUnavailable,
 )
+from app.sandbox.environment import SandboxEnvironment
 from app.sandboxd import wire
 from app.sandboxd.address import ServiceAddress
 
@@ -125,11 +126,15 @@ class SandboxClient:
                 warm_ready=int(data["warm_ready"]),
                 warm_size=int(data["warm_size"]),
                 max_timeout=float(data["max_timeout"]),
+                engine_problem=str(data.get("engine_problem") or ""),
             )
         except (KeyError, TypeError, ValueError):
             raise SandboxUnavailable(
                 "the sandbox service sent stats this client cannot read"
             ) from None
+
+    async def describe_environment(self) -> SandboxEnvironment:
+        return SandboxEnvironment.from_dict((await self._get(wire.POLICY)).get("environment"))
 
     async def describe_policy(self) -> dict[str, object]:
         data = await self._get(wire.POLICY)
@@ -263,11 +268,28 @@ class SandboxClient:
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self._session
 
-    async def _get(self, path: str, accept: tuple[int, ...] = (200,)) -> dict:
-        timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
+    async def reset_session(self, user_id: str, session_id: str) -> bool:
+        """Forget a session's state at the service; False when it had none or cannot be asked
+        (logged: the session then expires there with FILE_EXPIRATION_HOURS)."""
+        body = {"user_id": str(user_id), "session_id": session_id}
         try:
-            async with self._client().get(
-                self.address.base_url + path, timeout=timeout
+            data = await self._get(wire.SESSION_RESET, body=body)
+        except SandboxUnavailable as exc:
+            log.warning("session state not reset at the sandbox service", error=str(exc))
+            return False
+        return data.get("reset") is True
+
+    async def _get(
+        self, path: str, accept: tuple[int, ...] = (200,), body: dict | None = None
+    ) -> dict:
+        """GET `path`, or POST `body` as JSON; the JSON answer."""
+        timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
+        url = self.address.base_url + path
+        try:
+            async with (
+                self._client().get(url, timeout=timeout)
+                if body is None
+                else self._client().post(url, json=body, timeout=timeout)
             ) as response:
                 data = await response.json(content_type=None)
                 status = response.status

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import os
 import shutil
 import socket
@@ -84,6 +85,7 @@ class SandboxServer:
         app.router.add_get(wire.STATS, self._stats)
         app.router.add_get(wire.POLICY, self._policy)
         app.router.add_post(wire.RUNS, self._run)
+        app.router.add_post(wire.SESSION_RESET, self._reset_session)
         return app
 
     async def start(self) -> None:
@@ -191,7 +193,18 @@ class SandboxServer:
 
     async def _policy(self, request: web.Request) -> web.Response:
         policy = await self.runner.describe_policy()
-        return web.json_response({"policy": policy, "max_timeout": self.runner.max_timeout})
+        environment = (await self.runner.describe_environment()).to_dict()
+        return web.json_response(
+            {"policy": policy, "max_timeout": self.runner.max_timeout, "environment": environment}
+        )
+
+    async def _reset_session(self, request: web.Request) -> web.Response:
+        try:
+            data = json.loads(await request.content.read(wire.REQUEST_OVERHEAD))
+        except ValueError:
+            raise wire.RequestRejected(400, "the request is not JSON") from None
+        user_id, session_id = wire.parse_session(data)
+        return web.json_response({"reset": await self.runner.reset_session(user_id, session_id)})
 
     # Runs
 

@@ -2,8 +2,9 @@
 
     GET  /v1/health   {"ok", "engine", "max_timeout", "instance", ...}; 503 when the engine is gone
     GET  /v1/stats    SandboxStatus as JSON
-    GET  /v1/policy   {"policy": policy_summary(policy), "max_timeout"}: read-only
+    GET  /v1/policy   {"policy": policy_summary(policy), "max_timeout", "environment"}: read-only
     POST /v1/runs     body: one JSON line (the run), then each listed file's bytes, in order
+    POST /v1/sessions/reset   {"user_id", "session_id"}: forget that session's state -> {"reset"}
 
 A run's response is a stream of frames, each one JSON line:
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from app.sandbox.result import InputFile, RunResult, RunStatus, SkippedOutput
+from app.sandbox.sessions import SESSION_ID
 from app.user_ids import is_user_id
 
 VERSION = 1
@@ -37,6 +39,7 @@ HEALTH = "/v1/health"
 STATS = "/v1/stats"
 POLICY = "/v1/policy"
 RUNS = "/v1/runs"
+SESSION_RESET = "/v1/sessions/reset"
 RUN_CONTENT_TYPE = "application/x-codeinterp-run"
 FRAMES_CONTENT_TYPE = "application/x-codeinterp-frames"
 
@@ -44,7 +47,6 @@ FRAMES_CONTENT_TYPE = "application/x-codeinterp-frames"
 # them equal) and for file ids and their on-disk names: <file id><extension of the type table>.
 FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,16}){0,2}")
-SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 TYPE_NAME = re.compile(r"[a-z0-9_+.-]{0,32}")
 MAX_NAME_CHARS = 255
 
@@ -308,10 +310,23 @@ def read_frame(line: bytes) -> dict:
     return data
 
 
+def parse_session(data: object) -> tuple[str, str]:
+    """(user id, session id) of a reset request; RequestRejected naming the bad field."""
+    if not isinstance(data, dict):
+        raise RequestRejected(400, "the request is not a JSON object")
+    user_id, session_id = data.get("user_id"), data.get("session_id")
+    if not is_user_id(user_id):
+        raise RequestRejected(400, "user_id is not a valid user id", "user_id")
+    if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
+        raise RequestRejected(400, "session_id is not a valid session name", "session_id")
+    return str(user_id), session_id
+
+
 # Results: every RunResult field of a plain type travels as it is
 
 
-_SPECIAL = {"status", "files", "skipped", "installed_packages"}
+_STRINGS = ("installed_packages", "state_notes")  # tuples of strings
+_SPECIAL = {"status", "files", "skipped", *_STRINGS}
 _HINTS = typing.get_type_hints(RunResult)
 _PLAIN = tuple(f.name for f in fields(RunResult) if f.name not in _SPECIAL)
 
@@ -321,7 +336,8 @@ def result_to_wire(result: RunResult) -> dict:
     data["status"] = result.status.value
     data["files"] = [{"name": f.name, "size": f.size} for f in result.files]
     data["skipped"] = [{"name": s.name, "reason": s.reason} for s in result.skipped]
-    data["installed_packages"] = list(result.installed_packages)
+    for name in _STRINGS:
+        data[name] = list(getattr(result, name))
     return data
 
 
@@ -338,10 +354,11 @@ def result_from_wire(data: object) -> tuple[dict[str, Any], list[tuple[str, int]
     values["skipped"] = tuple(
         SkippedOutput(_str(s, "name"), _str(s, "reason")) for s in _list(data, "skipped")
     )
-    packages = _list(data, "installed_packages")
-    if not all(isinstance(p, str) for p in packages):
-        raise ProtocolError("installed_packages must be strings")
-    values["installed_packages"] = tuple(packages)
+    for name in _STRINGS:
+        items = _list(data, name)
+        if not all(isinstance(item, str) for item in items):
+            raise ProtocolError(f"{name} must be strings")
+        values[name] = tuple(items)
     announced = []
     for item in _list(data, "files"):
         size = item.get("size") if isinstance(item, dict) else None

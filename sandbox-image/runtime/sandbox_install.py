@@ -55,7 +55,23 @@ def list_modules() -> dict:
                 continue
             if base.isidentifier():
                 names.add(base)
-    return {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "modules": sorted(names)}
+    return {
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "modules": sorted(names),
+        # What the model is told is preinstalled (app/sandbox/environment.py): the image's
+        # top-level packages (requirements.in), each with its version.
+        "distributions": top_level_distributions(),
+    }
+
+
+def top_level_distributions(listing: str = "/opt/sandbox/image-requirements.in") -> list[str]:
+    installed = dict(line.split("==", 1) for line in image_constraints().split())
+    try:
+        with open(listing) as fh:
+            wanted = [normalize(line.split("#", 1)[0].strip()) for line in fh]
+    except OSError:
+        wanted = list(installed)
+    return [f"{name}=={installed[name]}" for name in sorted(set(wanted)) if name in installed]
 
 
 def normalize(name: str) -> str:

@@ -56,6 +56,11 @@ DONE_MARKER = b"\x1e\x1ecodeinterp-done "
 # This process's name once the code is over, then "-" and the exit status. The warden reads it
 # in /proc (the code cannot rename this process), so a done marker the code forged is not believed.
 DONE_NAME = "cidone"
+# With a session's state: written when the restored state is in place and the code starts, and
+# when the code is over and its state is being saved (then its exit status and a newline). The
+# host's timer counts only what lies between; code that prints them itself only shortens its time.
+CODE_MARKER = b"\x1e\x1ecodeinterp-code\n"
+SAVE_MARKER = b"\x1e\x1ecodeinterp-save "
 PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 # How long the reaping after the code's end keeps trying (processes in uninterruptible sleep).
@@ -80,7 +85,12 @@ def main(argv: list[str]) -> int:
         __import__(name)
     if preload:
         _exercise()
-    import sandbox_files  # noqa: F401 - imported before the timer starts; the child reuses it
+    import sandbox_display  # noqa: F401 - imported before the timer starts; the child reuses them
+    import sandbox_files  # noqa: F401
+    import sandbox_state  # noqa: F401
+
+    if preload:  # a warm runner: saving and restoring a session's state need no import either
+        import cloudpickle  # noqa: F401
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -97,6 +107,8 @@ def main(argv: list[str]) -> int:
     alone = reap_other_processes()
     if alone:  # nothing of the code is left to change the folder while it is opened
         open_to_warden(os.environ.get("OUTPUT_DIR", "/mnt/output"))
+        if os.environ.get("STATE_DIR"):  # the session's new snapshot and notes
+            open_to_warden(os.environ["STATE_DIR"])
     _prctl(PR_SET_NAME, f"{DONE_NAME}-{status}".encode())
     done = DONE_MARKER + b"%d\n" % status
     os.write(2, done)
@@ -437,29 +449,87 @@ def _execute(job: dict) -> int:
 
     source = job["code"]
     linecache.cache[CODE_FILENAME] = (len(source), None, source.splitlines(True), CODE_FILENAME)
+    import sandbox_display
+
+    display = sandbox_display.Display(output_dir)
+    helpers = {
+        "load_file": sandbox_files.load_file,
+        "get_file_path": sandbox_files.get_file_path,
+        "list_files": sandbox_files.list_files,
+        "display": display.display,
+        "OUTPUT_DIR": output_dir,
+    }
     namespace = {
         "__name__": "__main__",
         "__builtins__": builtins,
         "__file__": CODE_FILENAME,
-        "load_file": sandbox_files.load_file,
-        "get_file_path": sandbox_files.get_file_path,
-        "list_files": sandbox_files.list_files,
-        "OUTPUT_DIR": output_dir,
+        **helpers,
     }
     sys.argv = [CODE_FILENAME]
+    state = job.get("state")
+    notes = _restore_state(state, namespace) if state else []
+    status = _run_code(source, namespace, display)
+    if state:
+        _save_state(state, namespace, helpers, notes, status)
+    return status
+
+
+def _run_code(source: str, namespace: dict, display) -> int:
+    """Run the code as a notebook cell: the trailing expression shown, open figures saved."""
     try:
-        compiled = compile(source, CODE_FILENAME, "exec", dont_inherit=True)
+        cell = display.compile_cell(source, CODE_FILENAME)
     except (SyntaxError, ValueError) as exc:
         sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
         return 1
     try:
-        exec(compiled, namespace)
+        try:
+            display.run_cell(cell, namespace)
+        finally:
+            display.flush_figures()
     except SystemExit as exc:
         return _system_exit_code(exc)
     except BaseException as exc:
         _print_user_traceback(exc)
         return 1
     return 0
+
+
+def _restore_state(state: dict, namespace: dict) -> list[str]:
+    """Load the session's snapshot before the code, then tell the host the code starts now
+    (restoring is outside the code's timer, with its own bound)."""
+    import sandbox_state
+
+    notes = []
+    if state.get("restore"):
+        notes = sandbox_state.restore(
+            state["restore"], namespace, int(state["max_bytes"]), float(state["seconds"])
+        )
+    sandbox_state.write_notes(state["folder"], notes)
+    _phase(CODE_MARKER)
+    return notes
+
+
+def _save_state(state: dict, namespace: dict, helpers: dict, notes: list, status: int) -> None:
+    """After the code, also one that raised: save its names (outside the code's timer)."""
+    import sandbox_state
+
+    _phase(SAVE_MARKER + b"%d\n" % status)
+    notes = notes + sandbox_state.save(
+        namespace, state["folder"], int(state["max_bytes"]), float(state["seconds"]), helpers
+    )
+    sandbox_state.write_notes(state["folder"], notes)
+
+
+def _phase(marker: bytes) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    try:
+        os.write(1, marker)
+    except OSError:
+        pass  # the code closed its stdout: the host counts the step as the code's time
 
 
 def _system_exit_code(exc: SystemExit) -> int:

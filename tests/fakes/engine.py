@@ -94,6 +94,8 @@ class FakeContainer:
     """The warden has said `collecting`."""
     created: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
+    deadline: float | None = None
+    """The seconds the host armed the warden's own deadline with (None: never armed)."""
 
     @property
     def labels(self) -> dict:
@@ -231,6 +233,9 @@ class FakeEngine:
         _send(sock, STDERR, b"ready\n")
         while (line := _read_line(sock)) is not None:
             request = line.strip()
+            if request.startswith(b"deadline "):
+                container.deadline = float(request.split()[1])
+                continue
             if request not in (b"collect", b"collect-if-gone"):
                 continue
             if script.warden == "gone":

@@ -43,7 +43,7 @@ def test_audit_reports_the_engines_view_and_passes(settings, engine, tmp_path):
     names = {check["name"] for check in report["checks"]}
     assert {
         "no setuid/setgid files",
-        "writable at run time: only the output folder and /tmp",
+        "writable at run time: only the output folder, /tmp (and the state folder)",
         "no sudo, su or container tools",
         "no secrets in the image history",
         "one identity per run: the code's uid is the container's own",

@@ -186,7 +186,7 @@ async def test_streamed_text_and_two_tool_calls_in_one_reply_run_in_order(
 LIST_MOUNT = """
 import os, json
 print(json.dumps({"mount": sorted(os.listdir("/mnt/data")), "listed": [f.name for f in list_files()]}))
-open("made-here.txt", "w").write("x")
+open("made-here.txt", "w").write("x");
 """
 
 
@@ -234,3 +234,65 @@ async def test_a_run_gets_at_most_the_sandbox_seconds_left_today(
     assert "Only 3 s of today's code execution time were left" in answer.notices[0]
     used = (await records.daily_usage("e2e-budget", budget.day())).seconds
     assert 12.5 <= used <= 13.5  # what ran was counted, not the 20 s asked for
+
+
+NOTEBOOK_STEPS = [
+    'df = load_file("sales.csv")\ndef per_region(frame):\n    return frame.groupby("region").units.sum()',
+    "print(per_region(df).to_dict())",
+    'import matplotlib.pyplot as plt\nper_region(df).plot(kind="bar")\nplt.show()',
+    "df.describe()",
+]
+
+
+async def test_a_conversation_keeps_its_names_like_a_notebook_until_reset(
+    fake_openai, make_chat, runner, data_dir
+):
+    """The issue's scenario: load, reuse, plot, describe; /reset; another user never sees it."""
+    service = make_chat(runner, data_dir)
+    sales = b"region,units\nnorth,3\nsouth,4\nnorth,5\n"
+
+    def result(body):
+        return reply(json.dumps(last_tool_result(body)))
+
+    results = []
+    for number, code in enumerate(NOTEBOOK_STEPS):
+        fake_openai.add(tool_call(code), result)
+        uploads = [Upload("sales.csv", sales)] if number == 0 else []
+        answer = await service.turn("nb-user", "channel-7", f"step {number}", uploads)
+        assert answer.error == ""
+        results.append(json.loads(answer.text))
+
+    assert [r["status"] for r in results] == ["ok"] * 4
+    assert results[1]["stdout"] == "{'north': 8, 'south': 4}\n"
+    assert [f["name"] for f in results[2]["files"]] == ["figure-1.png"]
+    assert results[3]["stdout"].split()[:2] == ["units", "count"]
+    assert "mean" in results[3]["stdout"]
+    # the model was told that names survive between calls, and what is preinstalled
+    description = fake_openai.requests[0]["tools"][0]["function"]["description"]
+    assert "share their top-level names like notebook cells" in description
+    assert "pandas==" in description
+
+    # a second user in the same channel never sees the first user's names
+    fake_openai.add(tool_call("print(per_region(df))"), result)
+    other = json.loads((await service.turn("nb-other", "channel-7", "and me?")).text)
+    assert other["status"] == "error" and "NameError" in other["stderr"]
+
+    assert await service.reset("nb-user", "channel-7") is True
+    fake_openai.add(tool_call("print(df)"), result)
+    after = json.loads((await service.turn("nb-user", "channel-7", "again")).text)
+    assert after["status"] == "error"
+    assert "NameError: name 'df' is not defined" in after["stderr"]
+
+
+async def test_a_name_that_cannot_be_kept_is_named_to_the_model(
+    fake_openai, make_chat, runner, data_dir
+):
+    service = make_chat(runner, data_dir)
+    fake_openai.add(
+        tool_call("import sqlite3\ncon = sqlite3.connect(':memory:')\nrows = [1, 2]"),
+        lambda body: reply(json.dumps(last_tool_result(body))),
+    )
+    answer = await service.turn("nb-notes", "c1", "connect")
+    seen = json.loads(answer.text)
+    assert seen["status"] == "ok"
+    assert seen["state_notes"] == ["not kept: con (sqlite3.Connection)"]

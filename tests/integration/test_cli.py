@@ -10,18 +10,18 @@ import pytest
 
 @pytest.fixture
 def cli(settings, tmp_path):
-    env = {
+    base = {
         **os.environ,
         "DATA_DIR": str(settings.data_dir),
         "SANDBOX_INSTANCE": settings.sandbox_instance,
         "CODE_EXECUTION_TIMEOUT": "30",
     }
 
-    def run(*args, stdin=None):
+    def run(*args, stdin=None, env=None):
         return subprocess.run(
             [sys.executable, "-m", "app", *args],
             input=stdin,
-            env=env,
+            env={**base, **(env or {})},
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -91,6 +91,8 @@ def test_failures_and_timeouts_exit_1(cli):
         (("run", "-", "--attach", "nope.csv"), "cannot attach nope.csv"),
         (("run", "-", "--timeout", "-3"), "must be a positive number"),
         (("run", "-", "--timeout", "soon"), "not a number"),
+        (("run", "-", "--session", "no spaces"), "a session name is"),
+        (("run", "-", "--reset"), "--reset needs --session"),
     ],
 )
 def test_usage_errors_exit_2_without_a_traceback(cli, args, message):
@@ -118,3 +120,44 @@ def test_doctor_names_the_fix_when_the_image_is_missing(cli, settings):
     assert proc.returncode == 1
     assert f"FAIL  sandbox image {env_image} is missing" in proc.stdout
     assert "python -m app image build" in proc.stdout
+
+
+def test_run_session_keeps_names_across_commands_with_notes(cli, settings):
+    """`run --session`: kept across separate commands; an unpicklable name, a name over the cap
+    and a corrupt snapshot each give their note and an ok run."""
+    name = f"cli-{os.getpid()}"
+    first = cli(
+        "run",
+        "-",
+        "--session",
+        name,
+        "--json",
+        stdin=(
+            "import sqlite3, numpy as np\n"
+            "con = sqlite3.connect(':memory:')\n"
+            "big = np.ones(600_000)\n"
+            "kept = {'a': 1}\n"
+        ),
+        env={"SESSION_STATE_MAX_BYTES": "2m"},
+    )
+    data = json.loads(first.stdout)
+    assert data["status"] == "ok"
+    assert "not kept: con (sqlite3.Connection)" in data["state_notes"]
+    assert any(note.startswith("not kept: big (numpy.ndarray") for note in data["state_notes"])
+
+    second = cli("run", "-", "--session", name, stdin="print(kept, 'big' in globals())")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "{'a': 1} False\n"
+
+    sessions = settings.data_dir / "sessions"
+    for state in sessions.glob("*/state"):
+        if b"kept" in state.read_bytes():
+            state.write_bytes(b"garbage")
+    third = cli("run", "-", "--session", name, stdin="print(globals().get('kept'))")
+    assert third.returncode == 0, third.stderr
+    assert third.stdout == "None\n"
+    assert "session: state not restored: the saved state is unreadable" in third.stderr
+
+    cli("run", "-", "--session", name, stdin="kept = 2")
+    reset = cli("run", "-", "--session", name, "--reset", stdin="print(globals().get('kept'))")
+    assert reset.stdout == "None\n"

@@ -142,7 +142,7 @@ async def test_outputs_only_their_owner_can_read_are_still_collected(runner, mak
 
 
 async def test_output_that_looks_like_the_runners_marker_is_kept(runner, make_request):
-    code = "import sys\nsys.stdout.write('a\\x1e\\x1ecodeinterp-done 0\\nb\\n')\n"
+    code = "import sys\nsys.stdout.write('a\\x1e\\x1ecodeinterp-done 0\\nb\\n');\n"
     result = await runner.run(make_request(code))
     assert result.status is RunStatus.OK
     assert result.stdout == "a\x1e\x1ecodeinterp-done 0\nb\n"

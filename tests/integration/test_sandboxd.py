@@ -446,3 +446,33 @@ def test_run_and_doctor_work_through_the_service_without_docker(service, tmp_pat
     )
     assert down.returncode == 1
     assert "the sandbox is unavailable right now: cannot connect" in down.stderr
+
+
+async def test_session_state_lives_at_the_service_and_reset_goes_through_it(
+    client, service, tmp_path
+):
+    def request(code: str, user: str = "u-state") -> RunRequest:
+        out = tmp_path / f"out-{uuid.uuid4().hex[:6]}"
+        return RunRequest(code=code, user_id=user, output_dir=out, session_id="chat-9")
+
+    first = await client.run(
+        request("import sqlite3\nrows = [1, 2]\ncon = sqlite3.connect(':memory:')")
+    )
+    assert first.status is RunStatus.OK, first.message + first.stderr
+    assert first.state_notes == ("not kept: con (sqlite3.Connection)",)
+    second = await client.run(request("print(rows)"))
+    assert second.stdout == "[1, 2]\n"
+    # the snapshot is the service's: in its DATA_DIR, never among the client's files
+    assert list((service.root / "data" / "sessions").glob("*/state"))
+    assert not list(tmp_path.rglob("state"))
+    other = await client.run(request("print(globals().get('rows'))", user="u-other"))
+    assert other.stdout == "None\n"
+
+    assert await client.reset_session("u-state", "chat-9") is True
+    after = await client.run(request("print(globals().get('rows'))"))
+    assert after.stdout == "None\n"
+
+    environment = await client.describe_environment()
+    assert environment.keeps_state and any(
+        p.startswith("pandas==") for p in environment.preinstalled
+    )

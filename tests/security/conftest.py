@@ -30,6 +30,8 @@ RUNTIMES = ("runc", "runsc")
 # Setup (container start) plus collection may take this long on a busy 2-core machine, gVisor
 # included; a run that takes longer than its timeout plus this has hung somewhere.
 OVERHEAD_BUDGET = 30.0
+# Restoring and saving a session's state each have this bound, outside the timeout.
+STATE_SECONDS = 5.0
 # The bot process may never hold more than this, however much the code prints or writes.
 HOST_RSS_LIMIT = 600 * 1024**2
 # Nor may its event loop be held this long by what it reads from a sandbox.
@@ -78,6 +80,8 @@ def settings(data_dir, runtime):  # noqa: F811
         sandbox_max_output_bytes=STREAM_CAP,
         sandbox_max_output_files=20,
         sandbox_max_concurrent_runs=4,
+        # A hostile snapshot may hold its restore this long beside the run's own timeout.
+        session_state_timeout=STATE_SECONDS,
     )
 
 
@@ -161,7 +165,8 @@ class Attack:
     def check_host(self, result: RunResult, request, timeout: float, wall: float) -> None:
         assert result.status is not RunStatus.SANDBOX_ERROR, result.message
         assert result.exec_seconds <= timeout + 1.5, f"exec took {result.exec_seconds:.1f} s"
-        assert wall <= timeout + OVERHEAD_BUDGET, (
+        state = 2 * STATE_SECONDS if request.session_id else 0.0
+        assert wall <= timeout + state + OVERHEAD_BUDGET, (
             f"the run took {wall:.1f} s (setup {result.setup_seconds:.1f}, "
             f"collect {result.collect_seconds:.1f}) for a {timeout:g} s limit"
         )

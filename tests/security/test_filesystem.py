@@ -46,8 +46,12 @@ async def test_another_users_files_are_unreachable(attack, data_dir, input_dir):
     assert result.status is RunStatus.OK, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:3] == ["[]", "['mine.csv']", "False False"]
-    # Cold: the run's one file is mounted on its own; warm: the container's staging folder.
-    assert lines[3] in ("['/mnt/data/mine.csv', '/mnt/output']", "['/mnt/data', '/mnt/output']")
+    # Cold: the run's one file is mounted on its own; warm: the container's staging folder and
+    # its (empty: no session) session folder. /mnt/state is the run's own tmpfs for its snapshot.
+    assert lines[3] in (
+        "['/mnt/data/mine.csv', '/mnt/output', '/mnt/state']",
+        "['/mnt/data', '/mnt/output', '/mnt/session', '/mnt/state']",
+    )
 
 
 async def test_input_mount_is_read_only_and_hashes_unchanged(attack, input_dir):
@@ -126,7 +130,7 @@ async def test_fifos_sockets_and_device_nodes_are_never_opened(attack):
         "        os.mknod(name, kind | 0o666, os.makedev(1, 3)); print('MADE')\n"
         "    except OSError:\n"
         "        print('refused')\n"
-        "open('real.txt', 'w').write('r')\n"
+        "open('real.txt', 'w').write('r');\n"  # `;`: the count written is not shown
     )
     result = await attack.run(code)
     if (

@@ -12,7 +12,7 @@ async def test_killing_pid_1_from_inside_changes_nothing(attack):
         "        os.kill(1, sig); print('SIGNALLED')\n"
         "    except OSError:\n"
         "        print('refused')\n"
-        "open('after.txt', 'w').write('a')\n"
+        "open('after.txt', 'w').write('a');\n"  # `;`: the count written is not shown
     )
     result = await attack.run(code)
     assert result.status is RunStatus.OK and result.stdout.split() == ["refused"] * 3

@@ -2,14 +2,16 @@ import pytest
 
 from app.config import Settings
 from app.wiring import build_runner
+from tests.fakes.engine import FakeEngine
 from tests.fakes.exec_socket import socket_pair
 from tests.fakes.file_store import memory_store
 
 
 @pytest.fixture
 def runner(tmp_path):
-    # Built but never started in unit tests: no scripted model reply there asks for a run.
-    return build_runner(Settings(_env_file=None, data_dir=tmp_path))
+    # Built but never started in unit tests: no scripted model reply there asks for a run. The
+    # fake engine keeps them off Docker (the tool description reads no image).
+    return build_runner(Settings(_env_file=None, data_dir=tmp_path), FakeEngine())
 
 
 @pytest.fixture

@@ -105,7 +105,9 @@ def test_tmpfs_without_an_inode_cap_fails():
         )
         for k, v in POLICY.tmpfs(UID).items()
     }
-    assert list(failures(bad)) == ["/tmp and output are noexec tmpfs bounded in bytes and inodes"]
+    assert list(failures(bad)) == [
+        "/tmp, output (and state) are noexec tmpfs bounded in bytes and inodes"
+    ]
 
 
 def test_a_docker_socket_mount_and_privileges_fail_with_the_fix_named():

@@ -120,6 +120,7 @@ async def test_two_passes_at_once_are_safe_and_a_second_pass_finds_nothing(setup
         "staging": 0,
         "containers": 0,
         "packages": 0,
+        "sessions": 0,
     }
 
 

@@ -17,8 +17,8 @@ BEHIND_PROXY = """\
 WARNING: Retrying (Retry(total=1, connect=None, read=None, redirect=None, status=None)) after \
 connection broken by 'SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] \
 certificate verify failed: unable to get local issuer certificate (_ssl.c:1006)'))': /simple/toolz/
-Could not fetch URL https://pypi.org/simple/toolz/: There was a problem confirming the ssl \
-certificate: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded - skipping
+Could not fetch URL https://index.example.test/simple/toolz/: There was a problem confirming the ssl \
+certificate: HTTPSConnectionPool(host='index.example.test', port=443): Max retries exceeded - skipping
 ERROR: Could not find a version that satisfies the requirement toolz (from versions: none)
 ERROR: No matching distribution found for toolz
 """

@@ -95,7 +95,18 @@ def test_a_huge_file_is_skipped_not_read(tmp_path):
 
 
 def test_both_sides_agree_on_the_framing():
-    for name in ("STREAM_MAGIC", "FILE", "DATA", "DONE", "END", "MAX_NAME_BYTES", "MAX_CHUNK"):
+    for name in (
+        "STREAM_MAGIC",
+        "FILE",
+        "DATA",
+        "DONE",
+        "END",
+        "STATE",
+        "STATE_FILES",
+        "MAX_NOTES_BYTES",
+        "MAX_NAME_BYTES",
+        "MAX_CHUNK",
+    ):
         assert getattr(sandbox_collect, name) == getattr(outputs, name), name
 
 
@@ -215,3 +226,65 @@ def test_receiver_never_overwrites_or_follows_a_planted_link(tmp_path):
     assert target.read_text() == "original"
     assert [f.name for f in receiver.files] == ["a-2.txt"]
     assert (destination / "a-2.txt").read_bytes() == b"new"
+
+
+def test_the_state_folder_travels_beside_the_outputs_never_among_them(tmp_path):
+    out, state = tmp_path / "out", tmp_path / "state"
+    out.mkdir()
+    state.mkdir()
+    (out / "result.csv").write_text("a\n1\n")
+    (state / "state").write_bytes(b"snapshot")
+    (state / "notes").write_text('["not kept: con (sqlite3.Connection)"]')
+    (state / "other").write_text("never sent")
+    os.symlink("/etc/passwd", state / "state.part")
+    collector = Collector(str(out), 20, 1024**2, 8, str(state), 1024)
+    collector.scan()
+    buffer = io.BytesIO()
+    collector.write_stream(buffer)
+    buffer.seek(0)
+    receiver = OutputReceiver(
+        tmp_path / "dest", 20, 1024**2, state_destination=tmp_path / "session", state_max_bytes=1024
+    )
+    receiver.receive(buffer)
+
+    assert [f.name for f in receiver.files] == ["result.csv"]
+    assert sorted(receiver.state_files) == ["notes", "state"]
+    assert receiver.state_files["state"].read_bytes() == b"snapshot"
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["result.csv"]
+
+
+def test_a_state_file_over_its_cap_is_not_sent(tmp_path):
+    out, state = tmp_path / "out", tmp_path / "state"
+    out.mkdir()
+    state.mkdir()
+    (state / "state").write_bytes(b"x" * 2048)
+    collector = Collector(str(out), 20, 1024**2, 8, str(state), 1024)
+    collector.scan()
+    buffer = io.BytesIO()
+    collector.write_stream(buffer)
+    assert b"S" + struct.pack(">H", 5) + b"state" not in buffer.getvalue()
+
+
+def state_record(name: bytes, data: bytes) -> bytes:
+    return b"S" + record(name, data)[1:]
+
+
+@pytest.mark.parametrize(
+    "stream, why",
+    [
+        (state_record(b"state", b"abc"), "no state destination"),
+        (state_record(b"../evil", b"abc"), "a name that is not a state file"),
+        (state_record(b"state", b"a") + state_record(b"state", b"b"), "twice"),
+        (state_record(b"state", b"x" * 2000), "over the cap"),
+    ],
+)
+def test_state_records_outside_the_rules_end_the_stream(tmp_path, stream, why):
+    destination = None if why == "no state destination" else tmp_path / "session"
+    receiver = OutputReceiver(
+        tmp_path / "dest", 20, 1024**2, state_destination=destination, state_max_bytes=1024
+    )
+    receiver.receive(io.BytesIO(outputs.STREAM_MAGIC + stream + b"E"))
+    assert any(s.name == outputs.STREAM for s in receiver.skipped), why
+    if why != "twice":
+        assert receiver.state_files == {}
+    assert not (tmp_path / "evil").exists()

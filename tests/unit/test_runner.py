@@ -166,7 +166,10 @@ async def test_every_container_gets_a_code_uid_of_its_own(tmp_path):
     for container in engine.containers_made.values():
         uid = container.labels[CODE_UID_LABEL]
         assert container.args["tmpfs"]["/mnt/output"].count(f"uid={uid},") == 1
-        assert container.args["command"][-2:] == ["--code-uid", uid]
+        command = container.args["command"]
+        assert command[command.index("--code-uid") + 1] == uid
+        # Armed as the code was handed over: the timeout, the runner's grace and a margin.
+        assert container.deadline is not None and container.deadline > 5
     assert engine.exec_users == [f"{uid}:{uid}" for uid in uids]
 
 

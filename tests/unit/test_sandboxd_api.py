@@ -458,3 +458,28 @@ async def test_the_admins_sandbox_view_through_the_service(make_chat, service, t
         text = interaction.response.send_message.await_args.args[0]
         assert all(part in text for part in expected), text
         await sandbox.close()
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"user_id": "u1", "session_id": "../up"}, "session_id"),
+        ({"user_id": "u1"}, "session_id"),
+        ({"user_id": "not a user", "session_id": "s"}, "user_id"),
+        (["u1", "s"], ""),
+    ],
+)
+async def test_a_session_reset_takes_no_name_it_has_not_checked(service, body, field):
+    status, answer = await service.post(
+        json.dumps(body).encode(), content_type="application/json", path=wire.SESSION_RESET
+    )
+    assert status == 400
+    assert answer.get("field", "") == field
+
+
+async def test_a_session_reset_through_the_client(service):
+    client = service.client()
+    assert await client.reset_session("u1", "chat-1") is False  # nothing kept yet
+    folder = service.tmp_path / "sessions"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert await dead_client(service.tmp_path).reset_session("u1", "chat-1") is False

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from app import wiring
+from app import host_paths
 from app.config import Settings
+from app.host_paths import mounted_host_path
 from app.ops.image import APP_DIR, app_files, build_context, source_hash
 from app.sandbox import SandboxRunner
 from app.sandboxd import SandboxClient
-from app.wiring import Components, mounted_host_path
+from app.wiring import Components
 
 
 def test_the_service_url_decides_which_sandbox_a_process_uses(tmp_path):
@@ -42,7 +43,7 @@ def test_a_containerised_service_reads_the_host_path_of_its_data_from_the_engine
     tmp_path, monkeypatch
 ):
     marker = tmp_path / ".dockerenv"
-    monkeypatch.setattr(wiring, "IN_CONTAINER", marker)
+    monkeypatch.setattr(host_paths, "IN_CONTAINER", marker)
     mounts = [
         {"Destination": "/", "Source": "/wrong"},
         {"Destination": str(tmp_path), "Source": "/var/lib/docker/volumes/x/_data"},

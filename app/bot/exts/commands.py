@@ -113,6 +113,7 @@ class CommandsCog(commands.Cog):
             f"Running: {status.running} of {status.capacity} slots; waiting: {status.waiting}",
             f"Warm: {status.warm_ready} of {status.warm_size} ready",
             f"Timeout: {status.max_timeout:g} s",
+            *([f"Engine: {status.engine_problem}"] if status.engine_problem else []),
             *(f"{key}: {value}" for key, value in policy.items()),
         ]
         await self._say(interaction, "```\n" + "\n".join(lines) + "\n```")
