@@ -76,6 +76,7 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._network_lock = threading.Lock()
+        self.unremoved: set[str] = set()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -205,7 +206,14 @@ class DockerEngine:
         args = dict(args)
         if args.pop("stdin_once", False):
             args["detach"] = False
-        return self.client.containers.create(**args)
+        try:
+            return self.client.containers.create(**args)
+        except BaseException:
+            # The engine may have made it and the answer been lost (the SDK also inspects what it
+            # created): only its name is known, kept for the reaper like a failed removal.
+            if args.get("name"):
+                self.unremoved.add(args["name"])
+            raise
 
     @_translated
     def create_and_start(self, args: dict) -> str:
@@ -262,8 +270,18 @@ class DockerEngine:
         except (DockerException, requests.exceptions.RequestException, EngineUnavailable):
             pass  # gone, stopped already, or the engine is away: removal or the reaper follows
 
-    @_translated
     def remove(self, container_id: str) -> None:
+        try:
+            self._remove(container_id)
+        except (EngineUnavailable, EngineError):
+            # Also a container created a moment before the engine went (its start failed): only
+            # this layer knows its id, so it is kept here for the reaper.
+            self.unremoved.add(container_id)
+            raise
+        self.unremoved.discard(container_id)
+
+    @_translated
+    def _remove(self, container_id: str) -> None:
         try:
             self.client.api.remove_container(container_id, force=True, v=True)
         except NotFound:
@@ -271,11 +289,12 @@ class DockerEngine:
 
     @_translated
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
-        State (`running`, `exited`, `created`...)."""
+        """Every container matching `filters`, stopped ones too: Id, Names, Labels, Created
+        (epoch), State (`running`, `exited`, `created`...)."""
         return [
             {
                 "Id": c["Id"],
+                "Names": c.get("Names") or [],
                 "Labels": c.get("Labels") or {},
                 "Created": c.get("Created", 0),
                 "State": c.get("State", ""),
