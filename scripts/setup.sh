@@ -63,6 +63,8 @@ ensure_docker() {
     done
     log "starting dockerd (log: /var/log/codeinterp-dockerd.log)"
     nohup dockerd >/var/log/codeinterp-dockerd.log 2>&1 &
+    # The suite owns this engine: tests/integration/test_engine_faults.py may restart it.
+    export CODEINTERP_ENGINE_PID=$!
     for _ in $(seq 60); do docker_answers && return 0; sleep 1; done
     tail -20 /var/log/codeinterp-dockerd.log >&2
     die "dockerd did not come up within 60 s"

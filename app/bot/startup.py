@@ -27,8 +27,9 @@ async def startup_problems(
     service: SandboxClient | None = None,
 ) -> list[str]:
     """The Docker engine and the image are checked when the bot runs the sandbox itself; with a
-    sandbox service, that the service accepts the bot (a service that is down is no reason not to
-    chat: runs say the sandbox is unavailable until it answers)."""
+    sandbox service, that the service accepts the bot. An engine or service that is down is no
+    reason not to chat: runs say the sandbox is unavailable until it answers (a Docker socket
+    this uid may not use is a problem: it does not end by itself)."""
     problems = []
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         problems.append(
@@ -61,7 +62,11 @@ async def startup_problems(
     try:
         await engine.call(engine.ping)
     except EngineUnavailable as exc:
-        problems.append(f"Docker: {exc}")
+        denied = socket_denied()
+        if denied:  # a setting to fix, not an outage that ends by itself
+            problems.append(f"Docker: {denied}")
+        else:  # an engine that is not up yet is an outage: chat on, runs say it is unavailable
+            log.warning("Docker engine unavailable at start; runs wait for it", error=str(exc))
         return problems
     try:
         labels = await engine.call(engine.image_labels, settings.sandbox_image)
@@ -73,6 +78,20 @@ async def startup_problems(
             f"sandbox image {settings.sandbox_image} not found: build it with `{IMAGE_BUILD_HINT}`"
         )
     return problems
+
+
+def socket_denied() -> str:
+    """Why this uid cannot use the engine's Unix socket although it exists; empty otherwise."""
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not where.startswith("unix://"):
+        return ""
+    path = Path(where.removeprefix("unix://"))
+    if not path.exists() or os.access(path, os.R_OK | os.W_OK):
+        return ""
+    return (
+        f"the Docker socket {path} is not readable and writable by uid {os.getuid()}: add the "
+        "user to the socket's group (usually `docker`) or run the bot as a user who has it"
+    )
 
 
 def data_dir_problem(settings: Settings) -> str:

@@ -206,8 +206,9 @@ class Benchmark:
                         opts.progress(f"{runtime} / {path} / {snippet}")
                         measured.append(await self._measure_runner(runner, runtime, path, snippet))
                     if path == "warm":
-                        measured += await measure_service(self, runner, runtime)
                         measured += await measure_state(self, runner, runtime)
+                        # Last: closing the service closes the runner it serves.
+                        measured += await measure_service(self, runner, runtime)
                 finally:
                     await runner.close()
         report["results"] = [f.to_dict() for f in measured]

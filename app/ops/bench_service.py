@@ -76,5 +76,5 @@ async def measure_service(bench: Benchmark, runner: SandboxRunner, runtime: str)
     finally:
         delattr(runner, "run")  # the runner's own method again
         await client.close()
-        await server.close()  # stops listening; the bench closes the runner
+        await server.close()  # stops listening and closes the runner: the warm path's last row
     return figures

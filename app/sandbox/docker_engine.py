@@ -86,6 +86,7 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._network_lock = threading.Lock()
+        self.unremoved: set[str] = set()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -160,7 +161,7 @@ class DockerEngine:
 
         None when the file does not exist, is not a regular file or is larger than `max_bytes`.
         """
-        container_id = self._create(args).id
+        container_id = self._create(args)
         try:
             try:
                 chunks, stat = self.client.api.get_archive(container_id, path)
@@ -182,15 +183,15 @@ class DockerEngine:
     def run_to_completion(self, args: dict, timeout: float) -> int | None:
         """Create, start and wait for a container, then remove it. Its exit code, or None when
         `timeout` ran out (removal kills it)."""
-        container = self._create(args)
+        container_id = self._create(args)
         try:
-            container.start()
+            self.client.api.start(container_id)
             try:
-                return int(self.client.api.wait(container.id, timeout=timeout)["StatusCode"])
+                return int(self.client.api.wait(container_id, timeout=timeout)["StatusCode"])
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 return None
         finally:
-            self.remove(container.id)
+            self.remove(container_id)
 
     @_translated
     def run_removing(self, args: dict) -> int:
@@ -218,30 +219,41 @@ class DockerEngine:
     def run_and_capture(self, args: dict, timeout: float) -> tuple[int, bytes, bytes]:
         """Create, start and wait for a container (no log driver needed: its stdio is attached),
         then remove it: (exit code, stdout, stderr)."""
-        container = self._create(args)
+        container_id = self._create(args)
         try:
-            container.start()
-            status = container.wait(timeout=timeout)
-            out = container.logs(stdout=True, stderr=False)
-            err = container.logs(stdout=False, stderr=True)
+            self.client.api.start(container_id)
+            status = self.client.api.wait(container_id, timeout=timeout)
+            out = self.client.api.logs(container_id, stdout=True, stderr=False)
+            err = self.client.api.logs(container_id, stdout=False, stderr=True)
         finally:
-            self.remove(container.id)
+            self.remove(container_id)
         return int(status.get("StatusCode", -1)), out, err
 
     # Containers
 
-    def _create(self, args: dict) -> Any:
-        return self.client.containers.create(**_sdk_spelling(args))
+    def _create(self, args: dict) -> str:
+        """A container of `containers.create` arguments (docker-py's own conversion, so both
+        accept exactly the same), by the low-level create: `containers.create` would inspect the
+        new container too, one round trip more on every start. When the answer is lost the engine
+        may have made it: only its name is known, kept for the reaper like a failed removal."""
+        version = self.client.api._version
+        converted = _create_container_args({**_sdk_spelling(args), "version": version})
+        try:
+            return self.client.api.create_container(**converted)["Id"]
+        except BaseException:
+            if args.get("name"):
+                self.unremoved.add(args["name"])
+            raise
 
     @_translated
     def create_and_start(self, args: dict) -> str:
-        container = self._create(args)
+        container_id = self._create(args)
         try:
-            container.start()
+            self.client.api.start(container_id)
         except BaseException:
-            self.remove(container.id)
+            self.remove(container_id)
             raise
-        return container.id
+        return container_id
 
     @_translated
     def create_attach_start(self, args: dict) -> tuple[str, ExecStream]:
@@ -256,9 +268,7 @@ class DockerEngine:
         bench's refill breakdown)."""
         took: dict[str, float] = {}
         started = time.perf_counter()
-        # The low-level create: `containers.create` would inspect the new container too, one
-        # round trip more on every start.
-        container_id = self.client.api.create_container(**self._create_args(args))["Id"]
+        container_id = self._create(args)
         took["create"] = time.perf_counter() - started
         try:
             started = time.perf_counter()
@@ -278,11 +288,6 @@ class DockerEngine:
             self.remove(container_id)
             raise
         return container_id, stream, took
-
-    def _create_args(self, args: dict) -> dict:
-        """`containers.create` keyword arguments as the low-level API's (docker-py's own
-        conversion, so both accept exactly the same)."""
-        return _create_container_args({**_sdk_spelling(args), "version": self.client.api._version})
 
     @_translated
     def inspect(self, container_id: str) -> dict:
@@ -309,8 +314,18 @@ class DockerEngine:
         except (DockerException, requests.exceptions.RequestException, EngineUnavailable):
             pass  # gone, stopped already, or the engine is away: removal or the reaper follows
 
-    @_translated
     def remove(self, container_id: str) -> None:
+        try:
+            self._remove(container_id)
+        except (EngineUnavailable, EngineError):
+            # Also a container created a moment before the engine went (its start failed): only
+            # this layer knows its id, so it is kept here for the reaper.
+            self.unremoved.add(container_id)
+            raise
+        self.unremoved.discard(container_id)
+
+    @_translated
+    def _remove(self, container_id: str) -> None:
         try:
             self.client.api.remove_container(container_id, force=True, v=True)
         except NotFound:
@@ -318,11 +333,12 @@ class DockerEngine:
 
     @_translated
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
-        State (`running`, `exited`, `created`...)."""
+        """Every container matching `filters`, stopped ones too: Id, Names, Labels, Created
+        (epoch), State (`running`, `exited`, `created`...)."""
         return [
             {
                 "Id": c["Id"],
+                "Names": c.get("Names") or [],
                 "Labels": c.get("Labels") or {},
                 "Created": c.get("Created", 0),
                 "State": c.get("State", ""),

@@ -217,7 +217,13 @@ class Engine(Protocol):
 
     def kill(self, container_id: str) -> None: ...
 
-    def remove(self, container_id: str) -> None: ...
+    def remove(self, container_id: str) -> None:
+        """Remove a container, killing it; one whose removal fails stays in `unremoved`."""
+        ...
+
+    unremoved: set[str]
+    """Containers whose removal failed (the engine was away or refused), wherever it was tried:
+    the reaper's (app/sandbox/leftovers.py) as soon as the engine answers again."""
 
     def ensure_network(self, args: dict) -> None:
         """Create the network `args` describes (name, driver, options, labels) unless it exists;
@@ -225,6 +231,6 @@ class Engine(Protocol):
         ...
 
     def containers(self, filters: dict) -> list[dict]:
-        """Every container matching `filters`, stopped ones too: Id, Labels, Created (epoch),
-        State (`running`, `exited`...)."""
+        """Every container matching `filters`, stopped ones too: Id, Names, Labels, Created
+        (epoch), State (`running`, `exited`, `created`...)."""
         ...

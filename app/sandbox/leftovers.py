@@ -1,11 +1,12 @@
 """Leftover containers: which of this instance's containers no live run owns, and their removal.
 
 Every container carries its creator's owner token (host, pid and process start time, so a reused
-pid is not mistaken for the creator). A container is a leftover when its owner process is known to
-be gone, when it has no owner, when it is older than any run can be, or when it has been stopped
-for a while (STOPPED_GRACE): a sandbox ends by itself when its controller goes away or its
-deadline passes, and one whose removal failed (the engine was away) is left for this reaper; a
-live owner removes its own stopped sandbox within moments. Containers of another host
+pid is not mistaken for the creator). A container is a leftover when its removal failed (the
+engine was away: `Engine.unremoved`, retried as soon as the engine answers), when its owner
+process is known to be gone, when it has no owner, when it is older than any run can be, or when
+it has been stopped, or created and never started, for a while (STOPPED_GRACE): a sandbox ends by
+itself when its controller goes away or its deadline passes, and a live owner removes its own
+stopped sandbox within moments. Containers of another host
 or container are judged by age only: their owner's liveness cannot be seen from here.
 
 The sandbox service (`python -m app sandboxd`) marks its token `sandboxd@`: there is one service
@@ -68,8 +69,11 @@ class LeftoverReaper:
         self.engine = engine
         self.max_age = max_age
         """Past this age a container is a leftover whoever made it: no run lives that long."""
-        self.unremoved: set[str] = set()
+
+    @property
+    def unremoved(self) -> set[str]:
         """Containers whose removal failed (the engine was away): the next reaping's."""
+        return self.engine.unremoved
 
     def remember(self, container_id: str) -> None:
         self.unremoved.add(container_id)
@@ -91,23 +95,32 @@ class LeftoverReaper:
             return 0
 
     def leftover_ids(self) -> list[str]:
+        return [info["Id"] for info in self._leftovers()]
+
+    def _leftovers(self) -> list[dict]:
+        """The listed containers that are leftovers (see the module doc)."""
         now = time.time()
         found = []
         every = self.engine.containers(self.policy.ownership_filter())
-        self.unremoved &= {info["Id"] for info in every}  # the others are gone already
+        keys = {info["Id"]: {info["Id"], *_names(info)} for info in every}
+        self.unremoved.intersection_update(set().union(*keys.values()))  # others are gone
         for info in every:
-            if info["Id"] in self.unremoved:
-                found.append(info["Id"])
+            if keys[info["Id"]] & self.unremoved:
+                found.append(info)
                 continue
             owner = (info.get("Labels") or {}).get(OWNER_LABEL, "")
             too_old = now - info.get("Created", now) > self.max_age
             gone = not owner or owner_is_dead(owner, self.policy.owner)
             if too_old or gone or self._stopped_long_ago(info, now):
-                found.append(info["Id"])
+                found.append(info)
         return found
 
     def _stopped_long_ago(self, info: dict, now: float) -> bool:
-        """A container that ended more than STOPPED_GRACE ago."""
+        """A container that ended, or was created and never started, more than STOPPED_GRACE
+        ago (every path starts what it creates at once; one whose start failed as the engine went
+        away may never have had its id returned)."""
+        if info.get("State") == "created":
+            return now - info.get("Created", now) > STOPPED_GRACE
         if info.get("State") not in ("exited", "dead"):
             return False
         finished = str(self.engine.state(info["Id"]).get("FinishedAt") or "")
@@ -119,10 +132,15 @@ class LeftoverReaper:
 
     def _reap_blocking(self) -> int:
         removed = 0
-        for container_id in self.leftover_ids():
-            self.engine.remove(container_id)
-            self.unremoved.discard(container_id)
+        for info in self._leftovers():
+            self.engine.remove(info["Id"])
+            self.unremoved.difference_update({info["Id"], *_names(info)})
             removed += 1
         if removed:
             log.info("reaped leftover sandbox containers", count=removed)
         return removed
+
+
+def _names(info: dict) -> set[str]:
+    """A listed container's names, without the engine's leading slash."""
+    return {name.lstrip("/") for name in info.get("Names") or ()}

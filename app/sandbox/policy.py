@@ -230,6 +230,9 @@ class SandboxPolicy(InstallContainers):
         labels = self.labels(run_id, user_id, **extra)
         args = {
             "image": self.image,
+            # Known before the engine answers: a container made as the engine went away, its id
+            # never returned, is still found by name (Engine.unremoved).
+            "name": f"codeinterp-{run_id}-{code_uid}",
             # The main process is the output warden, under the keeper's uid (not the code's): it
             # keeps the sandbox alive between the execs and collects the outputs (warden_command).
             "command": self.warden_command(code_uid),

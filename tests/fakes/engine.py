@@ -108,6 +108,7 @@ class FakeEngine:
         self.missing_image = missing_image
         self.containers_made: dict[str, FakeContainer] = {}
         self.removed: list[str] = []
+        self.unremoved: set[str] = set()
         self.execs: list[str] = []
         """`runner` (or `other`: never expected) for each exec, in order."""
         self.exec_users: list[str] = []
@@ -185,6 +186,7 @@ class FakeEngine:
             container.running = False
 
     def remove(self, container_id: str) -> None:
+        self.unremoved.discard(container_id)
         container = self.containers_made.get(container_id)
         if container is not None and container_id not in self.removed:
             self.removed.append(container_id)

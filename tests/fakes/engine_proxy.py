@@ -14,7 +14,9 @@ import socket
 import threading
 from pathlib import Path
 
-UPSTREAM = "/var/run/docker.sock"
+# The engine the suite uses: DOCKER_HOST's socket (a private engine) or the default one.
+_HOST = os.environ.get("DOCKER_HOST", "")
+UPSTREAM = _HOST.removeprefix("unix://") if _HOST.startswith("unix://") else "/var/run/docker.sock"
 
 
 class EngineProxy:

@@ -1,26 +1,65 @@
 """`python -m app bot` refuses to start with one readable line per missing piece."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from app.bot.client import heartbeat_is_fresh
+from app.bot.startup import socket_denied
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_startup_names_every_missing_piece_in_one_line_each(tmp_path):
     done = _start(tmp_path, MONGODB_URI="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300")
-    lines = done.stderr.strip().splitlines()
+    # What is not a reason to stop is a log line (JSON); every problem is one line of its own.
+    lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("{")]
     assert done.returncode == 2
     assert all(line.startswith("cannot start: ") for line in lines), done.stderr
     text = done.stderr
     assert "DISCORD_TOKEN is not set" in text
     assert "OPENAI_API_KEY is not set" in text
     assert "MongoDB: MongoDB unreachable" in text and "127.0.0.1:9" not in text
-    assert "cannot reach the Docker engine" in text
+    # An engine that is not up is an outage, not a reason to stay down (runs say so meanwhile).
+    assert not [line for line in lines if "Docker" in line]
+    assert "Docker engine unavailable at start" in text
     assert "Traceback" not in text
+
+
+def test_a_docker_socket_this_user_may_not_use_is_named_with_the_fix():
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        sock = folder / "docker.sock"
+        sock.touch(mode=0o600 if os.getuid() == 0 else 0o000)
+        os.environ["DOCKER_HOST"] = f"unix://{sock}"
+        said = _as_another_uid(socket_denied)
+    finally:
+        os.environ.pop("DOCKER_HOST")
+        shutil.rmtree(folder)
+    assert f"the Docker socket {sock} is not readable and writable by uid" in said
+    assert "group" in said
+
+
+def _as_another_uid(check) -> str:
+    """`check()` in a child that is not root (as root any file is readable), as a bot user runs."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            if os.getuid() == 0:
+                os.setuid(65534)
+            os.write(write, check().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        said = fh.read()
+    os.waitpid(pid, 0)
+    return said
 
 
 def test_healthcheck_reads_the_heartbeat(tmp_path):

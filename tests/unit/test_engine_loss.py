@@ -93,8 +93,40 @@ async def test_a_failed_removal_through_the_sdk_is_logged_once_and_remembered():
             await remove_sandbox(engine, "abc123", None, reaper)
     finally:
         engine.close()
-    assert reaper.unremoved == {"abc123"}
+    # Both are kept for the reaper: the engine records every removal that failed, wherever.
+    assert reaper.unremoved == {"abc", "abc123"} == engine.unremoved
     assert _count(logs, "sandbox removal failed; reaped later") == 1
+
+
+class CreatesThenDown(SdkDown):
+    """The low-level API of a client that creates a container and then loses the engine."""
+
+    _version = "1.41"
+
+    def create_container(self, **kwargs):
+        return {"Id": "made-then-lost"}
+
+
+class StartFails:
+    """A docker client that creates a container and then loses the engine: start, attach and
+    removal all fail as requests does when dockerd has gone."""
+
+    def __init__(self) -> None:
+        self.api = CreatesThenDown()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_container_created_as_the_engine_went_is_kept_for_the_reaper():
+    engine = DockerEngine(lambda: StartFails())  # type: ignore[arg-type, return-value]
+    try:
+        with pytest.raises(EngineUnavailable):
+            engine.create_attach_start({"image": "i"})
+    finally:
+        engine.close()
+    # Nobody above this layer ever saw the id: without the record it would stay "created".
+    assert engine.unremoved == {"made-then-lost"}
 
 
 def _count(logs: list[dict], event: str) -> int:
@@ -105,6 +137,7 @@ class ListingEngine(FakeEngine):
     def __init__(self, finished: datetime, state: str = "exited") -> None:
         super().__init__()
         self.finished, self.listed_state = finished, state
+        self.created = finished.timestamp() if state == "created" else time.time()
 
     def containers(self, filters):
         owner = SandboxPolicy(image="i").owner or "this-host:1:1"
@@ -112,7 +145,7 @@ class ListingEngine(FakeEngine):
             {
                 "Id": "c1",
                 "Labels": {OWNER_LABEL: owner},
-                "Created": time.time(),
+                "Created": self.created,
                 "State": self.listed_state,
             }
         ]
@@ -127,6 +160,8 @@ class ListingEngine(FakeEngine):
         (STOPPED_GRACE + 30, "exited", True),
         (5, "exited", False),  # its live owner removes it in a moment
         (STOPPED_GRACE + 30, "running", False),
+        (STOPPED_GRACE + 30, "created", True),  # its start failed and its id was lost
+        (5, "created", False),  # its owner is about to start it
     ],
 )
 def test_a_stopped_sandbox_is_a_leftover_after_a_grace_whoever_owns_it(ago, state, reaped):
