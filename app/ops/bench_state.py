@@ -69,9 +69,7 @@ async def _run(
     bench: Benchmark, runner: SandboxRunner, code: str, session: str, *, warm_only: bool = True
 ):
     """(ms, result) of one warm run in `session`; None when it was served cold (`warm_only`)."""
-    if runner.pool is not None:
-        await runner.pool.wait_ready(1, timeout=300)
-    await runner.wait_removals()
+    await bench.settle(runner)
     taken = runner.pool.stats.taken if runner.pool else 0
     out = bench.work / "out" / uuid.uuid4().hex
     request = RunRequest(code=code, user_id="bench", output_dir=out, session_id=session)
