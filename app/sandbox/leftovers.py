@@ -75,9 +75,6 @@ class LeftoverReaper:
         """Containers whose removal failed (the engine was away): the next reaping's."""
         return self.engine.unremoved
 
-    def remember(self, container_id: str) -> None:
-        self.unremoved.add(container_id)
-
     async def reap(self) -> int:
         """Remove the leftovers now; 0 (logged) when the engine cannot be asked."""
         try:

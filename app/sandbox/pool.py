@@ -56,18 +56,16 @@ async def remove_sandbox(
     engine: Engine,
     container_id: str,
     staging: Path | None,
-    leftovers: LeftoverReaper | None = None,
 ) -> None:
     """Remove a run's container and, for a warm one, its staging folder; never raises. A
-    failed removal is logged once and left to the reaper (`leftovers`); the sandbox ends by
-    itself meanwhile, its warden having lost the host's attach."""
+    failed removal is logged once and left to the reaper (the engine keeps it in
+    `Engine.unremoved`); the sandbox ends by itself meanwhile, its warden having lost the host's
+    attach."""
     try:
         await engine.call(engine.remove, container_id)
     except (EngineUnavailable, EngineError) as exc:
         short = container_id[:12]
         log.warning("sandbox removal failed; reaped later", container=short, error=str(exc)[:200])
-        if leftovers is not None:
-            leftovers.remember(container_id)
     if staging is not None:
         await asyncio.to_thread(remove_staging, staging)
 
@@ -126,8 +124,8 @@ class WarmPool:
         self._closed = False
         self._failures = 0
         self.leftovers: LeftoverReaper | None = None
-        """The runner's reaper: told of failed removals, and run when a start succeeds after
-        failures (the engine is back), so an outage leaves nothing behind for long."""
+        """The runner's reaper, run when a start succeeds after failures (the engine is back), so
+        an outage leaves nothing behind for long."""
 
     @property
     def ready(self) -> int:
@@ -420,7 +418,7 @@ class WarmPool:
     def _discard(self, warm: WarmContainer) -> None:
         warm.close()
         task = asyncio.get_running_loop().create_task(
-            remove_sandbox(self.engine, warm.container_id, warm.staging, self.leftovers)
+            remove_sandbox(self.engine, warm.container_id, warm.staging)
         )
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)

@@ -423,7 +423,7 @@ class SandboxRunner:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
         if self.pool is not None:
             self.pool.replenish()
-        removal = remove_sandbox(self.engine, container_id, staging, self.leftovers)
+        removal = remove_sandbox(self.engine, container_id, staging)
         if not self._started:
             await asyncio.shield(removal)
             return

@@ -42,6 +42,8 @@ class LosingEngine(FakeEngine):
         return super().is_running(container_id)
 
     def remove(self, container_id):
+        if self.lost:  # as DockerEngine does: a removal that fails is kept for the reaper
+            self.unremoved.add(container_id)
         self._refuse()
         return super().remove(container_id)
 
@@ -90,7 +92,7 @@ async def test_a_failed_removal_through_the_sdk_is_logged_once_and_remembered():
         with pytest.raises(EngineUnavailable):
             engine.remove("abc")
         with capture_logs() as logs:
-            await remove_sandbox(engine, "abc123", None, reaper)
+            await remove_sandbox(engine, "abc123", None)
     finally:
         engine.close()
     # Both are kept for the reaper: the engine records every removal that failed, wherever.
@@ -127,6 +129,48 @@ def test_a_container_created_as_the_engine_went_is_kept_for_the_reaper():
         engine.close()
     # Nobody above this layer ever saw the id: without the record it would stay "created".
     assert engine.unremoved == {"made-then-lost"}
+
+
+class CreateAnswerLost(SdkDown):
+    """The low-level API of a client whose create reached the engine but whose answer was lost."""
+
+    _version = "1.41"
+
+    def create_container(self, **kwargs):
+        raise requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+
+
+class NamedListing(FakeEngine):
+    """An engine, back, that lists the container made as it went, its id never seen."""
+
+    def __init__(self, unremoved: set[str]) -> None:
+        super().__init__()
+        self.unremoved = unremoved
+
+    def containers(self, filters):
+        owner = SandboxPolicy(image="i").owner
+        info = {"Id": "c9", "Names": ["/codeinterp-run1-20001"], "Labels": {OWNER_LABEL: owner}}
+        return [{**info, "Created": time.time(), "State": "created"}]
+
+
+def test_a_container_whose_create_answer_was_lost_is_found_by_its_name():
+    args = SandboxPolicy(image="i").container_args(
+        run_id="run1", user_id="u", code_uid=20001, input_dir=None
+    )
+    assert args["name"] == "codeinterp-run1-20001"
+    lost = DockerEngine(
+        lambda: type("C", (), {"api": CreateAnswerLost(), "close": lambda s: None})()
+    )  # type: ignore[arg-type, return-value]
+    try:
+        with pytest.raises(EngineUnavailable):
+            lost.create_attach_start(args)
+    finally:
+        lost.close()
+    assert lost.unremoved == {"codeinterp-run1-20001"}
+    # Its live owner would never remove it (it was never started): the name makes it a leftover.
+    back = NamedListing(lost.unremoved)
+    reaper = LeftoverReaper(SandboxPolicy(image="i"), back, max_age=10_000)
+    assert reaper.leftover_ids() == ["c9"]
 
 
 def _count(logs: list[dict], event: str) -> int:
