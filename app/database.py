@@ -14,6 +14,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -144,7 +145,7 @@ class EmbeddedDatabase:
             check_same_thread=False,  # one worker thread, but not the one that made the object
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA foreign_keys=ON")
             _migrate(connection)
         except BaseException:
@@ -158,6 +159,20 @@ class EmbeddedDatabase:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL. Another process opening the same new file at the same moment makes
+    SQLite answer "database is locked" at once, without the busy timeout: try again until it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:

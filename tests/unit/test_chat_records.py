@@ -203,3 +203,40 @@ async def test_two_processes_on_one_sqlite_file_share_the_limit(tmp_path):
     finally:
         await first.close()
         await second.close()
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path):
+    # Switching a new file to WAL while another process opens it is answered "database is
+    # locked" at once, busy timeout or not; each opener must still get a working database.
+    import asyncio
+    import threading
+
+    from app.chat.records import DailyAmounts
+
+    failures = []
+    for round_number in range(40):
+        path = tmp_path / f"new-{round_number}.sqlite3"
+        start = threading.Barrier(4)
+
+        def open_and_add(path=path, start=start):
+            async def add():
+                database = EmbeddedDatabase(path)
+                try:
+                    await SqliteChatRecords(database).add_daily(
+                        "u1", "d", DailyAmounts(tokens=1), None
+                    )
+                finally:
+                    await database.close()
+
+            start.wait()
+            try:
+                asyncio.run(add())
+            except Exception as exc:  # the failure the user would see
+                failures.append(str(exc))
+
+        threads = [threading.Thread(target=open_and_add) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
