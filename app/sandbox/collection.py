@@ -210,13 +210,11 @@ async def collect_run(
     (None after a timeout or a dead sandbox)."""
     exec_id = sandbox.stream.exec_id
     if outcome.collecting:
-        # The warden confirmed that the code is over: it collects, no exec needed, while the
-        # rest of the runner's output is read.
-        collected, _ = await asyncio.gather(
-            engine.call(
-                collector.from_warden, sandbox.warden, sandbox.container_id, destination, state_to
-            ),
-            engine.call(finish_streams, sandbox.stream, outcome),
+        # The warden confirmed that the code is over: it collects, no exec needed; all of the
+        # runner's output is in (its markers came last).
+        finish_streams(sandbox.stream, outcome)
+        collected = await engine.call(
+            collector.from_warden, sandbox.warden, sandbox.container_id, destination, state_to
         )
         sandbox.stream.close()
         if outcome.timed_out:

@@ -2,6 +2,9 @@
 
 The code is over when the runner's done markers end both of its streams and the output warden
 (another uid) confirms that no process of the code is left, or when the runner's stream ends.
+Each run has a nonce that only the runner reads (the first line the host sends, before the job)
+and writes in its markers: markers the code prints never end the run, and once both streams end
+with the runner's own, nothing of the code's output can still be behind them.
 At the timeout the runner (already running, so no exec is needed) is told to stop the code; the
 host never starts a process as the code's uid while the code may still run, since the code could
 stop or take over anything of its uid, `runc init` of an exec included. Every LIVENESS_INTERVAL,
@@ -21,13 +24,14 @@ status and only its state is not saved.
 from __future__ import annotations
 
 import codecs
+import secrets
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from app.sandbox.engine import STDERR, STDOUT, DeadlineExceeded, Engine, ExecStream
-from app.sandbox.markers import CODE_MARKER, PHASE_TAIL, SAVE_PATTERN
+from app.sandbox.markers import CODE_MARKER, NONCE_LINE, PHASE_TAIL, SAVE_PATTERN
 from app.sandbox.warden import DoneWatch, Warden, WardenGone
 
 # How often the exec step checks that the container is still alive. Under gVisor an exec stream
@@ -41,9 +45,6 @@ STOP_GRACE = 5.0
 # long after the host's own stop would have: the host normally acts first, and the warden ends
 # the sandbox only when the host is not there to (it died, hangs or lost the engine).
 WARDEN_MARGIN = 2.0
-# How long the rest of the runner's streams may take to arrive once the warden is collecting.
-# The runner exits as soon as its stdin is closed, so this is milliseconds in practice.
-DRAIN_SECONDS = 2.0
 log = structlog.get_logger(__name__)
 
 
@@ -172,7 +173,8 @@ def timed_exec(
     stdout = CappedBuffer(max_stream_bytes)
     stderr = CappedBuffer(max_stream_bytes)
     stdout.phases = state_seconds is not None
-    watch: DoneWatch | None = DoneWatch()
+    nonce = secrets.token_hex(16).encode()
+    watch: DoneWatch | None = DoneWatch(nonce)
     timer = PhaseWatch(time.monotonic(), timeout, state_seconds)
     timed_out = died = lost = overrun = False
     seconds: float | None = None
@@ -196,7 +198,7 @@ def timed_exec(
     try:
         # Restoring and saving a session's state each have their bound beside the timeout.
         warden.arm(timeout + 2 * (state_seconds or 0.0) + STOP_GRACE + WARDEN_MARGIN)
-        stream.send(payload)
+        stream.send(NONCE_LINE + nonce + b"\n" + payload)
         while True:
             check_at = min(timer.limit, time.monotonic() + LIVENESS_INTERVAL)
             try:
@@ -243,7 +245,7 @@ def timed_exec(
                     watch=watch,
                 )
             if not timed_out:
-                seconds = None  # busy: the code printed the markers itself; read on
+                seconds = None  # busy: a process of the code outlived the runner; read on
             if answer != "busy":
                 # The warden is gone: the runner's exit ends the step; the outputs are lost.
                 stdout.drop_tail(watch.marker_length(STDOUT))
@@ -261,35 +263,20 @@ def timed_exec(
 
 
 def finish_streams(stream: ExecStream, outcome: ExecOutcome) -> None:
-    """Blocking, after the warden said `collecting`: read the rest of the runner's streams and
-    drop its done markers from the output.
-
-    The warden answers once the runner has named itself done, but what the runner wrote before
-    its markers can still be on its way, behind markers the code printed itself; dropping the
-    tails at that moment would lose the output's end. So the runner's stdin is closed (it exits)
-    and both streams are read to their end, for at most DRAIN_SECONDS, while the warden sends
-    the files; then each stream's last marker, the runner's own, is removed."""
+    """After the warden said `collecting`: drop the runner's done markers from the output and
+    close its stdin (it exits). Both streams ended with the markers of this run's nonce, which
+    the runner writes after every process of the code is gone: no output is still on its way, so
+    the host does not wait for the streams' end."""
     watch = outcome.watch
     if watch is None:
         return
-    deadline = time.monotonic() + DRAIN_SECONDS
-    try:
-        stream.close_input()
-        while True:
-            item = stream.next_chunk(deadline)
-            if item is None:
-                break
-            kind, chunk = item
-            (outcome.stdout if kind == STDOUT else outcome.stderr).add(chunk)
-            watch.add(kind, chunk)
-    except (DeadlineExceeded, OSError):
-        pass  # what arrived is kept; a marker that did not arrive is not in the output
+    stream.close_input()
     outcome.stdout.drop_tail(watch.marker_length(STDOUT))
     outcome.stderr.drop_tail(watch.marker_length(STDERR))
 
 
 def ask_warden(warden: Warden) -> str:
-    """`collecting [status]`, `busy` (the code printed the markers itself; read on), or `gone`."""
+    """`collecting [status]`, `busy` (a process of the code is still there; read on), or `gone`."""
     try:
         answer = warden.ask()
     except WardenGone as exc:

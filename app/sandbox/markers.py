@@ -10,10 +10,26 @@ import re
 
 # Written once, before any user code exists: setup is over and the timer may start.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
-# Written last on stdout and on stderr when the code is over, followed by its exit status.
+# The host's first line to the runner, before the job: a nonce made for this run. Only the runner
+# reads it (the code's processes were forked before it came, never hold the runner's stdin, and
+# cannot read the memory of the runner, which is not dumpable).
+NONCE_LINE = b"nonce "
+# Written last on stdout and on stderr when the code is over, followed by its exit status, a
+# space and the run's nonce: the code cannot forge it, so the host stops at it and need not wait
+# for the streams' end to be sure that no output is still on its way behind it.
 DONE_MARKER = b"\x1e\x1ecodeinterp-done "
-DONE_PATTERN = re.compile(re.escape(DONE_MARKER) + rb"(\d{1,3})\n\Z")
-DONE_TAIL = len(DONE_MARKER) + 4
+
+
+def done_pattern(nonce: bytes) -> re.Pattern[bytes]:
+    """The runner's done marker of the run with this nonce, at the end of a stream."""
+    return re.compile(re.escape(DONE_MARKER) + rb"(\d{1,3}) " + re.escape(nonce) + rb"\n\Z")
+
+
+def done_tail(nonce: bytes) -> int:
+    """The longest done marker of the run with this nonce."""
+    return len(DONE_MARKER) + 4 + len(nonce) + 1
+
+
 # The runner's process name once the code is over, then "-" and the status (read by the warden).
 DONE_NAME = "cidone"
 # With a session's state: written by the run's child when the restored state is in place and the

@@ -6,13 +6,13 @@ one answer per request: `busy` or `collecting [exit status]`, the latter followe
 stream on stdout and a JSON report line on stderr). It is the only collector: nothing running as
 the code's uid is ever asked for, or believed about, the outputs.
 
-When the runner's done markers arrive, the host asks `collect`. The warden answers `collecting`
-only when no process of the code is left and the runner has renamed itself done (which the code
-cannot do for it), with the status from that name, so markers the code printed itself neither end
-a run early nor set its status. At the timeout the runner stops the code and says it is done,
-so the same `collect` follows. When the runner's stream ends without its markers (the code killed
-it) the host asks `collect-if-gone`: the warden collects only once no process of the code's uid
-is left at all.
+When the runner's done markers arrive (with the run's nonce: the code cannot print those), the
+host asks `collect`. The warden answers `collecting` only when no process of the code is left and
+the runner has renamed itself done (which the code cannot do for it), with the status from that
+name, so the status is never the code's word. At the timeout the runner stops the code and says
+it is done, so the same `collect` follows. When the runner's stream ends without its markers (the
+code killed it) the host asks `collect-if-gone`: the warden collects only once no process of the
+code's uid is left at all.
 
 The warden is also the sandbox's own deadline (`arm`, sent as the code is handed over) and ends
 the sandbox when this attach closes: the host going away ends its sandboxes within moments.
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from app.sandbox.engine import STDOUT, DeadlineExceeded, ExecStream
-from app.sandbox.markers import DONE_MARKER, DONE_PATTERN, DONE_TAIL
+from app.sandbox.markers import DONE_MARKER, done_pattern, done_tail
 
 __all__ = ["DONE_MARKER", "DoneWatch", "Warden", "WardenGone"]
 
@@ -39,23 +39,26 @@ class WardenGone(RuntimeError):
 
 
 class DoneWatch:
-    """Watches the ends of the runner's stdout and stderr for its done markers.
+    """Watches the ends of the runner's stdout and stderr for its done markers, those with this
+    run's nonce (which the code never holds, so it cannot print them).
 
     The runner writes its marker last on both streams, after the code's processes are gone; each
-    stream is in order, so once both end with a marker all of the code's output has arrived.
+    stream is in order, so once both end with its marker all of the code's output has arrived.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nonce: bytes) -> None:
+        self._pattern = done_pattern(nonce)
+        self._tail = done_tail(nonce)
         self._tails = {STDOUT: b"", 2: b""}
         self._received = 0
         self._asked_at = -1
 
     def add(self, kind: int, chunk: bytes) -> None:
-        self._tails[kind] = (self._tails[kind] + chunk)[-DONE_TAIL:]
+        self._tails[kind] = (self._tails[kind] + chunk)[-self._tail :]
         self._received += len(chunk)
 
     def ends_with_markers(self) -> bool:
-        return all(DONE_PATTERN.search(tail) for tail in self._tails.values())
+        return all(self._pattern.search(tail) for tail in self._tails.values())
 
     def should_ask(self) -> bool:
         """Markers at both ends, and output arrived since the warden last said `busy`."""
@@ -65,7 +68,7 @@ class DoneWatch:
         self._asked_at = self._received
 
     def marker_length(self, kind: int) -> int:
-        match = DONE_PATTERN.search(self._tails[kind])
+        match = self._pattern.search(self._tails[kind])
         return len(match.group(0)) if match else 0
 
 

@@ -17,14 +17,16 @@ When the child ends, this process kills every other process of the sandbox user 
 left behind), so nothing the code started can write output after its main program ended, and opens
 the output folder to the warden (another uid: files the code made private would be lost to it
 otherwise). Then it names itself done (`cidone-<status>`), writes a done marker with the exit
-status (the child's exit code, or 128 + signal number) to stdout and to stderr, waits for the host
-to close its stdin, and exits with that status. The marker lets the host collect at once instead of
-waiting for this process's exit to travel through the engine; it is only a hint, because the code
-can print the same bytes: the host acts on it only after the output warden (another uid) confirmed
-that no process of the code is left. This process makes itself non-dumpable, so the code (same uid)
-cannot ptrace it or read its memory.
+status (the child's exit code, or 128 + signal number) and the host's nonce to stdout and to
+stderr, waits for the host to close its stdin, and exits with that status. The marker lets the
+host collect at once instead of waiting for this process's exit to travel through the engine. The
+nonce reaches this process alone (the host's first line, after the children were forked; they
+never hold its stdin) and this process makes itself non-dumpable, so the code (same uid) can
+neither ptrace it nor read its memory: the code cannot write the marker, and what it printed
+before is in each stream ahead of it. The host still acts on a marker only after the output
+warden (another uid) confirmed that no process of the code is left.
 
-Nothing here is trusted by the host beyond the exit status: a program can forge any output.
+Nothing the code prints is trusted by the host: a program can forge any output but the nonce.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ CODE_FILENAME = "<code>"
 # Written once, before any user code exists, so the host knows the runner is ready for the code
 # and starts its timer only then.
 READY_MARKER = b"\x1e\x1ecodeinterp-ready\n"
-# Followed by the exit status and a newline, on stdout and on stderr.
+# Followed by the exit status, a space, the host's nonce for the run and a newline, on stdout and
+# on stderr. The nonce comes on the host's first line (NONCE_LINE), after the children were forked:
+# only this process ever holds it, so the code cannot write this marker.
 DONE_MARKER = b"\x1e\x1ecodeinterp-done "
+NONCE_LINE = b"nonce "
 # This process's name once the code is over, then "-" and the exit status. The warden reads it
 # in /proc (the code cannot rename this process), so a done marker the code forged is not believed.
 DONE_NAME = "cidone"
@@ -97,20 +102,22 @@ def main(argv: list[str]) -> int:
     # Forked now, before the code exists: the job then reaches the child without a fork on the
     # timed path. The child stays dumpable (the code may inspect itself); this process is not.
     # The job reaches the child through a pipe of its own: the child never holds this process's
-    # stdin, so the code can neither read the job of the host nor swallow its `stop`.
+    # stdin, so the code cannot read the host's nonce or job (under gVisor, which does not hide a
+    # non-dumpable process's /proc/<pid>/fd, it can open this stdin once it runs: both have been
+    # read by then, and a `stop` it swallows ends in the warden's deadline).
     plain = _spawn([])
     # The second child imports the deferred modules; it must not hold the first one's job pipe.
     deferring = _spawn(defer, close=(plain[1],)) if defer else None
     _prctl(PR_SET_DUMPABLE, 0)
     os.write(1, READY_MARKER)
-    status = _supervise(plain, deferring)
+    status, nonce = _supervise(plain, deferring)
     alone = reap_other_processes()
     if alone:  # nothing of the code is left to change the folder while it is opened
         open_to_warden(os.environ.get("OUTPUT_DIR", "/mnt/output"))
         if os.environ.get("STATE_DIR"):  # the session's new snapshot and notes
             open_to_warden(os.environ["STATE_DIR"])
     _prctl(PR_SET_NAME, f"{DONE_NAME}-{status}".encode())
-    done = DONE_MARKER + b"%d\n" % status
+    done = DONE_MARKER + b"%d %s\n" % (status, nonce)
     os.write(2, done)
     os.write(1, done)
     if alone:  # else the warden will say busy: exit, the host then sees the stream end
@@ -144,17 +151,21 @@ def _said_settled(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0]) and os.read(fd, 1) == b"1"
 
 
-def _supervise(plain: Child, deferring: Child | None) -> int:
+def _supervise(plain: Child, deferring: Child | None) -> tuple[int, bytes]:
     """Hand the host's job to a child (the deferring one if it is done, else the plain one; the
     other is killed), then wait until it ends or the host says `stop` (its time is up) or goes
     away (stdin closed): then every process of the code is killed. The code's exit status, or
-    128 + the signal that ended it."""
+    128 + the signal that ended it, and the host's nonce for the done markers."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     host = _Lines(0)
     job = host.line()
+    nonce = b""
+    if job is not None and job.startswith(NONCE_LINE):
+        nonce = job[len(NONCE_LINE) :].strip()
+        job = host.line()
     pid, job_w, _ = plain
     spare = deferring
     if deferring is not None:
@@ -176,7 +187,7 @@ def _supervise(plain: Child, deferring: Child | None) -> int:
     while True:
         done, status = _try_wait(pid)
         if done:
-            return status
+            return status, nonce
         if job is None:
             break  # the host went away before handing over any code
         if not host.has_line():
@@ -192,7 +203,7 @@ def _supervise(plain: Child, deferring: Child | None) -> int:
         if command is None or command.strip() == b"stop":
             break
     reap_other_processes()  # the child among them
-    return _wait(pid)
+    return _wait(pid), nonce
 
 
 class _Lines:

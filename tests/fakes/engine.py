@@ -17,10 +17,11 @@ import json
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 from app.sandbox.engine import STDERR, STDOUT, ExecStatus, ExecStream, ImageMissing
-from app.sandbox.markers import DONE_MARKER, READY_MARKER
+from app.sandbox.markers import DONE_MARKER, NONCE_LINE, READY_MARKER
 from app.sandbox.names import MANAGED_LABEL, RUNNER_SCRIPT
 from app.sandbox.outputs import DATA, DONE, END, FILE, STREAM_MAGIC
 from tests.fakes.exec_socket import frame
@@ -44,8 +45,8 @@ class Script:
     skipped: list = field(default_factory=list)
     """The warden's report of skipped entries."""
     late_stdout: bytes = b""
-    """Written on stdout by the runner, before its stdout marker, only once the warden has said
-    `collecting`: output still on its way when the collection starts."""
+    """Written on stdout by the runner once the code is over and its stderr marker is sent, a
+    moment later, before its stdout marker: output still on its way when stderr has ended."""
 
 
 def output_stream(files: dict[str, bytes]) -> bytes:
@@ -257,7 +258,9 @@ class FakeEngine:
     def _runner(self, container: FakeContainer, sock: socket.socket, exec_id: str) -> None:
         script = self.script
         _send(sock, STDOUT, READY_MARKER)
-        if _read_line(sock) is None:
+        first = _read_line(sock)
+        nonce = first[len(NONCE_LINE) :].strip() if first and first.startswith(NONCE_LINE) else b""
+        if first is None or _read_line(sock) is None:
             return  # the host went away before handing over the code
         if script.stdout:
             _send(sock, STDOUT, script.stdout)
@@ -283,10 +286,10 @@ class FakeEngine:
             sock.close()
             return
         container.code_over.set()
-        done = DONE_MARKER + b"%d\n" % status
+        done = DONE_MARKER + b"%d %s\n" % (status, nonce)
         _send(sock, STDERR, done)
         if script.late_stdout:
-            container.collecting.wait(5)
+            time.sleep(0.2)
             _send(sock, STDOUT, script.late_stdout)
         _send(sock, STDOUT, done)
         try:

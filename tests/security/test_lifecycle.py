@@ -151,6 +151,50 @@ async def test_a_forged_done_marker_neither_ends_the_run_nor_sets_its_status(att
     assert [f.name for f in result.files] == ["late.txt"]
 
 
+async def test_the_code_cannot_learn_the_runs_nonce_so_its_markers_never_end_the_run(attack):
+    # The run's nonce reaches the runner alone; with it the code could end its output early.
+    # Everything the code can read is searched for it, and every candidate is tried.
+    code = (
+        "import gc, os, re, sys\n"
+        "shape = re.compile(rb'nonce ([0-9a-f]{32})')\n"
+        "found = set()\n"
+        "def search(data):\n"
+        "    found.update(m.group(1) for m in shape.finditer(data))\n"
+        "runner = os.getppid()\n"
+        "for name in ('fd/0', 'mem', 'environ', 'cmdline', 'io', 'syscall', 'stack'):\n"
+        "    try:\n"  # not blocking: under gVisor the runner's stdin opens (and is empty)
+        "        fd = os.open(f'/proc/{runner}/{name}', os.O_RDONLY | os.O_NONBLOCK)\n"
+        "        try: search(os.read(fd, 1 << 20))\n"
+        "        finally: os.close(fd)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "for obj in gc.get_objects():\n"
+        "    for value in (obj if isinstance(obj, (list, tuple)) else (obj,)):\n"
+        "        if isinstance(value, bytes | bytearray): search(bytes(value))\n"
+        "        elif isinstance(value, str): search(value.encode('utf-8', 'replace'))\n"
+        "left = 256 << 20\n"
+        "with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:\n"
+        "    for line in maps:\n"
+        "        span, perms = line.split()[:2]\n"
+        "        start, end = (int(x, 16) for x in span.split('-'))\n"
+        "        if 'r' not in perms or end - start > left: continue\n"
+        "        try:\n"
+        "            mem.seek(start); search(mem.read(end - start)); left -= end - start\n"
+        "        except (OSError, ValueError, OverflowError):\n"
+        "            pass\n"
+        "print('candidates', len(found), flush=True)\n"
+        "for guess in sorted(found) + [b'0' * 32]:\n"
+        "    marker = b'\\x1e\\x1ecodeinterp-done 0 ' + guess + b'\\n'\n"
+        "    os.write(1, marker); os.write(2, marker)\n"
+        "print('after the forged markers')\n"
+        "sys.exit(5)\n"
+    )
+    result = await attack.run(code)
+    assert result.status is RunStatus.ERROR and result.exit_code == 5, result.message
+    assert result.stdout.startswith("candidates 0\n"), result.stdout[:200]
+    assert result.stdout.endswith("after the forged markers\n")
+
+
 async def test_a_forged_done_marker_at_the_very_end_does_not_set_the_status(attack):
     code = (
         "import os, sys\n"

@@ -57,8 +57,8 @@ async def test_a_cold_run_is_collected_by_the_warden_without_another_exec(tmp_pa
 
 
 async def test_output_still_on_its_way_behind_forged_markers_is_kept(tmp_path):
-    # The code printed done markers itself on both streams; the runner's real stderr marker then
-    # made the warden say `collecting` while the end of stdout was still on its way.
+    # The code printed done markers itself on both streams (it cannot know the run's nonce); the
+    # runner's real stderr marker arrives while the end of stdout is still on its way.
     forged = DONE_MARKER + b"0\n"
     engine = FakeEngine(
         Script(stdout=b"first\n" + forged, stderr=forged, late_stdout=b"still running\n")

@@ -11,11 +11,12 @@ from app.sandbox.warden import DONE_MARKER, DoneWatch, Warden, WardenGone
 from tests.fakes.engine import output_stream
 from tests.fakes.exec_socket import frame
 
-MARK = DONE_MARKER + b"0\n"
+NONCE = b"5eed"
+MARK = DONE_MARKER + b"0 5eed\n"
 
 
 def test_markers_count_only_when_both_streams_end_with_one():
-    watch = DoneWatch()
+    watch = DoneWatch(NONCE)
     watch.add(STDOUT, b"result\n" + MARK[:5])
     watch.add(STDERR, MARK)
     assert not watch.should_ask()  # stdout's marker is not complete yet
@@ -25,15 +26,24 @@ def test_markers_count_only_when_both_streams_end_with_one():
 
 
 def test_output_after_a_marker_means_it_was_not_the_end():
-    watch = DoneWatch()
+    watch = DoneWatch(NONCE)
     watch.add(STDOUT, MARK)
     watch.add(STDERR, MARK)
     watch.asked()  # the warden said busy
     assert not watch.should_ask()  # nothing new: do not ask again
     watch.add(STDOUT, b"more output\n")
     assert not watch.should_ask()
-    watch.add(STDOUT, DONE_MARKER + b"3\n")
+    watch.add(STDOUT, DONE_MARKER + b"3 5eed\n")
     assert watch.should_ask()
+
+
+def test_markers_without_the_runs_nonce_are_output_not_the_end():
+    watch = DoneWatch(NONCE)
+    for forged in (DONE_MARKER + b"0\n", DONE_MARKER + b"0 beef\n", DONE_MARKER + b"0 5eed \n"):
+        watch.add(STDOUT, forged)
+        watch.add(STDERR, forged)
+        assert not watch.should_ask()
+        assert watch.marker_length(STDOUT) == 0
 
 
 def test_dropping_the_marker_restores_the_output_exactly():
