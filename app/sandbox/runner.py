@@ -41,6 +41,7 @@ from app.sandbox.execution import timed_exec
 from app.sandbox.job import job_payload, state_problem
 from app.sandbox.leftovers import LeftoverReaper
 from app.sandbox.packages import PackageInstaller, PackagePlan
+from app.sandbox.packages.detect import imports_in
 from app.sandbox.packages.retry import package_fallback
 from app.sandbox.policy import SandboxPolicy
 from app.sandbox.pool import WarmContainer, WarmPool, remove_sandbox
@@ -116,8 +117,14 @@ class SandboxRunner:
             timeout = min(request.timeout or self.max_timeout, self.max_timeout)
             plan = None
             if self.packages is not None:
-                # Before the run and outside its timer (and outside a run slot).
-                plan = await self.packages.prepare(request.code, run_id, str(request.user_id))
+                # Before the run and outside its timer (and outside a run slot); a session's
+                # earlier imports too: the names it restores may come from those packages.
+                earlier: frozenset[str] = frozenset()
+                user = str(request.user_id)
+                if self.sessions is not None and request.session_id:
+                    found = self.sessions.imports
+                    earlier = frozenset(await asyncio.to_thread(found, user, request.session_id))
+                plan = await self.packages.prepare(request.code, run_id, user, earlier)
 
             async def attempts() -> RunResult:
                 attempt = partial(self._queued_run, request, run_id, timeout, plan, on_queued)
@@ -317,8 +324,10 @@ class SandboxRunner:
             problem = state_problem(outcome, self.policy.state_seconds)
             if collected.engine_stopped:
                 problem = ENGINE_RESTARTED
-            commit = self.sessions.commit
-            notes = await asyncio.to_thread(commit, session, collected.state_files, problem)
+            commit, imports = self.sessions.commit, imports_in(request.code)
+            notes = await asyncio.to_thread(
+                commit, session, collected.state_files, problem, imports
+            )
             if outcome.save_overrun and outcome.code_status is not None:
                 exit_code = outcome.code_status  # the code was over; only its saving was stopped
         if collected.engine_stopped:

@@ -10,6 +10,9 @@ the bot holds no snapshot. Several service hosts share sessions only through sha
 mounted there (docs/scaling.md); otherwise a run on another host starts with an empty namespace.
 
     <root>/<key>/state              the last saved snapshot (replaced atomically)
+    <root>/<key>/imports            what the code of the session's runs imported, parsed here from
+                                    the code (never the sandbox's word): the next run gets those
+                                    auto-installed packages too, so the names it restores load
     <root>/<key>/run-<run id>/      what one run's warden sent (state, notes), moved or removed
 
 Last use is the state file's modification time: runs touch it, expiry (`remove_expired`) and
@@ -32,6 +35,8 @@ import structlog
 
 STATE = "state"
 NOTES = "notes"
+IMPORTS = "imports"
+MAX_IMPORTS = 64
 MAX_NOTES = 40
 MAX_NOTE_CHARS = 300
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -84,14 +89,32 @@ class SessionStates:
             os.utime(state)  # in use: not expired
         return run
 
-    def commit(self, run: SessionRun, received: dict[str, Path], problem: str = "") -> list[str]:
+    def imports(self, user_id: str, session_id: str) -> set[str]:
+        """The top-level modules the code of the session's saved runs imported."""
+        try:
+            data = json.loads((self.root / self.key(user_id, session_id) / IMPORTS).read_text())
+        except (OSError, ValueError):
+            return set()
+        if not isinstance(data, list):
+            return set()
+        return {n for n in data[:MAX_IMPORTS] if isinstance(n, str) and n.isidentifier()}
+
+    def commit(
+        self,
+        run: SessionRun,
+        received: dict[str, Path],
+        problem: str = "",
+        imports: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
         """Make what the run's warden sent the session's state, unless `problem` says why not
-        (the state before the run is kept then); the notes for the model."""
+        (the state before the run is kept then); the notes for the model. `imports`: what the
+        run's code imports, kept with the state its names may come from."""
         try:
             notes = read_notes(received.get(NOTES))
             state = received.get(STATE)
             if state is not None and not problem:
                 os.replace(state, run.state)
+                self._remember_imports(run, imports)
                 return notes
             if not any(note.startswith("state not saved") for note in notes):
                 why = problem or "the run ended before its names were saved"
@@ -101,6 +124,20 @@ class SessionStates:
             return notes
         finally:
             shutil.rmtree(run.incoming, ignore_errors=True)
+
+    def _remember_imports(self, run: SessionRun, imports: set[str] | frozenset[str]) -> None:
+        path = run.folder / IMPORTS
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = []
+        known = [n for n in known if isinstance(n, str)] if isinstance(known, list) else []
+        merged = (sorted(imports - set(known)) + known)[:MAX_IMPORTS]  # the newest first
+        if merged == known:
+            return
+        fresh = path.with_name(f"{IMPORTS}.{run.incoming.name}")
+        fresh.write_text(json.dumps(merged))
+        os.replace(fresh, path)
 
     def reset(self, user_id: str, session_id: str) -> bool:
         """Forget the session's state; whether there was any."""

@@ -336,3 +336,34 @@ async def test_runs_that_need_cached_packages_are_served_warm(
     assert second.status is RunStatus.OK, (second.stderr, second.message)
     assert second.stdout.splitlines() == ["1,000", "install work closed", "read-only 30"]
     assert stats.taken == 2 and stats.missed == 0  # both warm, the first one too
+
+
+async def test_a_sessions_names_from_an_installed_package_come_back_without_its_import(
+    package_runner, make_request
+):
+    # Run 1 imports an auto-installed package; run 2 of the same session never imports it, yet
+    # its names (a function and an object of the package's classes) must restore.
+    user, session = "pkg-session-user", "pkg-session"
+    first = await package_runner.run(
+        make_request(
+            "import toolz\nfreq = toolz.frequencies\nbiggest = toolz.curry(max)\n",
+            user_id=user,
+            session_id=session,
+        )
+    )
+    assert first.status is RunStatus.OK, (first.stderr, first.message)
+    second = await package_runner.run(
+        make_request("print(freq('abca')['a'], biggest(1, 2))\n", user_id=user, session_id=session)
+    )
+    assert second.status is RunStatus.OK, (second.stderr, second.message, second.state_notes)
+    assert second.stdout == "2 2\n"
+    assert not any("not restored" in note for note in second.state_notes)
+    # Another user's session of the same name gets none of it, and no mount either.
+    other = await package_runner.run(
+        make_request(
+            "import importlib.util\nprint(importlib.util.find_spec('toolz') is None)\n",
+            user_id="x",
+            session_id=session,
+        )
+    )
+    assert other.status is RunStatus.OK and other.stdout == "True\n"

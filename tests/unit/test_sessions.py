@@ -49,6 +49,31 @@ def test_commit_keeps_the_last_good_state_and_says_why_not(tmp_path):
     assert states.commit(states.open_run("u", "s", "r3"), {})[0].startswith("state not saved")
 
 
+def test_the_imports_of_saved_runs_are_remembered_for_the_next_run_alone(tmp_path):
+    states = SessionStates(tmp_path, 1024)
+
+    def run_once(run_id, imports, saved=True):
+        run = states.open_run("u", "s", run_id)
+        run.incoming.mkdir()
+        (run.incoming / "state").write_bytes(b"x")
+        problem = "" if saved else "the run timed out"
+        states.commit(run, {"state": run.incoming / "state"}, problem, imports)
+
+    run_once("r1", {"toolz", "pandas"})
+    run_once("r2", {"humanize"})
+    run_once("r3", {"never_saved"}, saved=False)  # its state was not kept: nor its imports
+    assert states.imports("u", "s") == {"toolz", "pandas", "humanize"}
+    assert states.imports("u", "other") == set() and states.imports("v", "s") == set()
+    folder = tmp_path / states.key("u", "s")
+    (folder / "imports").write_text('["ok", "../bad", 3, "a b"]')  # whatever the file says
+    assert states.imports("u", "s") == {"ok"}
+    (folder / "imports").write_text("not json")
+    assert states.imports("u", "s") == set()
+    run_once("r4", {f"m{i}" for i in range(200)})
+    assert len(states.imports("u", "s")) == 64  # bounded
+    assert states.reset("u", "s") and states.imports("u", "s") == set()
+
+
 def test_reset_and_expiry_remove_the_state(tmp_path):
     states = SessionStates(tmp_path, 1024)
     for session in ("old", "new"):

@@ -129,9 +129,10 @@ class PackageInstaller:
 
     # Before the run
 
-    async def prepare(self, code: str, run_id: str, user_id: str) -> PackagePlan:
+    async def prepare(self, code: str, run_id: str, user_id: str, also=frozenset()) -> PackagePlan:
+        """The packages the code imports, and those of `also` (a session's earlier imports)."""
         plan = PackagePlan()
-        imports = imports_in(code) - set(sys.stdlib_module_names) - RUNTIME_MODULES
+        imports = (imports_in(code) | also) - set(sys.stdlib_module_names) - RUNTIME_MODULES
         if not imports:
             return plan
         await self._identify_image(plan)
