@@ -26,7 +26,7 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -121,9 +121,8 @@ class SandboxRunner:
                 # earlier imports too: the names it restores may come from those packages.
                 earlier: frozenset[str] = frozenset()
                 user = str(request.user_id)
-                if self.sessions is not None and request.session_id:
-                    found = self.sessions.imports
-                    earlier = frozenset(await asyncio.to_thread(found, user, request.session_id))
+                if self.sessions is not None and request.session_id:  # one small file
+                    earlier = frozenset(self.sessions.imports(user, request.session_id))
                 plan = await self.packages.prepare(request.code, run_id, user, earlier)
 
             async def attempts() -> RunResult:
@@ -186,7 +185,7 @@ class SandboxRunner:
         await self.wait_removals()
 
     async def wait_removals(self) -> None:
-        """Wait until every container removal scheduled so far is done."""
+        """Wait until every container removal (and clean-up) scheduled so far is done."""
         while self._removals:
             await asyncio.gather(*list(self._removals), return_exceptions=True)
 
@@ -274,9 +273,8 @@ class SandboxRunner:
         packages = plan.mounts if plan is not None else {}
         session = None
         if self.sessions is not None and request.session_id:
-            session = await asyncio.to_thread(
-                self.sessions.open_run, str(request.user_id), request.session_id, run_id
-            )
+            # On the loop: a mkdir and a stat (a thread's hop costs more on a busy host).
+            session = self.sessions.open_run(str(request.user_id), request.session_id, run_id)
         acquired = False
         try:
             async with self._sandbox(request, run_id, packages, session) as sandbox:
@@ -324,10 +322,12 @@ class SandboxRunner:
             problem = state_problem(outcome, self.policy.state_seconds)
             if collected.engine_stopped:
                 problem = ENGINE_RESTARTED
-            commit, imports = self.sessions.commit, imports_in(request.code)
-            notes = await asyncio.to_thread(
-                commit, session, collected.state_files, problem, imports
-            )
+            try:  # on the loop, as open_run: a rename and a small read
+                notes = self.sessions.commit(
+                    session, collected.state_files, problem, imports_in(request.code)
+                )
+            finally:
+                await self._later(asyncio.to_thread(self.sessions.discard, session))
             if outcome.save_overrun and outcome.code_status is not None:
                 exit_code = outcome.code_status  # the code was over; only its saving was stopped
         if collected.engine_stopped:
@@ -432,10 +432,14 @@ class SandboxRunner:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
         if self.pool is not None:
             self.pool.replenish()
-        removal = remove_sandbox(self.engine, container_id, staging)
+        await self._later(remove_sandbox(self.engine, container_id, staging))
+
+    async def _later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Clean-up off the reply's path once started (`wait_removals` and `close` wait for it);
+        before that, at once."""
         if not self._started:
-            await asyncio.shield(removal)
+            await asyncio.shield(work)
             return
-        task = asyncio.get_running_loop().create_task(removal)
+        task = asyncio.get_running_loop().create_task(work)
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)

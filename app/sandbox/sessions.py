@@ -108,22 +108,25 @@ class SessionStates:
     ) -> list[str]:
         """Make what the run's warden sent the session's state, unless `problem` says why not
         (the state before the run is kept then); the notes for the model. `imports`: what the
-        run's code imports, kept with the state its names may come from."""
-        try:
-            notes = read_notes(received.get(NOTES))
-            state = received.get(STATE)
-            if state is not None and not problem:
-                os.replace(state, run.state)
-                self._remember_imports(run, imports)
-                return notes
-            if not any(note.startswith("state not saved") for note in notes):
-                why = problem or "the run ended before its names were saved"
-                notes.append(
-                    f"state not saved ({why}); the next run starts from the state before this run"
-                )
+        run's code imports, kept with the state its names may come from. A few small file
+        operations whatever the state's size (a rename); `discard` removes the rest."""
+        notes = read_notes(received.get(NOTES))
+        state = received.get(STATE)
+        if state is not None and not problem:
+            os.replace(state, run.state)
+            self._remember_imports(run, imports)
             return notes
-        finally:
-            shutil.rmtree(run.incoming, ignore_errors=True)
+        if not any(note.startswith("state not saved") for note in notes):
+            why = problem or "the run ended before its names were saved"
+            notes.append(
+                f"state not saved ({why}); the next run starts from the state before this run"
+            )
+        return notes
+
+    def discard(self, run: SessionRun) -> None:
+        """Remove what the run received and did not keep (after `commit`, off the reply's path:
+        removing a folder costs milliseconds, a snapshot not kept more)."""
+        shutil.rmtree(run.incoming, ignore_errors=True)
 
     def _remember_imports(self, run: SessionRun, imports: set[str] | frozenset[str]) -> None:
         path = run.folder / IMPORTS

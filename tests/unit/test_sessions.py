@@ -36,6 +36,7 @@ def test_commit_keeps_the_last_good_state_and_says_why_not(tmp_path):
     notes = states.commit(run, {"state": run.incoming / "state", "notes": run.incoming / "notes"})
     assert notes == ["not kept: con (sqlite3.Connection)"]
     assert run.state.read_bytes() == b"one"
+    states.discard(run)
     assert not run.incoming.exists()
 
     again = states.open_run("u", "s", "r2")
