@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
     # The job reaches the child through a pipe of its own: the child never holds this process's
     # stdin, so the code cannot read the host's nonce or job (under gVisor, which does not hide a
     # non-dumpable process's /proc/<pid>/fd, it can open this stdin once it runs: both have been
-    # read by then, and a `stop` it swallows ends in the warden's deadline).
+    # read by then, and a `stop` it swallows gets its container killed: see docs/security.md).
     plain = _spawn([])
     # The second child imports the deferred modules; it must not hold the first one's job pipe.
     deferring = _spawn(defer, close=(plain[1],)) if defer else None
