@@ -322,10 +322,10 @@ class SandboxRunner:
             problem = state_problem(outcome, self.policy.state_seconds)
             if collected.engine_stopped:
                 problem = ENGINE_RESTARTED
+            # What the code imports matters to the next run only when packages are installed.
+            imports = imports_in(request.code) if self.packages is not None else set()
             try:  # on the loop, as open_run: a rename and a small read
-                notes = self.sessions.commit(
-                    session, collected.state_files, problem, imports_in(request.code)
-                )
+                notes = self.sessions.commit(session, collected.state_files, problem, imports)
             finally:
                 await self._later(asyncio.to_thread(self.sessions.discard, session))
             if outcome.save_overrun and outcome.code_status is not None:

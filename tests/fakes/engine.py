@@ -91,8 +91,6 @@ class FakeContainer:
     """The code is over and only the runner, named done, is left."""
     code_gone: threading.Event = field(default_factory=threading.Event)
     """No process of the code's uid is left at all."""
-    collecting: threading.Event = field(default_factory=threading.Event)
-    """The warden has said `collecting`."""
     created: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
     deadline: float | None = None
@@ -250,7 +248,6 @@ class FakeEngine:
                 continue
             status = b" %d" % script.status if request == b"collect" else b""
             _send(sock, STDERR, b"collecting" + status + b"\n")
-            container.collecting.set()
             _send(sock, STDOUT, output_stream(script.files))
             report = {"skipped": script.skipped, "oom_kills": 0}
             _send(sock, STDERR, json.dumps(report).encode() + b"\n")
