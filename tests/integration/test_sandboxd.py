@@ -132,6 +132,14 @@ def _pool_containers(service, engine) -> list[str]:
     return engine.list_containers(found)
 
 
+def _settled(service, engine) -> bool:
+    """The pool full and nothing being started: every container of the service is idle."""
+    stats = service.get(wire.STATS) or {}
+    return (
+        stats.get("warm_ready") == service.warm and len(service.containers(engine)) == service.warm
+    )
+
+
 class _UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
         super().__init__("sandboxd", timeout=5)
@@ -282,6 +290,9 @@ async def test_a_timeout_keeps_the_output_so_far(client, tmp_path):
 async def test_bad_requests_are_refused_clearly_and_start_nothing(
     service, engine, fields, extra, status, message
 ):
+    # An earlier run may have taken the warm container: wait out its refill, so that any
+    # container appearing below is one this request started.
+    assert await _eventually(lambda: _settled(service, engine), 120)
     before = set(service.containers(engine))
     body = json.dumps({"code": "print(1)", "user_id": "u1", **fields}).encode() + b"\n" + extra
     connector = aiohttp.UnixConnector(path=str(service.socket))
@@ -301,12 +312,7 @@ async def test_bad_requests_are_refused_clearly_and_start_nothing(
 async def test_a_client_that_disconnects_mid_run_gets_its_container_removed(
     service, client, engine, tmp_path
 ):
-    def settled() -> bool:  # the pool full and nothing being started: every container is idle
-        stats = service.get(wire.STATS) or {}
-        containers = service.containers(engine)
-        return stats.get("warm_ready") == service.warm and len(containers) == service.warm
-
-    assert await _eventually(settled, 120)
+    assert await _eventually(lambda: _settled(service, engine), 120)
     idle = set(service.containers(engine))
     task = asyncio.ensure_future(
         client.run(
