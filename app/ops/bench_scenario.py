@@ -107,6 +107,7 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
     return summarize(load, runtime, runs, seconds, refill_cpu, timeline) | {
         "pool_size": pool.size if pool is not None else 0,
         "pool_max": pool.max_size if pool is not None else 0,
+        "starts_without_deferred": pool.stats.undeferred if pool is not None else 0,
         "leaked_containers": leaked,
         "leaked_staging_folders": leaked_staging,
     }

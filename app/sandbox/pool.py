@@ -79,6 +79,8 @@ class PoolStats:
     failed_starts: int = 0
     waited: int = 0
     """Runs that waited for an almost ready container (counted in `taken` too)."""
+    undeferred: int = 0
+    """Starts made without the deferred imports: they would not have had the time to finish."""
     shrunk: int = 0
 
 
@@ -317,7 +319,9 @@ class WarmPool:
             allowed = self.sizer.parallel_starts(self.runs_active(), len(self._idle))
             missing = target - held + len(self._waiters)
             for _ in range(max(0, min(missing, allowed - len(self._starting)))):
-                task = asyncio.get_running_loop().create_task(self._start_one())
+                ahead = len(self._idle) + len(self._starting) - len(self._waiters)
+                defer = self.policy.warm_defer if self.sizer.defers(ahead) else ()
+                task = asyncio.get_running_loop().create_task(self._start_one(defer))
                 self._starting[task] = time.monotonic()
                 task.add_done_callback(lambda t: self._starting.pop(t, None))
                 task.add_done_callback(lambda _t: self._poke())
@@ -340,10 +344,12 @@ class WarmPool:
             surplus -= 1
         return surplus > 0
 
-    async def _start_one(self) -> None:
+    async def _start_one(self, defer: tuple[str, ...]) -> None:
         began = time.monotonic()
+        if defer != self.policy.warm_defer:
+            self.stats.undeferred += 1
         try:
-            warm = await self.engine.call(self._start_blocking)
+            warm = await self.engine.call(self._start_blocking, defer)
         except Exception as exc:
             self._starting.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
             self._failures += 1
@@ -364,7 +370,7 @@ class WarmPool:
         else:
             self._deliver(warm)
 
-    def _start_blocking(self) -> WarmContainer:
+    def _start_blocking(self, defer: tuple[str, ...]) -> WarmContainer:
         pool_id = uuid.uuid4().hex[:12]
         input_dir, state_dir = make_staging(self.staging_root, pool_id, self.policy.keeps_state)
 
@@ -382,9 +388,7 @@ class WarmPool:
             )
 
         try:
-            started = self.starter.start_blocking(
-                args_for, self.policy.warm_preload, self.policy.warm_defer
-            )
+            started = self.starter.start_blocking(args_for, self.policy.warm_preload, defer)
         except BaseException:
             remove_staging(input_dir)
             raise

@@ -12,6 +12,10 @@ without containers.
   ready, no refill starts; otherwise at most the cores the runs leave free (at least one).
 - Waiting: a run that finds no container ready waits for the oldest start not yet promised to
   another waiting run, when that start should be ready sooner than a cold start would be.
+- Deferred imports: a new container imports the deferred modules (matplotlib) while it waits only
+  when it should wait long enough to finish them (the containers ahead of it over the arrival
+  rate, less its own start). One taken before then kills that import, so under load it would be
+  CPU spent for nothing, taken from runs and refills.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ SHRINK_AFTER = 30.0
 SMOOTHING = 0.3
 FIRST_REFILL_GUESS = 1.5
 FIRST_COLD_GUESS = 0.5
+# The deferred imports' time in a waiting container (`bench --refill`: matplotlib and pyplot about
+# 0.7 s on an idle 2-core machine), with some margin.
+DEFER_SECONDS = 1.0
 
 
 def available_memory() -> int | None:
@@ -128,6 +135,15 @@ class PoolSizer:
             return None
         # A start slower than expected is given up on when a cold one would have been ready.
         return self.cold_seconds
+
+    def defers(self, ahead: int) -> bool:
+        """Whether a container starting now should import the deferred modules while it waits;
+        `ahead` containers (ready or starting, promised to no waiting run) are taken before it."""
+        rate = self.rate()
+        if not rate:
+            return True
+        idle_expected = (max(0, ahead) + 1) / rate - self.refill_seconds
+        return idle_expected >= DEFER_SECONDS
 
     def _trim(self) -> None:
         horizon = self.clock() - ARRIVAL_WINDOW

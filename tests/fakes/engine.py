@@ -111,6 +111,7 @@ class FakeEngine:
         self.execs: list[str] = []
         """`runner` (or `other`: never expected) for each exec, in order."""
         self.exec_users: list[str] = []
+        self.exec_commands: list[list[str]] = []
         self.networks: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._exit_codes: dict[str, int] = {}
@@ -152,6 +153,7 @@ class FakeEngine:
         role = "runner" if RUNNER_SCRIPT in cmd else "other"
         self.execs.append(role)
         self.exec_users.append(user)
+        self.exec_commands.append(list(cmd))
         exec_id = f"{container_id}-{role}-{len(self.execs)}"
         ours, theirs = socket.socketpair()
         container.sockets += [ours, theirs]

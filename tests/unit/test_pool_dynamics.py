@@ -140,6 +140,26 @@ async def test_the_pool_grows_under_arrivals_and_shrinks_when_idle_within_its_ma
     assert engine.live() == []
 
 
+async def test_under_arrivals_new_containers_skip_the_imports_they_would_not_finish(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine, size=1, max_size=1)
+    await pool.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        idle_start = engine.exec_commands[-1]
+        assert "--defer" in idle_start  # no arrivals: it has the time to import matplotlib
+        for _ in range(100):  # 5 runs a second: a new container is taken as soon as it is ready
+            pool.sizer.arrival()
+        pool.dispose(pool.take())
+        await until(lambda: pool.ready == 1)
+        assert "--defer" not in engine.exec_commands[-1]
+        assert "--preload" in engine.exec_commands[-1]  # numpy and pandas, as always
+        assert pool.stats.undeferred == 1
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
 async def test_refills_wait_while_runs_hold_every_core(tmp_path):
     engine = FakeEngine()
     pool = make_pool(tmp_path, engine, size=2, cores=2)

@@ -94,3 +94,19 @@ def test_estimates_follow_what_was_measured():
         s.started(0.8)
         s.cold_started(0.3)
     assert abs(s.refill_seconds - 0.8) < 0.01 and abs(s.cold_seconds - 0.3) < 0.01
+
+
+def test_deferred_imports_are_made_only_by_a_container_that_should_wait_for_them():
+    s, clock = sizer()
+    s.refill_seconds = 1.5
+    assert s.defers(ahead=0)  # no arrivals: a new container idles, its imports finish
+    arrive(s, clock, 0.1, 20)  # a run every 10 s: the next one is a long way off
+    assert s.defers(ahead=0)
+    s, clock = sizer()
+    s.refill_seconds = 1.5
+    arrive(s, clock, 2.0, 20)  # under load a new container is taken about as soon as it is ready
+    assert not s.defers(ahead=0)
+    assert not s.defers(ahead=2)  # 1.5 s until it is taken: ready with no time to spare
+    assert s.defers(ahead=6)  # 3.5 s: 2 s of waiting, time enough
+    clock.now += 60  # the arrivals are over
+    assert s.defers(ahead=0)
