@@ -222,11 +222,13 @@ def print_report(report: dict) -> None:
     print(f"image: {report['image']}; {report['repetitions']} measured repetitions per row")
     if report["results"]:
         print_table(report)
-    if report["code_floor"]:
-        print(
-            "\ncode alone (host, imports done, forked): "
-            + ", ".join(f"{r['snippet']} {r['p50_ms']} ms" for r in report["code_floor"])
+    floors: dict[str, list[str]] = {}
+    for row in report["code_floor"]:
+        floors.setdefault(row.get("where", "host"), []).append(
+            f"{row['snippet']} {row['p50_ms']} ms"
         )
+    for where, rows in floors.items():
+        print(f"\ncode alone ({where}, imports done, forked): " + ", ".join(rows))
     if report.get("ratios"):
         print_ratios(report["ratios"])
     if report.get("throughput"):

@@ -10,10 +10,12 @@ Paths, for each snippet and runtime, on the same image and policy:
 - service: the warm path through the sandbox service's API on a Unix socket, interleaved with
           direct warm runs on the same pool, so the difference is the socket hop
           (app/ops/bench_service.py).
-Also a `code_floor` (the snippet alone in a forked host process with the imports done: what a
-warm run cannot beat), throughput with N concurrent users, and a soak that counts leaked
-containers and the growth of this process's memory. Figures are measured, never asserted; the
-project's targets live outside the product (`--targets FILE`, docs/performance-targets.json).
+Also a `code_floor` (the snippet alone in a process forked from one that ran it once, as the warm
+runner's preload does, in a bare container of the image, and on the host when its Python has the
+libraries: what a warm run cannot beat), throughput with N concurrent users, and a soak that
+counts leaked containers and the growth of this process's memory. Figures are measured, never
+asserted; the project's targets live outside the product (`--targets FILE`,
+docs/performance-targets.json).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from app.sandbox import (
 from app.sandbox.docker_engine import DockerEngine
 from app.sandbox.leftovers import owner_token
 from app.sandbox.names import PYTHON
+from app.sandbox.policy import SandboxPolicy
 from app.wiring import Components, sandbox_policy
 
 # What the deferred imports of a container that has just become ready take, with room to spare.
@@ -84,14 +87,17 @@ SNIPPETS = {
 }
 PATHS = ("host", "docker", "docker-run", "cold", "warm")
 assert tuple(SNIPPETS) == SNIPPET_NAMES
-# Preloads the snippets' imports once, then times each snippet in a forked child: a warm run's
-# floor.
+# Runs each snippet once (the imports, lazy imports and caches a warm runner's preload makes),
+# then times each in a forked child, fork and wait included: a warm run's floor.
 CODE_FLOOR_SCRIPT = """
-import json, os, sys, time
+import contextlib, io, json, os, sys, time
 import numpy, pandas, matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot
 snippets, repetitions = json.loads(sys.argv[1]), int(sys.argv[2])
+for code in snippets.values():
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, "<code>", "exec"), {"__name__": "__main__"})
 out = {}
 for name, code in snippets.items():
     samples = []
@@ -197,6 +203,8 @@ class Benchmark:
                 measured.append(await self._measure_host(snippet))
         if host_ok:
             report["code_floor"] = await self._code_floor()
+        if runtimes:
+            report["code_floor"] += await self._code_floor_in_image(runtimes[0])
         for runtime in runtimes:
             for snippet in SNIPPETS:
                 for path in ("docker", "docker-run"):
@@ -329,42 +337,27 @@ class Benchmark:
             stderr=asyncio.subprocess.DEVNULL,
         )
         stdout, _ = await proc.communicate()
+        return _floor_rows(stdout, "host")
+
+    async def _code_floor_in_image(self, runtime: str) -> list[dict]:
+        """The same floor in a bare container of the image, with the sandbox's policy."""
+        script = ["-c", CODE_FLOOR_SCRIPT, json.dumps(SNIPPETS), str(self.options.repetitions)]
+        args = self._bare_args(self._policy(runtime), "bench-floor", script)
+        args.pop("log_config", None)  # its few lines of figures are read from the engine's log
         try:
-            samples = json.loads(stdout)
-        except ValueError:
+            code, stdout, _ = await self.engine.call(self.engine.run_and_capture, args, 600)
+        except Exception:
             return []
-        return [
-            {
-                "snippet": name,
-                "p50_ms": round(percentile(values, 50) or 0.0, 2),
-                "p95_ms": round(percentile(values, 95) or 0.0, 2),
-                "n": len(values),
-            }
-            for name, values in samples.items()
-            if values
-        ]
+        return _floor_rows(stdout, f"image ({runtime})") if code == 0 else []
 
     # bare docker
 
     async def _measure_docker(self, runtime: str, snippet: str, path: str) -> Figure:
         figure = Figure(runtime, path, snippet)
         once = self._docker_once if path == "docker" else self._docker_run_once
-        policy = sandbox_policy(
-            self.settings.model_copy(update={"sandbox_runtime": runtime}), owner=owner_token()
-        )
+        policy = self._policy(runtime)
         for rep in range(self.options.repetitions + 1):
-            uid = policy.code_uid_first  # a bare container runs a snippet, never a user's code
-            args = policy.container_args(
-                run_id=f"bench-{rep}", user_id="bench", code_uid=uid, input_dir=self.input_dir
-            )
-            # The bare container runs the snippet, not our warden.
-            args.pop("stdin_open", None)
-            args.pop("stdin_once", None)
-            args.update(
-                command=[PYTHON, "-I", "-c", SNIPPETS[snippet]],
-                user=f"{uid}:{uid}",
-                environment=policy.code_environment(),
-            )
+            args = self._bare_args(policy, f"bench-{rep}", ["-c", SNIPPETS[snippet]])
             try:
                 elapsed, code = await self.engine.call(once, args)
             except Exception:
@@ -375,6 +368,26 @@ class Benchmark:
             elif rep:
                 figure.samples.append(elapsed)
         return figure
+
+    def _policy(self, runtime: str) -> SandboxPolicy:
+        update = {"sandbox_runtime": runtime}
+        return sandbox_policy(self.settings.model_copy(update=update), owner=owner_token())
+
+    def _bare_args(self, policy: SandboxPolicy, run_id: str, python_args: list[str]) -> dict:
+        """A bare container of the policy that runs `python -I <python_args>` as the first code
+        uid: our snippet or script, never a user's code, and not our warden."""
+        uid = policy.code_uid_first
+        args = policy.container_args(
+            run_id=run_id, user_id="bench", code_uid=uid, input_dir=self.input_dir
+        )
+        args.pop("stdin_open", None)
+        args.pop("stdin_once", None)
+        args.update(
+            command=[PYTHON, "-I", *python_args],
+            user=f"{uid}:{uid}",
+            environment=policy.code_environment(),
+        )
+        return args
 
     def _docker_once(self, args: dict) -> tuple[float, int]:
         """What a bare docker-py create/start/wait/remove costs (the peers' cold path)."""
@@ -444,3 +457,22 @@ class Benchmark:
             figure.cold_fallbacks += 1
             return None  # served cold: not a warm figure
         return elapsed, result
+
+
+def _floor_rows(stdout: bytes, where: str) -> list[dict]:
+    """The code floor's rows from its script's output (none when it failed)."""
+    try:
+        samples = json.loads(stdout)
+    except ValueError:
+        return []
+    return [
+        {
+            "snippet": name,
+            "where": where,
+            "p50_ms": round(percentile(values, 50) or 0.0, 2),
+            "p95_ms": round(percentile(values, 95) or 0.0, 2),
+            "n": len(values),
+        }
+        for name, values in samples.items()
+        if values
+    ]

@@ -217,8 +217,8 @@ class DockerEngine:
 
     @_translated
     def run_and_capture(self, args: dict, timeout: float) -> tuple[int, bytes, bytes]:
-        """Create, start and wait for a container (no log driver needed: its stdio is attached),
-        then remove it: (exit code, stdout, stderr)."""
+        """Create, start and wait for a container, then remove it: (exit code, stdout, stderr),
+        read from the engine's log (so `args` must leave a readable log driver, the default)."""
         container_id = self._create(args)
         try:
             self.client.api.start(container_id)

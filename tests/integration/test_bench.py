@@ -25,6 +25,10 @@ def test_bench_json_has_the_documented_shape(settings, tmp_path):
         for path in ("docker", "docker-run", "cold", "warm"):
             assert ("runc", path, snippet) in measured, (path, snippet, rows)
     assert ("host", "host", "print") in measured
+    # What the code alone costs in the image (forked, imports done), for every snippet.
+    floor = {r["snippet"]: r for r in report["code_floor"] if r["where"] == "image (runc)"}
+    assert set(floor) == {"print", "pandas", "plot"}, report["code_floor"]
+    assert all(r["n"] == 1 and 0 < r["p50_ms"] for r in floor.values()), floor
     for size in ("empty", "1mb", "100mb"):  # warm with state: restored and saved
         row = next(r for r in rows if (r["path"], r["snippet"]) == ("state", size))
         # served warm like the plain warm rows (the pool is waited for before each run)
@@ -91,6 +95,7 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
         "users", "think_seconds", "seconds", "runs", "errors", "warm_fraction", "p50_ms",
         "p95_ms", "p99_ms", "cold_p50_ms", "refill_cpu_ms_p50", "pool_over_time", "seed",
         "leaked_containers", "leaked_staging_folders", "load_average_after",
+        "starts_without_deferred",
     }  # fmt: skip
     assert expected <= set(load), sorted(expected - set(load))
     assert load["users"] == 3 and load["think_seconds"] == 0.5 and load["seed"] == 7
