@@ -21,7 +21,6 @@ docs/performance-targets.json).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -40,9 +39,9 @@ from app.ops.bench_figures import (
     figures,
     judge,
     machine_description,
-    percentile,
     ratios,
 )
+from app.ops.bench_floor import host_floor, image_floor
 from app.ops.bench_load import soak, throughput
 from app.ops.bench_refill import refill_breakdown
 from app.ops.bench_scenario import LoadOptions, load_scenario
@@ -87,35 +86,6 @@ SNIPPETS = {
 }
 PATHS = ("host", "docker", "docker-run", "cold", "warm")
 assert tuple(SNIPPETS) == SNIPPET_NAMES
-# Runs each snippet once (the imports, lazy imports and caches a warm runner's preload makes),
-# then times each in a forked child, fork and wait included: a warm run's floor.
-CODE_FLOOR_SCRIPT = """
-import contextlib, io, json, os, sys, time
-import numpy, pandas, matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot
-snippets, repetitions = json.loads(sys.argv[1]), int(sys.argv[2])
-for code in snippets.values():
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(code, "<code>", "exec"), {"__name__": "__main__"})
-out = {}
-for name, code in snippets.items():
-    samples = []
-    for _ in range(repetitions + 1):
-        started = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            try:
-                exec(compile(code, "<code>", "exec"), {"__name__": "__main__"})
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
-        samples.append((time.perf_counter() - started) * 1000)
-    out[name] = samples[1:]
-print(json.dumps(out))
-"""
 
 
 @dataclass
@@ -202,9 +172,9 @@ class Benchmark:
                 opts.progress(f"host / {snippet}")
                 measured.append(await self._measure_host(snippet))
         if host_ok:
-            report["code_floor"] = await self._code_floor()
+            report["code_floor"] = await host_floor(self, SNIPPETS)
         if runtimes:
-            report["code_floor"] += await self._code_floor_in_image(runtimes[0])
+            report["code_floor"] += await image_floor(self, SNIPPETS, runtimes[0])
         for runtime in runtimes:
             for snippet in SNIPPETS:
                 for path in ("docker", "docker-run"):
@@ -287,7 +257,7 @@ class Benchmark:
         )
         return await proc.wait() == 0
 
-    def _host_env(self, out: Path) -> dict:
+    def host_env(self, out: Path) -> dict:
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "INPUT_DIR": str(self.input_dir),
@@ -308,7 +278,7 @@ class Benchmark:
                 "-I",
                 "-c",
                 SNIPPETS[snippet],
-                env=self._host_env(out),
+                env=self.host_env(out),
                 cwd=out,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -321,43 +291,14 @@ class Benchmark:
                 figure.samples.append(elapsed)
         return figure
 
-    async def _code_floor(self) -> list[dict]:
-        out = self.work / "host-out"
-        out.mkdir(exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-c",
-            CODE_FLOOR_SCRIPT,
-            json.dumps(SNIPPETS),
-            str(self.options.repetitions),
-            env=self._host_env(out),
-            cwd=out,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        stdout, _ = await proc.communicate()
-        return _floor_rows(stdout, "host")
-
-    async def _code_floor_in_image(self, runtime: str) -> list[dict]:
-        """The same floor in a bare container of the image, with the sandbox's policy."""
-        script = ["-c", CODE_FLOOR_SCRIPT, json.dumps(SNIPPETS), str(self.options.repetitions)]
-        args = self._bare_args(self._policy(runtime), "bench-floor", script)
-        args.pop("log_config", None)  # its few lines of figures are read from the engine's log
-        try:
-            code, stdout, _ = await self.engine.call(self.engine.run_and_capture, args, 600)
-        except Exception:
-            return []
-        return _floor_rows(stdout, f"image ({runtime})") if code == 0 else []
-
     # bare docker
 
     async def _measure_docker(self, runtime: str, snippet: str, path: str) -> Figure:
         figure = Figure(runtime, path, snippet)
         once = self._docker_once if path == "docker" else self._docker_run_once
-        policy = self._policy(runtime)
+        policy = self.policy(runtime)
         for rep in range(self.options.repetitions + 1):
-            args = self._bare_args(policy, f"bench-{rep}", ["-c", SNIPPETS[snippet]])
+            args = self.bare_args(policy, f"bench-{rep}", ["-c", SNIPPETS[snippet]])
             try:
                 elapsed, code = await self.engine.call(once, args)
             except Exception:
@@ -369,11 +310,11 @@ class Benchmark:
                 figure.samples.append(elapsed)
         return figure
 
-    def _policy(self, runtime: str) -> SandboxPolicy:
+    def policy(self, runtime: str) -> SandboxPolicy:
         update = {"sandbox_runtime": runtime}
         return sandbox_policy(self.settings.model_copy(update=update), owner=owner_token())
 
-    def _bare_args(self, policy: SandboxPolicy, run_id: str, python_args: list[str]) -> dict:
+    def bare_args(self, policy: SandboxPolicy, run_id: str, python_args: list[str]) -> dict:
         """A bare container of the policy that runs `python -I <python_args>` as the first code
         uid: our snippet or script, never a user's code, and not our warden."""
         uid = policy.code_uid_first
@@ -457,22 +398,3 @@ class Benchmark:
             figure.cold_fallbacks += 1
             return None  # served cold: not a warm figure
         return elapsed, result
-
-
-def _floor_rows(stdout: bytes, where: str) -> list[dict]:
-    """The code floor's rows from its script's output (none when it failed)."""
-    try:
-        samples = json.loads(stdout)
-    except ValueError:
-        return []
-    return [
-        {
-            "snippet": name,
-            "where": where,
-            "p50_ms": round(percentile(values, 50) or 0.0, 2),
-            "p95_ms": round(percentile(values, 95) or 0.0, 2),
-            "n": len(values),
-        }
-        for name, values in samples.items()
-        if values
-    ]
