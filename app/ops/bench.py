@@ -174,7 +174,10 @@ class Benchmark:
         if host_ok:
             report["code_floor"] = await host_floor(self, SNIPPETS)
         if runtimes:
-            report["code_floor"] += await image_floor(self, SNIPPETS, runtimes[0])
+            in_image = await image_floor(self, SNIPPETS, runtimes[0])
+            report["code_floor"] += in_image
+            if not in_image:
+                report["notes"].append("the code floor could not be measured in the image")
         for runtime in runtimes:
             for snippet in SNIPPETS:
                 for path in ("docker", "docker-run"):

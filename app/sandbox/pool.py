@@ -319,8 +319,11 @@ class WarmPool:
             allowed = self.sizer.parallel_starts(self.runs_active(), len(self._idle))
             missing = target - held + len(self._waiters)
             for _ in range(max(0, min(missing, allowed - len(self._starting)))):
+                defer = self.policy.warm_defer
                 ahead = len(self._idle) + len(self._starting) - len(self._waiters)
-                defer = self.policy.warm_defer if self.sizer.defers(ahead) else ()
+                if defer and not self.sizer.defers(ahead):
+                    defer = ()
+                    self.stats.undeferred += 1
                 task = asyncio.get_running_loop().create_task(self._start_one(defer))
                 self._starting[task] = time.monotonic()
                 task.add_done_callback(lambda t: self._starting.pop(t, None))
@@ -346,8 +349,6 @@ class WarmPool:
 
     async def _start_one(self, defer: tuple[str, ...]) -> None:
         began = time.monotonic()
-        if defer != self.policy.warm_defer:
-            self.stats.undeferred += 1
         try:
             warm = await self.engine.call(self._start_blocking, defer)
         except Exception as exc:
