@@ -10,6 +10,7 @@
     sbom/              the CycloneDX SBOM of each built image
     tmp/<id>/          work folders of admin tools (bench, audit, doctor)
     sandboxd/          the sandbox service's default Unix socket (`python -m app sandboxd`)
+    sandbox-etc/hosts  the /etc/hosts mounted read-only into every sandbox (SandboxPolicy)
     codeinterp.sqlite3 the embedded database when MONGODB_URI is not set (app/database.py)
     state/             small files of the bot's own (the slash commands' hash)
 
@@ -36,6 +37,7 @@ SBOM = "sbom"
 TMP = "tmp"
 SERVICE = "sandboxd"
 SERVICE_SOCKET = "sandboxd.sock"
+SANDBOX_ETC = "sandbox-etc"
 STATE = "state"
 DATABASE = "codeinterp.sqlite3"
 COMMANDS_HASH = "slash-commands.sha256"
@@ -87,6 +89,10 @@ class DataLayout:
         return self.root / SERVICE / SERVICE_SOCKET
 
     @property
+    def sandbox_hosts(self) -> Path:
+        return self.root / SANDBOX_ETC / "hosts"
+
+    @property
     def database(self) -> Path:
         return self.root / DATABASE
 
@@ -124,6 +130,7 @@ class DataLayout:
             self.sessions,
             self.tmp,
             self.state,
+            self.sandbox_hosts.parent,
         )
 
     def sweepable(self) -> tuple[Path, ...]:

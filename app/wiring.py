@@ -78,6 +78,7 @@ def sandbox_policy(settings: Settings, owner: str = "") -> SandboxPolicy:
         code_uid_last=settings.code_uids[1],
         data_dir=settings.data_dir,
         host_data_dir=settings.host_data_dir,
+        hosts_file=DataLayout(settings.data_dir).sandbox_hosts,
         install_timeout=settings.package_install_timeout,
         # A warm container is recycled at its max age (checked every few seconds): past that
         # and a margin it is nobody's, and its warden ends it.

@@ -58,6 +58,7 @@ def effective_policy(inspect: dict) -> dict:
         "user": config.get("User"),
         "cmd": config.get("Cmd") or [],
         "network_mode": host.get("NetworkMode"),
+        "network_disabled": bool(config.get("NetworkDisabled")),
         "privileged": host.get("Privileged"),
         "cap_add": host.get("CapAdd") or [],
         "cap_drop": host.get("CapDrop") or [],
@@ -135,10 +136,10 @@ def engine_checks(report: AuditReport, p: SandboxPolicy, eff: dict) -> None:
     )
     report.check(
         "no network",
-        eff["network_mode"] == "none",
-        f"network_mode={eff['network_mode']}",
-        "the engine did not apply network_mode=none: check daemon.json and any "
-        "authorization plugin",
+        eff["network_mode"] == "none" and eff["network_disabled"],
+        f"network_mode={eff['network_mode']}, network_disabled={eff['network_disabled']}",
+        "the engine did not apply network_mode=none and network_disabled: check daemon.json "
+        "and any authorization plugin",
     )
     report.check(
         "not privileged, no devices",
@@ -189,11 +190,23 @@ def engine_checks(report: AuditReport, p: SandboxPolicy, eff: dict) -> None:
     )
     mounts = eff["mounts"]
     inputs = (p.input_mount, p.input_mount + "/")
+    # Besides them, the policy's own /etc/hosts (loopback names), read-only, and nothing else.
+    hosts = None
+    if p.hosts_file is not None:
+        hosts = {
+            "type": "bind",
+            "source": p.host_path(p.hosts_file),
+            "target": "/etc/hosts",
+            "read_only": True,
+        }
     unexpected = [
         m
         for m in mounts
-        if not (m["read_only"] and (m["target"] or "").startswith(inputs))
-        or (m["target"] or "").count("/") > p.input_mount.count("/") + 1
+        if m != hosts
+        and (
+            not (m["read_only"] and (m["target"] or "").startswith(inputs))
+            or (m["target"] or "").count("/") > p.input_mount.count("/") + 1
+        )
     ]
     report.check(
         "only the run's input files are mounted, read-only",

@@ -10,6 +10,7 @@ builds the one policy of a process from its settings.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,38 @@ RUNSC_PIDS_HEADROOM = 128
 STATE_OVERHEAD = 4 * 1024**2
 
 
+HOSTNAME = "sandbox"
+# The sandbox's /etc/hosts (the loopback names and its own hostname): with the network left to
+# runc (`network_disabled`), the engine writes none, and its empty placeholder would leave even
+# `localhost` unresolvable.
+ETC_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+    f"127.0.1.1\t{HOSTNAME}\n"
+)
+
+
 class HostPathError(ValueError):
     """A path that cannot be mounted because it is outside DATA_DIR."""
+
+
+def write_etc_hosts(path: Path) -> None:
+    """`ETC_HOSTS` at `path`, unless it is there already: written aside and renamed, so a
+    container created meanwhile (by this or another process) mounts a whole file."""
+    try:
+        if path.read_text() == ETC_HOSTS:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    aside.write_text(ETC_HOSTS)
+    aside.chmod(0o644)
+    os.replace(aside, path)
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,9 @@ class SandboxPolicy(InstallContainers):
     warm_defer: tuple[str, ...] = ("matplotlib", "matplotlib.pyplot")
     """Imported after it is ready, by the code's child while no job has come: a run that takes
     the container early does not wait for them, and pays for them only if it uses them."""
+    hosts_file: Path | None = None
+    """Mounted read-only at /etc/hosts in every sandbox, written by `container_args` when
+    missing (DataLayout.sandbox_hosts); None mounts none (the engine's empty file)."""
     owner: str = ""
     """The process that creates this policy's containers (app/sandbox/leftovers.owner_token):
     labelled on each, so the leftovers of a dead process can be told from live runs."""
@@ -219,7 +253,10 @@ class SandboxPolicy(InstallContainers):
         """
         mounts = self.input_mounts(input_dir, input_files)
         mounts += self.package_mounts(packages or {})
+        if self.hosts_file is not None:
+            write_etc_hosts(self.hosts_file)
         for source, target in (
+            (self.hosts_file, "/etc/hosts"),
             (package_root, self.package_mount),
             (state_file, self.state_input_path),
             (state_dir, self.state_input_mount),
@@ -243,6 +280,11 @@ class SandboxPolicy(InstallContainers):
             "user": f"{self.keeper_uid}:{self.keeper_uid}",
             "labels": labels,
             "network_mode": "none",
+            # The network namespace is runc's own (only loopback, up), not the engine's: without
+            # it dockerd sets a namespace up for "none" all the same, two re-execs of itself per
+            # start (a prestart hook and a sysctl) that cost half its CPU for a container, and
+            # copies the host's /etc/resolv.conf in.
+            "network_disabled": True,
             "cap_drop": ["ALL"],
             "security_opt": self.security_opt(),
             "read_only": True,
@@ -256,7 +298,7 @@ class SandboxPolicy(InstallContainers):
             "ulimits": self.ulimits(),
             "init": True,
             "environment": {},
-            "hostname": "sandbox",
+            "hostname": HOSTNAME,
             "working_dir": self.output_mount,
             "log_config": NO_LOGS,
             "ipc_mode": "private",

@@ -38,7 +38,10 @@ def test_audit_reports_the_engines_view_and_passes(settings, engine, tmp_path):
         ["ALL"],
     )
     assert policy["memory"] == policy["memory_swap"] == settings.sandbox_memory
-    [mount] = policy["mounts"]  # the probe's one input file, nothing else
+    # The probe's one input file and the sandbox's read-only /etc/hosts, nothing else.
+    [hosts] = [m for m in policy["mounts"] if m["target"] == "/etc/hosts"]
+    assert hosts["read_only"] and policy["network_disabled"] is True
+    [mount] = [m for m in policy["mounts"] if m is not hosts]
     assert mount["target"] == "/mnt/data/probe.txt" and mount["read_only"]
     names = {check["name"] for check in report["checks"]}
     assert {

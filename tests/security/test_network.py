@@ -110,3 +110,28 @@ async def test_raw_and_packet_sockets_cannot_reach_anything(attack):
         assert lines[:3] == ["refused"] * 3
     assert lines[2] in ("refused", "packet socket on ['lo']")
     assert lines[-1] == "['lo']"
+
+
+async def test_only_loopback_names_resolve_and_nothing_of_the_hosts_resolver_shows(attack):
+    # The namespace is the runtime's own: no resolver of the host's is copied in, while the
+    # loopback names (and the sandbox's hostname) still work for code that serves itself.
+    code = (
+        "import socket\n"
+        "print(repr(open('/etc/resolv.conf').read()))\n"
+        "print(socket.gethostbyname('localhost'), socket.gethostbyname(socket.gethostname()))\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "c = socket.create_connection(('localhost', s.getsockname()[1]), timeout=2)\n"
+        "peer, _ = s.accept(); c.sendall(b'ping'); print(peer.recv(4).decode())\n"
+        "try:\n"
+        "    open('/etc/hosts', 'a')\n"
+        "except OSError:\n"
+        "    print('hosts read-only')\n"
+    )
+    result = await attack.run(code, timeout=15)
+    assert result.status is RunStatus.OK, result.stderr
+    assert result.stdout.splitlines() == [
+        "''",
+        "127.0.0.1 127.0.1.1",
+        "ping",
+        "hosts read-only",
+    ]

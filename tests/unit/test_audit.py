@@ -1,5 +1,6 @@
 """The audit's verdicts on engine reports, images and the host, without an engine."""
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -24,6 +25,7 @@ def good_inspect() -> dict:
             "Cmd": POLICY.warden_command(UID),
             "Env": ["PATH=/usr/bin", "LANG=C.UTF-8"],
             "Labels": {CODE_UID_LABEL: str(UID)},
+            "NetworkDisabled": True,
         },
         "HostConfig": {
             "Runtime": "runc",
@@ -66,6 +68,32 @@ def test_the_seccomp_profile_is_shown_by_its_hash_not_its_text():
     shown = effective_policy(good_inspect())["security_opt"]
     assert shown[0] == "no-new-privileges"
     assert shown[1].endswith("(the project's profile)") and len(shown[1]) < 80
+
+
+def test_an_engine_network_namespace_fails_even_for_network_none():
+    bad = good_inspect()
+    del bad["Config"]["NetworkDisabled"]
+    assert list(failures(bad)) == ["no network"]
+
+
+def test_only_the_policys_own_hosts_file_may_be_mounted_beside_the_inputs(tmp_path):
+    policy = replace(POLICY, data_dir=tmp_path, hosts_file=tmp_path / "sandbox-etc" / "hosts")
+    ours = {"Type": "bind", "Source": str(tmp_path / "sandbox-etc" / "hosts")}
+    ours |= {"Destination": "/etc/hosts", "RW": False}
+
+    def failed(*mounts: dict) -> list[str]:
+        inspect = good_inspect()
+        inspect["Mounts"] += mounts
+        report = AuditReport(image="img:1", runtime="runc")
+        engine_checks(report, policy, effective_policy(inspect))
+        return [c.name for c in report.checks if not c.ok]
+
+    assert failed(ours) == []
+    check = "only the run's input files are mounted, read-only"
+    assert failed({**ours, "RW": True}) == [check]
+    assert failed({**ours, "Source": "/etc/shadow"}) == [check]
+    # A policy without a hosts file of its own allows no mount at /etc/hosts.
+    assert list(failures({**good_inspect(), "Mounts": [ours]})) == [check]
 
 
 def test_a_main_process_under_the_codes_uid_fails():

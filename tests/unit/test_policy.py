@@ -11,6 +11,11 @@ from app.wiring import sandbox_policy
 UID = 20042
 
 
+def data_mounts(args: dict) -> list[dict]:
+    """The run's own mounts: every one but the /etc/hosts each sandbox gets."""
+    return [m for m in args["mounts"] if m["Target"] != "/etc/hosts"]
+
+
 @pytest.fixture
 def policy(tmp_path):
     settings = Settings(
@@ -47,6 +52,29 @@ def test_container_is_hardened_by_default(policy, tmp_path):
     assert args["user"] == f"{policy.keeper_uid}:{policy.keeper_uid}"  # the keeper, not the code
     assert "privileged" not in args and "cap_add" not in args and "devices" not in args
     assert args["log_config"]["Type"] == "none"  # output never piles up in engine logs
+
+
+def test_the_network_namespace_is_runcs_own_with_a_hosts_file_of_loopback_names(policy, tmp_path):
+    args = policy.container_args(run_id="r", user_id="u", code_uid=UID, input_dir=None)
+    # No engine network at all (not even "none"'s): runc makes an empty namespace itself.
+    assert args["network_disabled"] is True and args["network_mode"] == "none"
+    [hosts] = [m for m in args["mounts"] if m["Target"] == "/etc/hosts"]
+    assert hosts["ReadOnly"] is True and hosts["Type"] == "bind"
+    written = Path(hosts["Source"])
+    assert written == (tmp_path / "sandbox-etc" / "hosts").resolve()
+    lines = written.read_text().splitlines()
+    assert "127.0.0.1\tlocalhost" in lines and f"127.0.1.1\t{args['hostname']}" in lines
+    assert written.stat().st_mode & 0o777 == 0o644
+    # A file someone changed is written again on the next container; nothing else is left.
+    written.write_text("10.0.0.1\tlocalhost\n")
+    policy.container_args(run_id="r", user_id="u", code_uid=UID, input_dir=None)
+    assert "127.0.0.1\tlocalhost" in written.read_text().splitlines()
+    assert sorted(p.name for p in written.parent.iterdir()) == ["hosts"]
+    # A policy without the file (not built from settings) mounts none and writes nothing.
+    bare = SandboxPolicy(image="x").container_args(
+        run_id="r", user_id="u", code_uid=UID, input_dir=None
+    )
+    assert not [m for m in bare["mounts"] if m["Target"] == "/etc/hosts"]
 
 
 def test_runc_containers_get_the_projects_seccomp_profile():
@@ -104,7 +132,7 @@ def test_tmpfs_is_bounded_in_bytes_and_inodes_and_not_executable(policy):
 def test_a_folder_without_a_manifest_is_one_read_only_bind(policy, tmp_path):
     (tmp_path / "in").mkdir()
     args = policy.container_args(run_id="r", user_id="u", code_uid=UID, input_dir=tmp_path / "in")
-    [mount] = args["mounts"]
+    [mount] = data_mounts(args)
     assert mount["Target"] == "/mnt/data" and mount["ReadOnly"] is True and mount["Type"] == "bind"
     assert mount["Source"] == str((tmp_path / "in").resolve())
 
@@ -122,7 +150,7 @@ def test_a_manifest_mounts_only_its_files(policy, tmp_path):
         input_dir=folder,
         input_files=["f2.json", "f1.csv", "gone.csv", "link.csv"],
     )
-    assert [(m["Target"], m["ReadOnly"]) for m in args["mounts"]] == [
+    assert [(m["Target"], m["ReadOnly"]) for m in data_mounts(args)] == [
         ("/mnt/data/f1.csv", True),
         ("/mnt/data/f2.json", True),
     ]
@@ -225,7 +253,7 @@ def test_run_mounts_cached_packages_read_only_and_keeps_no_network(policy, tmp_p
     args = policy.container_args(
         run_id="r1", user_id="42", code_uid=UID, input_dir=None, packages={"toolz": entry}
     )
-    [mount] = args["mounts"]
+    [mount] = data_mounts(args)
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (
         "/opt/packages/toolz",
         str(entry),
@@ -246,7 +274,7 @@ def test_a_warm_container_mounts_the_whole_package_folder_read_only(policy, tmp_
     args = policy.container_args(
         run_id="w1", user_id="", code_uid=UID, input_dir=None, pool_id="p1", package_root=root
     )
-    [mount] = args["mounts"]
+    [mount] = data_mounts(args)
     assert (mount["Target"], mount["Source"], mount["ReadOnly"]) == (
         "/opt/packages",
         str(root),
