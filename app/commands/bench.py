@@ -319,6 +319,13 @@ def print_load(load: dict) -> None:
         f"{load['leaked_staging_folders']} leaked staging folders; "
         f"load average after {load['load_average_after']}"
     )
+    machine = load.get("machine_cpu")
+    if machine:
+        print(
+            f"  the cores {_fraction(machine['busy_fraction'])} busy; CPU per run "
+            f"{_ms(machine['per_run_ms'])} for the whole machine (containers, engine, kernel), "
+            f"{_ms(machine['bench_per_run_ms'])} of it this process"
+        )
     points = load["pool_over_time"]
     if points:
         step = max(1, len(points) // 12)

@@ -81,6 +81,25 @@ def rss_mb() -> float:
     return 0.0
 
 
+LOCAL_ENGINE = "unix://"
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every core has been busy since boot (/proc/stat), None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def local_engine() -> bool:
+    """Whether the engine runs on this machine, so its CPU shows in this /proc/stat."""
+    return os.environ.get("DOCKER_HOST", LOCAL_ENGINE).startswith(LOCAL_ENGINE)
+
+
 def machine_description(engine: DockerEngine) -> dict:
     cpu = platform.processor() or platform.machine()
     try:

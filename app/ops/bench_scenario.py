@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import random
 import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.ops.bench_figures import percentile
+from app.ops.bench_figures import local_engine, machine_busy_seconds, percentile
 from app.ops.bench_load import remove_leaks
 from app.sandbox import RunStatus
 
@@ -63,6 +64,8 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
     try:
         if pool is not None:
             await pool.wait_ready(timeout=300)
+        busy_before = machine_busy_seconds() if local_engine() else None
+        own_before = sum(os.times()[:2])
         began = time.monotonic()
         end = began + load.seconds
 
@@ -101,6 +104,7 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
         seconds = time.monotonic() - began
+        machine = _machine_cpu(busy_before, sum(os.times()[:2]) - own_before, seconds, len(runs))
     finally:
         await runner.close()
     leaked, leaked_staging = remove_leaks(bench)
@@ -110,6 +114,24 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
         "starts_without_deferred": pool.stats.undeferred if pool is not None else 0,
         "leaked_containers": leaked,
         "leaked_staging_folders": leaked_staging,
+        "machine_cpu": machine,
+    }
+
+
+def _machine_cpu(busy_before: float | None, own: float, seconds: float, runs: int) -> dict | None:
+    """Where the cores went during the scenario, with a local engine: how busy they were, and CPU
+    per run of the whole machine (containers, engine, kernel, this process) and of this process
+    alone (the users, the runner, the pool). None when the engine's CPU is not in /proc/stat."""
+    busy_after = machine_busy_seconds()
+    if busy_before is None or busy_after is None or seconds <= 0:
+        return None
+    busy = busy_after - busy_before
+    cores = os.cpu_count() or 1
+    return {
+        # /proc/stat counts in clock ticks: a little past full on a saturated machine.
+        "busy_fraction": round(min(1.0, busy / (seconds * cores)), 3),
+        "per_run_ms": round(busy / runs * 1000, 1) if runs else None,
+        "bench_per_run_ms": round(own / runs * 1000, 1) if runs else None,
     }
 
 

@@ -107,6 +107,9 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
     assert points and all(p["ready"] + p["starting"] <= load["pool_max"] for p in points)
     assert all(load["pool_size"] <= p["target"] <= load["pool_max"] for p in points)
     assert load["leaked_containers"] == 0 and load["leaked_staging_folders"] == 0
+    machine = load["machine_cpu"]  # the suite's engine is local: where the cores went is shown
+    assert 0 < machine["busy_fraction"] <= 1.0
+    assert 0 < machine["bench_per_run_ms"] < machine["per_run_ms"]
     assert report["results"] == []  # --load measures the load alone
     staging = settings.data_dir / "pool"
     assert not staging.is_dir() or list(staging.iterdir()) == []
@@ -130,3 +133,4 @@ def test_bench_refill_breaks_a_refill_down(settings, tmp_path):
         for phase in ("claim", "create", "attach", "start", "runner_exec", "ready", "remove"):
             assert row[f"{phase}_ms"] >= 0, (phase, row)
         assert row["cpu_ms"] > 0
+        assert row["engine_cpu_ms"] >= 0  # the suite's engine is local: its CPU is shown
