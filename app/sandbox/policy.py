@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +65,16 @@ class HostPathError(ValueError):
 
 
 def write_etc_hosts(path: Path) -> None:
-    """`ETC_HOSTS` at `path`, unless it is there already: written aside and renamed, so a
-    container created meanwhile (by this or another process) mounts a whole file."""
+    """`ETC_HOSTS` at `path`, unless it is there already: written aside (a name of its own, as
+    the pool's starts run in threads at once) and renamed, so a container created meanwhile, by
+    this or another process, mounts a whole file."""
     try:
         if path.read_text() == ETC_HOSTS:
             return
     except (OSError, UnicodeDecodeError):
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     aside.write_text(ETC_HOSTS)
     aside.chmod(0o644)
     os.replace(aside, path)

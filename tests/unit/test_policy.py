@@ -1,11 +1,18 @@
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from app.config import RESERVED_UIDS, Settings
 from app.sandbox.install_policy import SECCOMP_FILE
-from app.sandbox.policy import RUNSC_PIDS_HEADROOM, HostPathError, SandboxPolicy
+from app.sandbox.policy import (
+    ETC_HOSTS,
+    RUNSC_PIDS_HEADROOM,
+    HostPathError,
+    SandboxPolicy,
+    write_etc_hosts,
+)
 from app.wiring import sandbox_policy
 
 UID = 20042
@@ -75,6 +82,15 @@ def test_the_network_namespace_is_runcs_own_with_a_hosts_file_of_loopback_names(
         run_id="r", user_id="u", code_uid=UID, input_dir=None
     )
     assert not [m for m in bare["mounts"] if m["Target"] == "/etc/hosts"]
+
+
+def test_containers_made_at_once_all_find_a_whole_hosts_file(tmp_path):
+    # The pool's first starts run in threads together, each asking for the file before it exists.
+    path = tmp_path / "sandbox-etc" / "hosts"
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(lambda _: write_etc_hosts(path), range(32)))
+    assert path.read_text() == ETC_HOSTS
+    assert [p.name for p in path.parent.iterdir()] == ["hosts"]
 
 
 def test_runc_containers_get_the_projects_seccomp_profile():
