@@ -99,7 +99,7 @@ def _one_refill(
         warden.await_ready(time.monotonic() + 60)
         took["ready"] = time.perf_counter() - started
         cpu = engine.cpu_seconds(container_id)
-        busy_after = machine_busy_seconds()
+        busy_after = machine_busy_seconds() if busy_before is not None else None
         if cpu is not None:
             took["cpu"] = cpu
             if busy_before is not None and busy_after is not None:

@@ -133,4 +133,4 @@ def test_bench_refill_breaks_a_refill_down(settings, tmp_path):
         for phase in ("claim", "create", "attach", "start", "runner_exec", "ready", "remove"):
             assert row[f"{phase}_ms"] >= 0, (phase, row)
         assert row["cpu_ms"] > 0
-        assert row["engine_cpu_ms"] >= 0  # the suite's engine is local: its CPU is shown
+        assert row["engine_cpu_ms"] > 0  # the suite's engine is local: its start's CPU is shown
