@@ -162,6 +162,10 @@ PROBE = (
     "print('wave' in sys.modules, 'colorsys' in sys.modules)\n"
     "import matplotlib.pyplot as plt\n"
     "plt.plot([1, 2]); plt.savefig('p.png'); print('plotted')\n"
+    "import gc\n"
+    "class Cycle: pass\n"
+    "c = Cycle(); c.me = c; del c\n"
+    "print(gc.isenabled(), gc.get_freeze_count() > 0, gc.collect() >= 1)\n"
 )
 
 
@@ -191,3 +195,5 @@ async def test_deferred_imports_never_hold_up_a_run_and_are_there_once_done(
     assert early[0] == settled[0] == "1"
     assert early[1] == settled[1]  # the same descriptors
     assert settled[2] == "True True" and early[3] == settled[3] == "plotted"
+    # The preload's objects are frozen (never traversed again); the code's own are collected.
+    assert early[4] == settled[4] == "True True True"
