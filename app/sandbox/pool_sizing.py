@@ -3,19 +3,25 @@ should wait for a container that is almost ready. Pure arithmetic over what the 
 (arrivals, how long its starts and cold starts took), with an injectable clock, so it is tested
 without containers.
 
-- Size: enough containers to cover the arrivals expected while one refill is under way (Little's
-  law: arrival rate x refill time), plus one for a burst; never below the configured size, never
-  above the maximum or what the memory bound allows (each container counted at its memory
-  limit, against the pool's budget and the host's available memory). With no arrivals the
-  target falls back to the configured size and surplus containers are removed once idle.
+- Size: enough containers to cover the arrivals of one refill's time in nearly every case, not
+  only on average: arrivals are bursty, so the count of them during a refill is taken as
+  Poisson (mean: arrival rate x refill time) and the target is its 99th percentile; never
+  below the configured size, never above the maximum or what the memory bound allows
+  (each container counted at its memory limit, against the pool's budget and the host's
+  available memory). With no arrivals the target falls back to the configured size and
+  surplus containers are removed once idle.
 - Refills yield to runs: while as many runs as there are cores are active and a container is
-  ready, no refill starts; otherwise at most the cores the runs leave free (at least one).
+  ready, no refill starts, and with none ready one at a time; otherwise up to three at once. A
+  start is not all CPU (engine round trips, runc), so one start per free core leaves cores idle
+  while the pool runs dry.
 - Waiting: a run that finds no container ready waits for the oldest start not yet promised to
   another waiting run, when that start should be ready sooner than a cold start would be.
 - Deferred imports: a new container imports the deferred modules (matplotlib) while it waits only
   when it should wait long enough to finish them (the containers ahead of it over the arrival
-  rate, less its own start). One taken before then kills that import, so under load it would be
-  CPU spent for nothing, taken from runs and refills.
+  rate, less its own start), and only while the machine's cores are mostly idle (under 40 % busy
+  over the last 20 s, /proc/stat). One taken before then kills that import, so under load it
+  would be CPU spent for nothing, taken from runs and refills; and a busy machine spends its CPU
+  on what every run needs, not on what only plotting runs do.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from dataclasses import dataclass
 ARRIVAL_WINDOW = 20.0
 # A rate is not trusted over less than this (the first arrival would otherwise look like a burst).
 MIN_RATE_SPAN = 5.0
-MAX_PARALLEL_STARTS = 2
+MAX_PARALLEL_STARTS = 3
+# The share of the arrivals during one refill the pool covers (their Poisson quantile).
+COVERED_ARRIVALS = 0.99
 # Surplus containers are removed only after idling this long, so a pause does not waste refills.
 SHRINK_AFTER = 30.0
 SMOOTHING = 0.3
@@ -39,6 +47,51 @@ FIRST_COLD_GUESS = 0.5
 # The deferred imports' time in a waiting container (`bench --refill`: matplotlib and pyplot about
 # 0.7 s on an idle 2-core machine), with some margin.
 DEFER_SECONDS = 1.0
+# Deferred imports only while the cores were less busy than this, over CPU_WINDOW seconds.
+DEFER_MAX_BUSY = 0.4
+CPU_WINDOW = ARRIVAL_WINDOW
+# A busy fraction over less than this is not trusted (a moment's burst is not the machine's load).
+MIN_CPU_SPAN = 0.5
+
+
+def cpu_times() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of all cores since boot (/proc/stat), None off Linux."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+class CpuMeter:
+    """How busy the machine's cores have been over about the last CPU_WINDOW seconds."""
+
+    def __init__(
+        self,
+        times: Callable[[], tuple[float, float] | None] = cpu_times,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.times = times
+        self.clock = clock
+        self._samples: deque[tuple[float, float, float]] = deque()
+        self._last: float | None = None
+
+    def __call__(self) -> float | None:
+        """The busy fraction (0 to 1) since the oldest sample of the window; None while unknown."""
+        reading = self.times()
+        if reading is None:
+            return None
+        now = self.clock()
+        self._samples.append((now, *reading))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - CPU_WINDOW:
+            self._samples.popleft()  # one sample older than the window stays: the baseline
+        began, busy, total = self._samples[0]
+        if now - began >= MIN_CPU_SPAN and reading[1] > total:
+            self._last = min(1.0, max(0.0, (reading[0] - busy) / (reading[1] - total)))
+        return self._last
 
 
 def available_memory() -> int | None:
@@ -82,11 +135,13 @@ class PoolSizer:
         clock: Callable[[], float] = time.monotonic,
         cores: int | None = None,
         memory: Callable[[], int | None] = available_memory,
+        cpu_busy: Callable[[], float | None] | None = None,
     ) -> None:
         self.bounds = bounds
         self.clock = clock
         self.cores = cores or os.cpu_count() or 1
         self.memory = memory
+        self.cpu_busy = cpu_busy if cpu_busy is not None else CpuMeter(clock=clock)
         self.refill_seconds = FIRST_REFILL_GUESS
         self.cold_seconds = FIRST_COLD_GUESS
         self._arrivals: deque[float] = deque()
@@ -116,15 +171,15 @@ class PoolSizer:
         """How many containers to hold (ready or starting); `held`: how many are now."""
         bounds = self.bounds
         rate = self.rate()
-        wanted = math.ceil(rate * self.refill_seconds) + 1 if rate else 0
+        wanted = poisson_quantile(rate * self.refill_seconds, COVERED_ARRIVALS) if rate else 0
         cap = bounds.memory_cap(self.memory(), held) if wanted > bounds.size else bounds.size
         return max(bounds.size, min(wanted, bounds.max_size, cap))
 
     def parallel_starts(self, runs_active: int, ready: int) -> int:
         """How many refills may be under way at once now."""
-        if runs_active >= self.cores and ready > 0:
-            return 0
-        return max(1, min(MAX_PARALLEL_STARTS, self.cores - runs_active))
+        if runs_active >= self.cores:
+            return 0 if ready > 0 else 1
+        return MAX_PARALLEL_STARTS
 
     def wait_for(self, start_age: float | None) -> float | None:
         """Seconds worth waiting for a start that began `start_age` seconds ago; None: go cold."""
@@ -139,6 +194,9 @@ class PoolSizer:
     def defers(self, ahead: int) -> bool:
         """Whether a container starting now should import the deferred modules while it waits;
         `ahead` containers (ready or starting, promised to no waiting run) are taken before it."""
+        busy = self.cpu_busy()
+        if busy is not None and busy >= DEFER_MAX_BUSY:
+            return False
         rate = self.rate()
         if not rate:
             return True
@@ -149,3 +207,18 @@ class PoolSizer:
         horizon = self.clock() - ARRIVAL_WINDOW
         while self._arrivals and self._arrivals[0] < horizon:
             self._arrivals.popleft()
+
+
+def poisson_quantile(mean: float, share: float) -> int:
+    """The least k with P(X <= k) >= share for X Poisson of `mean` (k >= 0)."""
+    if mean <= 0:
+        return 0
+    term = total = math.exp(-mean)
+    if term == 0.0:  # beyond any pool's size: the normal approximation is close enough
+        return math.ceil(mean + 3 * math.sqrt(mean))
+    k = 0
+    while total < share and term > 0:
+        k += 1
+        term *= mean / k
+        total += term
+    return k

@@ -27,7 +27,9 @@ def slow_starts(engine: FakeEngine, seconds: float) -> None:
 def make_pool(tmp_path, engine, *, size=1, max_size=None, cores=2, clock=time.monotonic):
     policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
     bounds = PoolBounds(size=size, max_size=max_size or size, container_memory=policy.memory_bytes)
-    sizer = PoolSizer(bounds, cores=cores, clock=clock, memory=lambda: 64 * 1024**3)
+    # An idle machine: whether imports are deferred follows the arrivals alone.
+    idle = {"memory": lambda: 64 * 1024**3, "cpu_busy": lambda: 0.0}
+    sizer = PoolSizer(bounds, cores=cores, clock=clock, **idle)
     return WarmPool(
         policy,
         engine,

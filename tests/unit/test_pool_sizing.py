@@ -1,7 +1,8 @@
 """The warm pool's sizing rules: grow with arrivals, shrink when idle, bounded by the maximum and
-by memory; refills yield to runs; a run waits for a start only when that beats a cold one."""
+by memory; refills yield to runs; a run waits for a start only when that beats a cold one;
+deferred imports only on a machine with CPU to spare."""
 
-from app.sandbox.pool_sizing import PoolBounds, PoolSizer
+from app.sandbox.pool_sizing import CpuMeter, PoolBounds, PoolSizer, poisson_quantile
 
 GIB = 1024**3
 
@@ -14,10 +15,11 @@ class Clock:
         return self.now
 
 
-def sizer(size=2, max_size=6, budget=0, host=64 * GIB, cores=2):
+def sizer(size=2, max_size=6, budget=0, host=64 * GIB, cores=2, busy=0.1):
     clock = Clock()
     bounds = PoolBounds(size=size, max_size=max_size, memory_budget=budget, container_memory=GIB)
-    return PoolSizer(bounds, clock=clock, cores=cores, memory=lambda: host), clock
+    sizer = PoolSizer(bounds, clock=clock, cores=cores, memory=lambda: host, cpu_busy=lambda: busy)
+    return sizer, clock
 
 
 def arrive(s, clock, per_second: float, seconds: float) -> None:
@@ -32,13 +34,23 @@ def test_without_arrivals_the_target_is_the_configured_size():
 
 
 def test_the_target_grows_with_the_arrival_rate_and_the_refill_time():
-    s, clock = sizer()
-    s.refill_seconds = 1.5
-    arrive(s, clock, 2.0, 20)  # 2 runs/s for 20 s
-    assert s.rate() == 2.0
-    assert s.target(held=2) == 4  # ceil(2 x 1.5) + 1
-    s.refill_seconds = 4.0  # slower refills need more ahead
-    assert s.target(held=2) == 6
+    s, clock = sizer(max_size=20)
+    s.refill_seconds = 1.0
+    arrive(s, clock, 1.0, 20)  # 1 run/s for 20 s
+    assert s.rate() == 1.0
+    # 1 arrival per refill on average, but 3 or fewer only 98.1 % of the time, 4 or fewer 99.6 %
+    assert s.target(held=2) == 4
+    s.refill_seconds = 3.0  # slower refills need more ahead
+    assert s.target(held=2) == 8  # Poisson(3): 7 or fewer 98.8 % of the time, 8 or fewer 99.6 %
+
+
+def test_the_burst_cover_is_the_poisson_quantile():
+    assert poisson_quantile(0.0, 0.975) == 0
+    assert poisson_quantile(1.0, 0.975) == 3  # P(X <= 2) = 0.920, P(X <= 3) = 0.981
+    assert poisson_quantile(3.0, 0.975) == 7  # P(X <= 6) = 0.966, P(X <= 7) = 0.988
+    assert poisson_quantile(1.0, 0.5) == 1  # the median, for comparison
+    assert poisson_quantile(1.0, 0.99) == 4  # P(X <= 4) = 0.996
+    assert poisson_quantile(2000.0, 0.975) > 2000  # no underflow to zero for huge means
 
 
 def test_the_target_never_exceeds_the_maximum_or_the_memory_budget():
@@ -73,8 +85,8 @@ def test_a_first_arrival_does_not_look_like_a_burst():
 
 def test_refills_yield_to_runs():
     s, _ = sizer(cores=2)
-    assert s.parallel_starts(runs_active=0, ready=0) == 2
-    assert s.parallel_starts(runs_active=1, ready=1) == 1
+    assert s.parallel_starts(runs_active=0, ready=0) == 3  # a start is not all CPU
+    assert s.parallel_starts(runs_active=1, ready=1) == 3
     assert s.parallel_starts(runs_active=2, ready=1) == 0  # every core runs code, one is ready
     assert s.parallel_starts(runs_active=3, ready=0) == 1  # an empty pool still refills
 
@@ -110,3 +122,24 @@ def test_deferred_imports_are_made_only_by_a_container_that_should_wait_for_them
     assert s.defers(ahead=6)  # 3.5 s: 2 s of waiting, time enough
     clock.now += 60  # the arrivals are over
     assert s.defers(ahead=0)
+
+
+def test_a_busy_machine_makes_no_deferred_imports():
+    s, _ = sizer(busy=0.8)
+    assert not s.defers(ahead=6)  # no arrivals, time enough: but the cores are busy
+    s, _ = sizer(busy=None)
+    assert s.defers(ahead=0)  # load unknown (not Linux): as on an idle machine
+
+
+def test_the_cpu_meter_reads_the_busy_share_of_the_last_seconds():
+    clock = Clock()
+    readings = iter([(100.0, 200.0), (100.2, 202.0), (101.0, 204.0), (104.0, 208.0)])
+    meter = CpuMeter(times=lambda: next(readings), clock=clock)
+    assert meter() is None  # one reading: nothing to compare yet
+    clock.now += 1.0
+    assert abs(meter() - 0.1) < 1e-9  # 0.2 of 2 core-seconds busy
+    clock.now += 1.0
+    assert abs(meter() - 0.25) < 1e-9  # 1 of 4 since the first reading
+    clock.now += 30.0  # the first readings fell out of the window; the newest old one is the base
+    assert abs(meter() - 0.75) < 1e-9  # 3 of 4 since (101, 204)
+    assert CpuMeter(times=lambda: None)() is None  # not Linux
