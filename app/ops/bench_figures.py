@@ -10,6 +10,7 @@ import platform
 from dataclasses import dataclass, field
 
 from app.sandbox.docker_engine import DockerEngine
+from app.sandbox.pool_sizing import cpu_times
 
 HOST_RUNTIME = "host"
 SNIPPET_NAMES = ("print", "pandas", "plot")
@@ -86,13 +87,8 @@ LOCAL_ENGINE = "unix://"
 
 def machine_busy_seconds() -> float | None:
     """CPU seconds every core has been busy since boot (/proc/stat), None off Linux."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(v) for v in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+    times = cpu_times()
+    return times[0] if times is not None else None
 
 
 def local_engine() -> bool:
