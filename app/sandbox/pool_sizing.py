@@ -19,9 +19,9 @@ without containers.
 - Deferred imports: a new container imports the deferred modules (matplotlib) while it waits only
   when it should wait long enough to finish them (the containers ahead of it over the arrival
   rate, less its own start), and only while the machine's cores are mostly idle (under 40 % busy
-  over the last 20 s, /proc/stat). One taken before then kills that import, so under load it
-  would be CPU spent for nothing, taken from runs and refills; and a busy machine spends its CPU
-  on what every run needs, not on what only plotting runs do.
+  over the last 20 s and over the last 5 s, /proc/stat). One taken before then kills that
+  import, so under load it would be CPU spent for nothing, taken from runs and refills; and a
+  busy machine spends its CPU on what every run needs, not on what only plotting runs do.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ DEFER_SECONDS = 1.0
 # Deferred imports only while the cores were less busy than this, over CPU_WINDOW seconds.
 DEFER_MAX_BUSY = 0.4
 CPU_WINDOW = ARRIVAL_WINDOW
+SHORT_CPU_WINDOW = 5.0
 # A busy fraction over less than this is not trusted (a moment's burst is not the machine's load).
 MIN_CPU_SPAN = 0.5
 
@@ -67,7 +68,9 @@ def cpu_times() -> tuple[float, float] | None:
 
 
 class CpuMeter:
-    """How busy the machine's cores have been over about the last CPU_WINDOW seconds."""
+    """How busy the machine's cores have been: the busier of the last CPU_WINDOW seconds and the
+    last SHORT_CPU_WINDOW (a load that just began counts at once, a lull in one does not). Each
+    call is a reading; the pool reads at every arrival and every start."""
 
     def __init__(
         self,
@@ -80,18 +83,30 @@ class CpuMeter:
         self._last: float | None = None
 
     def __call__(self) -> float | None:
-        """The busy fraction (0 to 1) since the oldest sample of the window; None while unknown."""
+        """The busy fraction (0 to 1); None while unknown."""
         reading = self.times()
         if reading is None:
             return None
         now = self.clock()
-        self._samples.append((now, *reading))
+        sample = (now, *reading)
+        self._samples.append(sample)
         while len(self._samples) > 2 and self._samples[1][0] <= now - CPU_WINDOW:
             self._samples.popleft()  # one sample older than the window stays: the baseline
-        began, busy, total = self._samples[0]
-        if now - began >= MIN_CPU_SPAN and reading[1] > total:
-            self._last = min(1.0, max(0.0, (reading[0] - busy) / (reading[1] - total)))
+        recent = next(
+            (old for old in reversed(self._samples) if old[0] <= now - SHORT_CPU_WINDOW),
+            self._samples[0],
+        )
+        shares = [self._share(base, sample) for base in (self._samples[0], recent)]
+        known = [share for share in shares if share is not None]
+        if known:
+            self._last = max(known)
         return self._last
+
+    @staticmethod
+    def _share(base: tuple[float, float, float], now: tuple[float, float, float]) -> float | None:
+        if now[0] - base[0] < MIN_CPU_SPAN or now[2] <= base[2]:
+            return None
+        return min(1.0, max(0.0, (now[1] - base[1]) / (now[2] - base[2])))
 
 
 def available_memory() -> int | None:
@@ -149,6 +164,7 @@ class PoolSizer:
 
     def arrival(self) -> None:
         self._arrivals.append(self.clock())
+        self.cpu_busy()  # a reading, so a load that just began is seen by the next start
         self._trim()
 
     def started(self, seconds: float) -> None:

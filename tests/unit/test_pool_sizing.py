@@ -143,3 +143,25 @@ def test_the_cpu_meter_reads_the_busy_share_of_the_last_seconds():
     clock.now += 30.0  # the first readings fell out of the window; the newest old one is the base
     assert abs(meter() - 0.75) < 1e-9  # 3 of 4 since (101, 204)
     assert CpuMeter(times=lambda: None)() is None  # not Linux
+
+
+def test_a_load_that_just_began_counts_at_once():
+    clock = Clock()
+    busy, total = [100.0], [200.0]
+
+    def times():
+        return busy[0], total[0]
+
+    meter = CpuMeter(times=times, clock=clock)
+    for _ in range(20):  # 20 idle seconds, read once a second
+        meter()
+        clock.now += 1.0
+        total[0] += 2.0
+    assert meter() == 0.0
+    for _ in range(3):  # then both cores busy for 3 s
+        clock.now += 1.0
+        busy[0] += 2.0
+        total[0] += 2.0
+        meter()
+    # 6 of 40 core-seconds over 20 s, but 6 of 10 over the last 5 s: the busier one counts
+    assert abs(meter() - 0.6) < 1e-9
