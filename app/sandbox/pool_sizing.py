@@ -70,7 +70,7 @@ def cpu_times() -> tuple[float, float] | None:
 class CpuMeter:
     """How busy the machine's cores have been: the busier of the last CPU_WINDOW seconds and the
     last SHORT_CPU_WINDOW (a load that just began counts at once, a lull in one does not). Each
-    call is a reading; the pool reads at every arrival and every start."""
+    call is a reading; the pool reads when it decides a start's deferred imports."""
 
     def __init__(
         self,
@@ -164,7 +164,6 @@ class PoolSizer:
 
     def arrival(self) -> None:
         self._arrivals.append(self.clock())
-        self.cpu_busy()  # a reading, so a load that just began is seen by the next start
         self._trim()
 
     def started(self, seconds: float) -> None:
