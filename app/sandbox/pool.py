@@ -165,13 +165,17 @@ class WarmPool:
             self._missed()
         return warm
 
-    async def acquire(self) -> WarmContainer | None:
+    async def acquire(
+        self, uses_preload: Callable[[], bool] = lambda: False
+    ) -> WarmContainer | None:
         """`take()`, or the next container to be ready when waiting for it should beat a cold
-        start (app/sandbox/pool_sizing.py); None: start cold."""
+        start (app/sandbox/pool_sizing.py; `uses_preload()`, asked only then: the code needs a
+        preloaded module, so a cold start would import it too); None: start cold."""
         self.sizer.arrival()
         warm = self._take_ready()
         if warm is None:
-            seconds = self.sizer.wait_for(self._unpromised_start_age())
+            age = self._unpromised_start_age()
+            seconds = self.sizer.wait_for(age, age is not None and uses_preload())
             if seconds is not None:
                 warm = await self._wait_for_start(seconds)
         if warm is None:
@@ -238,12 +242,16 @@ class WarmPool:
         self._idle.append(warm)
 
     async def take_with_files(
-        self, source_dir: Path | None, filenames: list[str], state: Path | None = None
+        self,
+        source_dir: Path | None,
+        filenames: list[str],
+        state: Path | None = None,
+        uses_preload: Callable[[], bool] = lambda: False,
     ) -> WarmContainer | None:
         """`acquire()`, with the run's files (and its session's snapshot) staged into the
         container's input folder; None (the run starts cold) when none is ready or the files
         cannot be placed."""
-        warm = await self.acquire()
+        warm = await self.acquire(uses_preload)
         if warm is None or (source_dir is None and state is None):
             return warm
         if source_dir is not None and not filenames:

@@ -15,7 +15,9 @@ without containers.
   start is not all CPU (engine round trips, runc), so one start per free core leaves cores idle
   while the pool runs dry.
 - Waiting: a run that finds no container ready waits for the oldest start not yet promised to
-  another waiting run, when that start should be ready sooner than a cold start would be.
+  another waiting run, when that start should be ready sooner than a cold start would be. A run
+  whose code imports a preloaded module (pandas) counts a cold start at a whole refill's time:
+  its cold container would import that module too.
 - Deferred imports: a new container imports the deferred modules (matplotlib) while it waits only
   when it should wait long enough to finish them (the containers ahead of it over the arrival
   rate, less its own start), and only while the machine's cores are mostly idle (under 40 % busy
@@ -196,15 +198,20 @@ class PoolSizer:
             return 0 if ready > 0 else 1
         return MAX_PARALLEL_STARTS
 
-    def wait_for(self, start_age: float | None) -> float | None:
-        """Seconds worth waiting for a start that began `start_age` seconds ago; None: go cold."""
+    def wait_for(self, start_age: float | None, uses_preload: bool = False) -> float | None:
+        """Seconds worth waiting for a start that began `start_age` seconds ago; None: go cold.
+
+        `uses_preload`: the run's code needs what a warm container preloads (pandas). A cold run
+        then imports it too, after its own container start: about a whole refill's work, so the
+        cold alternative costs a refill's time, not only a cold container's."""
         if start_age is None:
             return None
+        cold = max(self.cold_seconds, self.refill_seconds) if uses_preload else self.cold_seconds
         remaining = max(0.0, self.refill_seconds - start_age)
-        if remaining >= self.cold_seconds:
+        if remaining >= cold:
             return None
         # A start slower than expected is given up on when a cold one would have been ready.
-        return self.cold_seconds
+        return cold
 
     def defers(self, ahead: int) -> bool:
         """Whether a container starting now should import the deferred modules while it waits;

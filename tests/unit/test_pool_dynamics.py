@@ -88,6 +88,39 @@ async def test_a_run_does_not_wait_when_a_cold_start_is_sooner(tmp_path):
     assert engine.live() == []
 
 
+async def test_a_pandas_run_waits_for_a_start_where_a_print_run_goes_cold(tmp_path):
+    engine = FakeEngine(Script(stdout=b"ok\n"))
+    policy = SandboxPolicy(image="img:test", data_dir=tmp_path)
+    pool = make_pool(tmp_path, engine)
+    runner = SandboxRunner(policy, engine, max_timeout=5, pool=pool)
+    await runner.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        slow_starts(engine, 0.4)
+        # A cold container is ready sooner than this start, but pandas would then be imported
+        # in it too: about a refill's work.
+        pool.sizer.refill_seconds, pool.sizer.cold_seconds = 1.0, 0.2
+        first = pool.take()
+        await until(lambda: pool.starting == 1)
+        await asyncio.sleep(0.1)
+        out = tmp_path / "out"
+        plain = await runner.run(RunRequest(code="print('ok')", user_id="u1", output_dir=out))
+        assert plain.status is RunStatus.OK and pool.stats.missed == 1 and pool.stats.waited == 0
+        assert await pool.wait_ready(timeout=10)
+        second = pool.take()  # the replacement is ready: take it, so the next one is starting
+        await until(lambda: pool.starting == 1)
+        await asyncio.sleep(0.1)
+        pool.sizer.refill_seconds, pool.sizer.cold_seconds = 1.0, 0.2
+        code = "import pandas as pd\nprint('ok')"
+        data = await runner.run(RunRequest(code=code, user_id="u1", output_dir=out))
+        assert data.status is RunStatus.OK and pool.stats.waited == 1 and pool.stats.missed == 1
+        pool.dispose(first)
+        pool.dispose(second)
+    finally:
+        await runner.close()
+    assert engine.live() == []
+
+
 async def test_a_wait_that_runs_out_goes_cold_and_the_container_stays_in_the_pool(tmp_path):
     engine = FakeEngine()
     pool = make_pool(tmp_path, engine)

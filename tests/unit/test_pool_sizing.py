@@ -100,6 +100,17 @@ def test_a_run_waits_for_a_start_only_when_that_beats_a_cold_start():
     assert s.wait_for(3.0) == 0.5  # late already: still sooner than nothing, bounded
 
 
+def test_code_that_needs_the_preload_waits_up_to_a_whole_refill():
+    s, _ = sizer()
+    s.refill_seconds, s.cold_seconds = 1.2, 0.5
+    # A cold container would import pandas too: going cold costs about a refill, not 0.5 s.
+    assert s.wait_for(0.1, uses_preload=True) == 1.2  # 1.1 s left beats a cold start
+    assert s.wait_for(0.0, uses_preload=True) is None  # just begun: no sooner than cold
+    assert s.wait_for(None, uses_preload=True) is None
+    s.refill_seconds, s.cold_seconds = 0.3, 0.8  # cold slower than a refill: its own bound
+    assert s.wait_for(0.0, uses_preload=True) == 0.8
+
+
 def test_estimates_follow_what_was_measured():
     s, _ = sizer()
     for _ in range(30):
