@@ -5,7 +5,8 @@ without containers.
 
 - Size: enough containers to cover the arrivals of one refill's time in nearly every case, not
   only on average: arrivals are bursty, so the count of them during a refill is taken as
-  Poisson (mean: arrival rate x refill time) and the target is its 99th percentile; never
+  Poisson (mean: arrival rate x refill time, the rate the higher of the last 20 s and the last
+  5 s) and the target is its 99th percentile; never
   below the configured size, never above the maximum or what the memory bound allows
   (each container counted at its memory limit, against the pool's budget and the host's
   available memory). With no arrivals the target falls back to the configured size and
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 ARRIVAL_WINDOW = 20.0
 # A rate is not trusted over less than this (the first arrival would otherwise look like a burst).
 MIN_RATE_SPAN = 5.0
+SHORT_ARRIVAL_WINDOW = MIN_RATE_SPAN
 MAX_PARALLEL_STARTS = 3
 # The share of the arrivals during one refill the pool covers (their Poisson quantile).
 COVERED_ARRIVALS = 0.99
@@ -177,12 +179,20 @@ class PoolSizer:
         self.cold_seconds += SMOOTHING * (seconds - self.cold_seconds)
 
     def rate(self) -> float:
-        """Arrivals per second over the recent window."""
+        """Arrivals per second: the higher of the last ARRIVAL_WINDOW seconds and the last
+        SHORT_ARRIVAL_WINDOW, so a server that just got busy after a quiet spell is met at once
+        (over 20 s, its first few runs would look like a trickle)."""
         self._trim()
         if not self._arrivals:
             return 0.0
-        span = min(ARRIVAL_WINDOW, max(MIN_RATE_SPAN, self.clock() - self._first))
-        return len(self._arrivals) / span
+        now = self.clock()
+        span = min(ARRIVAL_WINDOW, max(MIN_RATE_SPAN, now - self._first))
+        recent = 0
+        for at in reversed(self._arrivals):
+            if at <= now - SHORT_ARRIVAL_WINDOW:
+                break
+            recent += 1
+        return max(len(self._arrivals) / span, recent / SHORT_ARRIVAL_WINDOW)
 
     def target(self, held: int) -> int:
         """How many containers to hold (ready or starting); `held`: how many are now."""

@@ -77,6 +77,16 @@ def test_the_target_falls_back_once_arrivals_stop():
     assert s.rate() == 0.0 and s.target(held=5) == 2
 
 
+def test_a_server_that_gets_busy_after_a_quiet_spell_is_met_at_once():
+    s, clock = sizer(max_size=20)
+    s.refill_seconds = 1.0
+    clock.now += 3600  # a long-running bot, quiet for an hour
+    arrive(s, clock, 1.5, 4)  # then six runs in four seconds
+    # Over the 20 s window that is 0.3 runs/s; over the last 5 s, 1.2.
+    assert s.rate() == 6 / 5
+    assert s.target(held=2) == poisson_quantile(1.2, 0.99) == 4
+
+
 def test_a_first_arrival_does_not_look_like_a_burst():
     s, clock = sizer()
     s.arrival()
