@@ -213,6 +213,7 @@ class WarmPool:
     async def _wait_for_start(self, seconds: float) -> WarmContainer | None:
         waiter: asyncio.Future[WarmContainer] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._poke()  # the start it waits for is its own now: the runs after it need another
         handed = False
         try:
             warm = await asyncio.wait_for(asyncio.shield(waiter), seconds)
@@ -324,7 +325,9 @@ class WarmPool:
             held = len(self._idle) + len(self._starting)
             target = self.sizer.target(held)
             surplus = self._shrink(target)
-            allowed = self.sizer.parallel_starts(self.runs_active(), len(self._idle))
+            # A run waiting here for a start holds its slot but no CPU: it is not a run to yield to.
+            running = max(0, self.runs_active() - len(self._waiters))
+            allowed = self.sizer.parallel_starts(running, len(self._idle))
             missing = target - held + len(self._waiters)
             for _ in range(max(0, min(missing, allowed - len(self._starting)))):
                 defer = self.policy.warm_defer

@@ -221,6 +221,32 @@ async def test_refills_wait_while_runs_hold_every_core(tmp_path):
     assert engine.live() == []
 
 
+async def test_runs_waiting_for_a_start_do_not_hold_back_the_refills(tmp_path):
+    engine = FakeEngine()
+    pool = make_pool(tmp_path, engine, size=2, cores=2)
+    await pool.start()
+    try:
+        assert await pool.wait_ready(timeout=10)
+        slow_starts(engine, 0.5)
+        pool.sizer.refill_seconds, pool.sizer.cold_seconds = 0.5, 5.0
+        runs = [0]
+        pool.runs_active = lambda: runs[0]
+        taken = [pool.take(), pool.take()]
+        await until(lambda: pool.starting == 2)
+        # Two more runs hold both cores' slots, but only to wait for those two starts: the
+        # pool starts its next container for the runs after them at once.
+        runs[0] = 2
+        waiting = [asyncio.ensure_future(pool.acquire()) for _ in range(2)]
+        await until(lambda: pool.starting == 3)
+        got = await asyncio.gather(*waiting)
+        assert all(warm is not None for warm in got) and pool.stats.waited == 2
+        for warm in [*taken, *got]:
+            pool.dispose(warm)
+    finally:
+        await pool.close()
+    assert engine.live() == []
+
+
 @pytest.mark.parametrize("capacity", [1, 2])
 async def test_refills_never_take_a_runs_slot(tmp_path, capacity):
     engine = FakeEngine(Script(stdout=b"ok\n"))
