@@ -1,21 +1,18 @@
 """WarmPool: sandbox containers started ahead of time, each serving exactly one run.
 
 A warm container is started by the same ContainerStarter as a cold one (app/sandbox/starter.py),
-with the full policy and its runner's heavy imports preloaded: it waits on stdin for the code. Its
-output warden (the main process, app/sandbox/warden.py) is attached and ready too. It was created
-before the user was known, so its input mount is its own empty staging folder, DATA_DIR/pool/<pool
-id>/ (the staging root the pool is given), read-only, and its session snapshot's folder is beside
-it; a run's files (and snapshot) are placed there when it takes the container (staging.py). New
-files in a bind-mounted folder are visible inside under runc and under runsc (gVisor revalidates
-bind mounts, its default).
+with the full policy, its warden attached and its runner's heavy imports preloaded, waiting on
+stdin for the code. Created before the user was known, its input mount is its own empty staging
+folder, DATA_DIR/pool/<pool id>/, read-only, with its session snapshot's folder beside it; a run's
+files (and snapshot) are placed there when it takes the container (staging.py; runc and runsc
+both show files added to a bind mount later).
 
-`take()` returns a ready container or None, and the run then starts cold; `acquire()` may also
-wait for a container that is almost ready when that beats a cold start. A background task keeps
-the target number ready (app/sandbox/pool_sizing.py: at least `size`, more with the arrival rate,
-up to the maximum and the memory bound; refills yield to runs), replaces containers older than
-`max_age` or whose runner died, removes surplus ones once idle, and removes everything on
-`close()`. Containers of dead processes are reaped by the runner at start-up (same labels as cold
-runs) and after the engine is back; orphaned staging folders here.
+`take()` returns a ready container or None (the run starts cold); `acquire()` may also wait for a
+container that is almost ready when that beats a cold start. A background task keeps the target
+ready (app/sandbox/pool_sizing.py: `size` to the maximum and the memory bound, with the arrival
+rate; refills yield to runs), replaces containers too old or whose runner died, removes idle
+surplus, and everything on `close()`. The runner reaps dead processes' containers; orphaned
+staging folders are removed here.
 """
 
 from __future__ import annotations
@@ -114,8 +111,7 @@ class WarmPool:
         self.runs_active: Callable[[], int] = lambda: 0
         """How many runs hold a run slot now (set by the runner): refills yield to them."""
         self.package_root: Callable[[], Path | None] | None = None
-        """The package folder a new container mounts (set by the runner when packages are
-        installed; blocking, called on the engine thread)."""
+        """The package folder a new container mounts (set by the runner; on the engine thread)."""
         self._idle: deque[WarmContainer] = deque()
         # Each start under way, with when it began (a waiting run judges by its age).
         self._starting: dict[asyncio.Task, float] = {}
@@ -126,8 +122,7 @@ class WarmPool:
         self._closed = False
         self._failures = 0
         self.leftovers: LeftoverReaper | None = None
-        """The runner's reaper, run when a start succeeds after failures (the engine is back), so
-        an outage leaves nothing behind for long."""
+        """The runner's reaper, run when a start succeeds after failures (the engine is back)."""
 
     @property
     def ready(self) -> int:
@@ -165,12 +160,10 @@ class WarmPool:
             self._missed()
         return warm
 
-    async def acquire(
-        self, uses_preload: Callable[[], bool] = lambda: False
-    ) -> WarmContainer | None:
-        """`take()`, or the next container to be ready when waiting for it should beat a cold
-        start (app/sandbox/pool_sizing.py; `uses_preload()`, asked only then: the code needs a
-        preloaded module, so a cold start would import it too); None: start cold."""
+    async def acquire(self, uses_preload: Callable[[], bool] = bool) -> WarmContainer | None:
+        """`take()`, or the next container to be ready when waiting beats a cold start (pool_sizing;
+        `uses_preload()`, asked only then, default False: a cold start would import a preload
+        too); None: start cold."""
         self.sizer.arrival()
         warm = self._take_ready()
         if warm is None:
@@ -247,11 +240,10 @@ class WarmPool:
         source_dir: Path | None,
         filenames: list[str],
         state: Path | None = None,
-        uses_preload: Callable[[], bool] = lambda: False,
+        uses_preload: Callable[[], bool] = bool,
     ) -> WarmContainer | None:
-        """`acquire()`, with the run's files (and its session's snapshot) staged into the
-        container's input folder; None (the run starts cold) when none is ready or the files
-        cannot be placed."""
+        """`acquire()`, with the run's files (and session snapshot) staged into its input folder;
+        None (the run starts cold) when none is ready or the files cannot be placed."""
         warm = await self.acquire(uses_preload)
         if warm is None or (source_dir is None and state is None):
             return warm
@@ -348,8 +340,7 @@ class WarmPool:
                 pass
 
     def _shrink(self, target: int) -> bool:
-        """Remove surplus containers that have idled long enough (the oldest first); whether a
-        surplus is left (to look again soon)."""
+        """Remove surplus containers idle long enough (oldest first); whether a surplus is left."""
         surplus = len(self._idle) + len(self._starting) - target
         now = time.monotonic()
         while surplus > 0 and self._idle and now - self._idle[0].ready_at >= SHRINK_AFTER:

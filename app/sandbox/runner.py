@@ -422,18 +422,14 @@ class SandboxRunner:
             return None
         if request.input_dir is not None:
             self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
+        code, preloaded = request.code, {name.split(".")[0] for name in self.policy.warm_preload}
         return await self.pool.take_with_files(
             Path(request.input_dir) if request.input_dir is not None else None,
             [f.filename for f in request.files],
             state,
-            uses_preload=partial(self._uses_preload, request.code, state),
+            # Would a cold container import what a warm one preloaded? (A snapshot: mostly frames.)
+            uses_preload=lambda: state is not None or not preloaded.isdisjoint(imports_in(code)),
         )
-
-    def _uses_preload(self, code: str, state: Path | None) -> bool:
-        """Whether a cold container would have to import what a warm one preloaded: the code
-        imports one of those modules, or a snapshot is restored (mostly data frames)."""
-        preloaded = {name.split(".")[0] for name in self.policy.warm_preload}
-        return state is not None or not preloaded.isdisjoint(imports_in(code))
 
     async def _dispose(self, container_id: str, staging: Path | None) -> None:
         """Remove a run's container (and warm staging folder): off the reply's path when started."""
