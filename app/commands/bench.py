@@ -309,7 +309,9 @@ def print_load(load: dict) -> None:
         f"\nload ({load['runtime']}, {load['snippet']}, {load['users']} users, think "
         f"{load['think_seconds']:g} s, seed {load['seed']}, pool {load['pool_size']}..."
         f"{load['pool_max']}): {load['runs']} runs in {load['seconds']} s, "
-        f"{load['errors']} errors, served warm {_fraction(load['warm_fraction'])}"
+        f"{load['errors']} errors, served warm {_fraction(load['warm_fraction'])} "
+        f"({load['waited_runs']} of them after waiting for a start; a start took about "
+        f"{_ms(load['refill_ms_estimate'])} at the end)"
     )
     print(
         f"  p50 {_ms(load['p50_ms'])}, p95 {_ms(load['p95_ms'])}, p99 {_ms(load['p99_ms'])}; "

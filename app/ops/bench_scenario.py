@@ -112,6 +112,9 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
         "pool_size": pool.size if pool is not None else 0,
         "pool_max": pool.max_size if pool is not None else 0,
         "starts_without_deferred": pool.stats.undeferred if pool is not None else 0,
+        # Served warm after waiting for a start (in warm_runs too), and how long a start took.
+        "waited_runs": pool.stats.waited if pool is not None else 0,
+        "refill_ms_estimate": round(pool.sizer.refill_seconds * 1000) if pool is not None else None,
         "leaked_containers": leaked,
         "leaked_staging_folders": leaked_staging,
         "machine_cpu": machine,

@@ -95,7 +95,7 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
         "users", "think_seconds", "seconds", "runs", "errors", "warm_fraction", "p50_ms",
         "p95_ms", "p99_ms", "cold_p50_ms", "refill_cpu_ms_p50", "pool_over_time", "seed",
         "leaked_containers", "leaked_staging_folders", "load_average_after",
-        "starts_without_deferred",
+        "starts_without_deferred", "waited_runs", "refill_ms_estimate",
     }  # fmt: skip
     assert expected <= set(load), sorted(expected - set(load))
     assert load["users"] == 3 and load["think_seconds"] == 0.5 and load["seed"] == 7
@@ -103,6 +103,7 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
     assert 0.0 <= load["warm_fraction"] <= 1.0
     assert load["p50_ms"] <= load["p95_ms"] <= load["p99_ms"]
     assert load["refill_cpu_ms_p50"] > 0  # the pool was full at the start: measured
+    assert 0 <= load["waited_runs"] <= load["warm_runs"] and load["refill_ms_estimate"] > 0
     points = load["pool_over_time"]
     assert points and all(p["ready"] + p["starting"] <= load["pool_max"] for p in points)
     assert all(load["pool_size"] <= p["target"] <= load["pool_max"] for p in points)
