@@ -6,15 +6,14 @@ without containers.
 - Size: enough containers to cover the arrivals of one refill's time in nearly every case, not
   only on average: arrivals are bursty, so the count of them during a refill is taken as
   Poisson (mean: arrival rate x refill time, the rate the higher of the last 20 s and the last
-  5 s) and the target is its 99th percentile; never
-  below the configured size, never above the maximum or what the memory bound allows
-  (each container counted at its memory limit, against the pool's budget and the host's
-  available memory). With no arrivals the target falls back to the configured size and
-  surplus containers are removed once idle.
-- Refills yield to runs: while as many runs as there are cores are active and a container is
-  ready, no refill starts, and with none ready one at a time; otherwise up to three at once. A
-  start is not all CPU (engine round trips, runc), so one start per free core leaves cores idle
-  while the pool runs dry.
+  5 s) and the target is its 99th percentile; never below the configured size, never above the
+  maximum or what the memory bound allows (each container counted at its memory limit, against
+  the pool's budget and the host's available memory). With no arrivals the target falls back to
+  the configured size and surplus containers are removed once idle.
+- Refills yield to runs: while as many runs as there are cores are active (not counting runs
+  that only wait for a start) and a container is ready, no refill starts, and with none ready
+  one at a time; otherwise up to three at once. A start is not all CPU (engine round trips,
+  runc), so one start per free core leaves cores idle while the pool runs dry.
 - Waiting: a run that finds no container ready waits for the oldest start not yet promised to
   another waiting run, when that start should be ready sooner than a cold start would be. A run
   whose code imports a preloaded module (pandas) counts a cold start at a whole refill's time:
