@@ -131,24 +131,33 @@ async def test_ptrace_of_other_processes_is_impossible(attack):
 
 async def test_no_docker_socket_or_engine_anywhere(attack):
     code = (
-        "import os, socket, stat\n"
+        "import os, stat\n"
         "sockets = []\n"
-        "for root, dirs, files in os.walk('/', onerror=lambda e: None):\n"
-        "    if root in ('/proc', '/sys'):\n"
-        "        dirs[:] = []; continue\n"
-        "    for name in files + dirs:\n"
+        # The directory entries' own types: an lstat only for what is neither a folder, a file
+        # nor a link (a stat of every file made the walk take 11 to 23 s under gVisor).
+        "def walk(path):\n"
+        "    try:\n"
+        "        entries = list(os.scandir(path))\n"
+        "    except OSError:\n"
+        "        return\n"
+        "    for entry in entries:\n"
         "        try:\n"
-        "            if stat.S_ISSOCK(os.lstat(os.path.join(root, name)).st_mode):\n"
-        "                sockets.append(os.path.join(root, name))\n"
+        "            if entry.is_dir(follow_symlinks=False):\n"
+        "                if entry.path not in ('/proc', '/sys'):\n"
+        "                    walk(entry.path)\n"
+        "            elif not (entry.is_file(follow_symlinks=False) or entry.is_symlink()):\n"
+        "                if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):\n"
+        "                    sockets.append(entry.path)\n"
         "        except OSError:\n"
         "            pass\n"
+        "walk('/')\n"
         "print(sockets)\n"
         "print([p for p in ('/var/run/docker.sock', '/run/docker.sock', '/run/containerd')\n"
         "       if os.path.exists(p)])\n"
         "print('DOCKER_HOST' in os.environ)\n"
     )
-    result = await attack.run(code, timeout=15)
-    assert result.stdout.splitlines() == ["[]", "[]", "False"], result.stdout
+    result = await attack.run(code, timeout=20)
+    assert result.stdout.splitlines() == ["[]", "[]", "False"], (result.status, result.stdout)
 
 
 async def test_bot_secrets_never_reach_the_run(attack, monkeypatch):
