@@ -95,6 +95,7 @@ class SandboxRunner:
         )
         # Told to the loader, so a missing-library error can say importing would install it.
         self._approved = packages.catalog.approved_imports() if packages is not None else {}
+        self._preloaded = frozenset(name.split(".")[0] for name in policy.warm_preload)
         self._started = False
         self._removals: set[asyncio.Task] = set()
         if pool is not None:
@@ -422,7 +423,7 @@ class SandboxRunner:
             return None
         if request.input_dir is not None:
             self.policy.host_path(request.input_dir)  # same rule as a cold mount: DATA_DIR only
-        code, preloaded = request.code, {name.split(".")[0] for name in self.policy.warm_preload}
+        code, preloaded = request.code, self._preloaded
         return await self.pool.take_with_files(
             Path(request.input_dir) if request.input_dir is not None else None,
             [f.filename for f in request.files],
