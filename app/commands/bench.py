@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app.ops.bench import SNIPPETS, Benchmark, BenchOptions
-from app.ops.bench_scenario import LoadOptions
+from app.ops.bench_scenario import MAX_LOAD_USERS, LoadOptions
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.wiring import Components
 
@@ -79,10 +79,10 @@ def add_parser(sub) -> None:
     )
     parser.add_argument(
         "--load-users",
-        type=_count(1),
+        type=_count(1, MAX_LOAD_USERS),
         default=6,
         metavar="N",
-        help="simulated users in the load scenario (default 6)",
+        help=f"simulated users in the load scenario (default 6, at most {MAX_LOAD_USERS})",
     )
     parser.add_argument(
         "--think-seconds",
@@ -121,7 +121,7 @@ def add_parser(sub) -> None:
     parser.set_defaults(handler=execute)
 
 
-def _count(minimum: int):
+def _count(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -129,6 +129,8 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}")
         return value
 
     return parse

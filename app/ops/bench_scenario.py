@@ -36,6 +36,11 @@ _served_warm: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar
 )
 
 
+MAX_LOAD_USERS = 1000
+"""Each user is a task sending one run at a time; beyond this many, setting them up takes a short
+scenario's whole window and it measures nothing (100 000 users for 1 s: no run at all)."""
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     users: int = 6

@@ -122,6 +122,8 @@ def test_bench_load_text_output_and_bad_input(settings, tmp_path):
     assert "must be more than 0" in proc.stderr and "Traceback" not in proc.stderr
     proc = _bench(settings, tmp_path, "--load", "--refill")
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
+    proc = _bench(settings, tmp_path, "--load", "--load-users", "100000", "--load-seconds", "1")
+    assert proc.returncode == 2 and "must be at most 1000" in proc.stderr  # not "0 runs"
 
 
 def test_bench_refill_breaks_a_refill_down(settings, tmp_path):
