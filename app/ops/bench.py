@@ -179,23 +179,18 @@ class Benchmark:
             if not in_image:
                 report["notes"].append("the code floor could not be measured in the image")
         for runtime in runtimes:
-            for snippet in SNIPPETS:
-                for path in ("docker", "docker-run"):
-                    opts.progress(f"{runtime} / {path} / {snippet}")
-                    measured.append(await self._measure_docker(runtime, snippet, path))
-            for path in ("cold", "warm"):
-                runner = self.runner(runtime, pool_size=opts.pool_size if path == "warm" else 0)
-                await runner.start()
-                try:
-                    for snippet in SNIPPETS:
-                        opts.progress(f"{runtime} / {path} / {snippet}")
-                        measured.append(await self._measure_runner(runner, runtime, path, snippet))
-                    if path == "warm":
-                        measured += await measure_state(self, runner, runtime)
-                        # Last: closing the service closes the runner it serves.
-                        measured += await measure_service(self, runner, runtime)
-                finally:
-                    await runner.close()
+            measured += await self._measure_cold_paths(runtime)
+            runner = self.runner(runtime, pool_size=opts.pool_size)
+            await runner.start()
+            try:
+                for snippet in SNIPPETS:
+                    opts.progress(f"{runtime} / warm / {snippet}")
+                    measured.append(await self._measure_runner(runner, runtime, "warm", snippet))
+                measured += await measure_state(self, runner, runtime)
+                # Last: closing the service closes the runner it serves.
+                measured += await measure_service(self, runner, runtime)
+            finally:
+                await runner.close()
         report["results"] = [f.to_dict() for f in measured]
         report["ratios"] = ratios(report["results"])
         if runtimes:
@@ -296,22 +291,45 @@ class Benchmark:
 
     # bare docker
 
-    async def _measure_docker(self, runtime: str, snippet: str, path: str) -> Figure:
-        figure = Figure(runtime, path, snippet)
-        once = self._docker_once if path == "docker" else self._docker_run_once
+    async def _measure_cold_paths(self, runtime: str) -> list[Figure]:
+        """Bare docker, docker-py's `containers.run` and our cold path, one repetition of each in
+        turn: on a small machine the load drifts, and rows measured one block after the other
+        would carry that drift into the ratios between them (cold against docker-run)."""
+        runner = self.runner(runtime, pool_size=0)
+        await runner.start()
         policy = self.policy(runtime)
-        for rep in range(self.options.repetitions + 1):
-            args = self.bare_args(policy, f"bench-{rep}", ["-c", SNIPPETS[snippet]])
-            try:
-                elapsed, code = await self.engine.call(once, args)
-            except Exception:
-                figure.errors += 1
-                continue
-            if code != 0:
-                figure.errors += 1
-            elif rep:
-                figure.samples.append(elapsed)
-        return figure
+        measured: list[Figure] = []
+        try:
+            for snippet in SNIPPETS:
+                self.options.progress(f"{runtime} / docker, docker-run, cold / {snippet}")
+                docker, docker_run, cold = (
+                    Figure(runtime, path, snippet) for path in ("docker", "docker-run", "cold")
+                )
+                for rep in range(self.options.repetitions + 1):  # the first one warms caches
+                    code = ["-c", SNIPPETS[snippet]]
+                    args = self.bare_args(policy, f"bench-{rep}", code)
+                    await self._docker_sample(docker, self._docker_once, args, rep)
+                    args = self.bare_args(policy, f"bench-run-{rep}", code)
+                    await self._docker_sample(docker_run, self._docker_run_once, args, rep)
+                    await self._runner_sample(runner, cold, snippet, rep)
+                    await runner.wait_removals()  # before the next container, as docker-run's
+                measured += [docker, docker_run, cold]
+        finally:
+            await runner.close()
+        return measured
+
+    async def _docker_sample(
+        self, figure: Figure, once: Callable[[dict], tuple[float, int]], args: dict, rep: int
+    ) -> None:
+        try:
+            elapsed, code = await self.engine.call(once, args)
+        except Exception:
+            figure.errors += 1
+            return
+        if code != 0:
+            figure.errors += 1
+        elif rep:
+            figure.samples.append(elapsed)
 
     def policy(self, runtime: str) -> SandboxPolicy:
         update = {"sandbox_runtime": runtime}
@@ -352,14 +370,19 @@ class Benchmark:
     ) -> Figure:
         figure = Figure(runtime, path, snippet)
         for rep in range(self.options.repetitions + 1):
-            timed = await self.timed_run(runner, snippet, figure)
-            if rep and timed is not None:
-                elapsed, result = timed
-                figure.samples.append(elapsed)
-                for phase in ("setup", "exec", "collect"):
-                    seconds = getattr(result, f"{phase}_seconds")
-                    figure.phases.setdefault(phase, []).append(seconds * 1000)
+            await self._runner_sample(runner, figure, snippet, rep)
         return figure
+
+    async def _runner_sample(
+        self, runner: SandboxRunner, figure: Figure, snippet: str, rep: int
+    ) -> None:
+        timed = await self.timed_run(runner, snippet, figure)
+        if rep and timed is not None:
+            elapsed, result = timed
+            figure.samples.append(elapsed)
+            for phase in ("setup", "exec", "collect"):
+                seconds = getattr(result, f"{phase}_seconds")
+                figure.phases.setdefault(phase, []).append(seconds * 1000)
 
     async def settle(self, runner: SandboxRunner, quiet: bool = True) -> None:
         """Before a measured run: the previous run's removal done and a container ready; `quiet`
