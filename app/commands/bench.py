@@ -326,7 +326,8 @@ def print_load(load: dict) -> None:
     machine = load.get("machine_cpu")
     if machine:
         print(
-            f"  the cores {_fraction(machine['busy_fraction'])} busy; CPU per run "
+            f"  the cores {_fraction(machine['busy_fraction'])} busy"
+            f"{_stolen(machine.get('steal_fraction'))}; CPU per run "
             f"{_ms(machine['per_run_ms'])} for the whole machine (containers, engine, kernel), "
             f"{_ms(machine['bench_per_run_ms'])} of it this process"
         )
@@ -354,3 +355,8 @@ def _ms(value: float | None) -> str:
 
 def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
+
+
+def _stolen(value: float | None) -> str:
+    """The hypervisor's share, when it took one worth naming (another guest's load, not ours)."""
+    return f", {value:.0%} more taken by the hypervisor (steal)" if value and value >= 0.005 else ""

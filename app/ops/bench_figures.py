@@ -10,7 +10,7 @@ import platform
 from dataclasses import dataclass, field
 
 from app.sandbox.docker_engine import DockerEngine
-from app.sandbox.pool_sizing import cpu_times
+from app.sandbox.pool_sizing import cpu_fields
 
 HOST_RUNTIME = "host"
 SNIPPET_NAMES = ("print", "pandas", "plot")
@@ -85,10 +85,16 @@ def rss_mb() -> float:
 LOCAL_ENGINE = "unix://"
 
 
-def machine_busy_seconds() -> float | None:
-    """CPU seconds every core has been busy since boot (/proc/stat), None off Linux."""
-    times = cpu_times()
-    return times[0] if times is not None else None
+def machine_busy_seconds() -> tuple[float, float] | None:
+    """(work, stolen): CPU seconds since boot that every core spent on this machine's own work
+    (user, nice, system, irq, softirq) and that a hypervisor gave to other guests while this
+    one's were runnable (steal); None off Linux. Stolen time is no work of the runs', so it is
+    kept apart from what a run costs; a noisy neighbour shows as steal."""
+    fields = cpu_fields()
+    if fields is None:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, steal
 
 
 def local_engine() -> bool:

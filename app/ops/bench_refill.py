@@ -104,7 +104,7 @@ def _one_refill(
             took["cpu"] = cpu
             if busy_before is not None and busy_after is not None:
                 own = sum(os.times()[:2]) - own_before
-                took["engine_cpu"] = max(0.0, busy_after - busy_before - cpu - own)
+                took["engine_cpu"] = max(0.0, busy_after[0] - busy_before[0] - cpu - own)
     finally:
         if stream is not None:
             stream.close()

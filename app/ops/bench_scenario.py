@@ -109,7 +109,9 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
         seconds = time.monotonic() - began
-        machine = _machine_cpu(busy_before, sum(os.times()[:2]) - own_before, seconds, len(runs))
+        busy_after = machine_busy_seconds() if busy_before is not None else None
+        own = sum(os.times()[:2]) - own_before
+        machine = machine_cpu(busy_before, busy_after, own, seconds, len(runs))
     finally:
         await runner.close()
     leaked, leaked_staging = remove_leaks(bench)
@@ -126,19 +128,27 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
     }
 
 
-def _machine_cpu(busy_before: float | None, own: float, seconds: float, runs: int) -> dict | None:
-    """Where the cores went during the scenario, with a local engine: how busy they were, and CPU
-    per run of the whole machine (containers, engine, kernel, this process) and of this process
-    alone (the users, the runner, the pool). None when the engine's CPU is not in /proc/stat."""
-    busy_after = machine_busy_seconds()
-    if busy_before is None or busy_after is None or seconds <= 0:
+def machine_cpu(
+    before: tuple[float, float] | None,
+    after: tuple[float, float] | None,
+    own: float,
+    seconds: float,
+    runs: int,
+) -> dict | None:
+    """Where the cores went during the scenario, with a local engine (`before` and `after` are
+    machine_busy_seconds()): how busy they were with this machine's work, how much a hypervisor
+    took for other guests, and CPU per run of the whole machine (containers, engine, kernel,
+    this process; stolen time not counted) and of this process alone (the users, the runner,
+    the pool). None when the engine's CPU is not in /proc/stat."""
+    if before is None or after is None or seconds <= 0:
         return None
-    busy = busy_after - busy_before
+    work, stolen = after[0] - before[0], after[1] - before[1]
     cores = os.cpu_count() or 1
     return {
         # /proc/stat counts in clock ticks: a little past full on a saturated machine.
-        "busy_fraction": round(min(1.0, busy / (seconds * cores)), 3),
-        "per_run_ms": round(busy / runs * 1000, 1) if runs else None,
+        "busy_fraction": round(min(1.0, work / (seconds * cores)), 3),
+        "steal_fraction": round(min(1.0, stolen / (seconds * cores)), 3),
+        "per_run_ms": round(work / runs * 1000, 1) if runs else None,
         "bench_per_run_ms": round(own / runs * 1000, 1) if runs else None,
     }
 

@@ -58,16 +58,28 @@ SHORT_CPU_WINDOW = 5.0
 MIN_CPU_SPAN = 0.5
 
 
-def cpu_times() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of all cores since boot (/proc/stat), None off Linux."""
+def cpu_fields() -> list[float] | None:
+    """CPU seconds of all cores since boot by kind, from /proc/stat: user, nice, system, idle,
+    iowait, irq, softirq, steal (time a hypervisor gave to other guests); None off Linux."""
     try:
         with open("/proc/stat") as fh:
             fields = [int(v) for v in fh.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
+    if len(fields) < 8:
+        return None
     tick = os.sysconf("SC_CLK_TCK")
+    return [v / tick for v in fields]
+
+
+def cpu_times() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of all cores since boot, None off Linux. Stolen time counts as
+    busy: a core the hypervisor gave to another guest was no core for a start."""
+    fields = cpu_fields()
+    if fields is None:
+        return None
     idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields) - idle) / tick, sum(fields) / tick
+    return sum(fields) - idle, sum(fields)
 
 
 class CpuMeter:

@@ -109,7 +109,7 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
     assert all(load["pool_size"] <= p["target"] <= load["pool_max"] for p in points)
     assert load["leaked_containers"] == 0 and load["leaked_staging_folders"] == 0
     machine = load["machine_cpu"]  # the suite's engine is local: where the cores went is shown
-    assert 0 < machine["busy_fraction"] <= 1.0
+    assert 0 < machine["busy_fraction"] <= 1.0 and 0 <= machine["steal_fraction"] < 1.0
     assert 0 < machine["bench_per_run_ms"] < machine["per_run_ms"]
     assert report["results"] == []  # --load measures the load alone
     staging = settings.data_dir / "pool"
