@@ -45,6 +45,8 @@ async def test_a_child_that_outlives_the_code_cannot_deliver_files(attack):
 async def test_a_detached_daemon_cannot_write_after_the_end(attack):
     code = (
         "import os, signal, time\n"
+        # Written before the daemon exists: once it runs, `data.txt` may be its link at any time.
+        "open('data.txt', 'w').write('real data')\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
         "    if os.fork() == 0:\n"
@@ -57,7 +59,6 @@ async def test_a_detached_daemon_cannot_write_after_the_end(attack):
         "            except OSError:\n"
         "                pass\n"
         "    os._exit(0)\n"
-        "open('data.txt', 'w').write('real data')\n"
         "time.sleep(0.3)\n"
         "open('final.txt', 'w').write('real data')\n"
     )
