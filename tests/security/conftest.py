@@ -72,7 +72,7 @@ def settings(data_dir, runtime):  # noqa: F811
         data_dir=data_dir,
         sandbox_runtime=runtime,
         sandbox_instance=f"sec-{runtime}-{uuid.uuid4().hex[:8]}",
-        code_execution_timeout=20,
+        code_execution_timeout=45,  # the most a test asks for: the whole-filesystem hunts
         sandbox_memory=MEMORY,
         sandbox_pids_limit=64,
         sandbox_tmp_size="16m",
