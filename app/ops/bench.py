@@ -185,7 +185,7 @@ class Benchmark:
             try:
                 for snippet in SNIPPETS:
                     opts.progress(f"{runtime} / warm / {snippet}")
-                    measured.append(await self._measure_runner(runner, runtime, "warm", snippet))
+                    measured.append(await self._measure_warm(runner, runtime, snippet))
                 measured += await measure_state(self, runner, runtime)
                 # Last: closing the service closes the runner it serves.
                 measured += await measure_service(self, runner, runtime)
@@ -305,8 +305,8 @@ class Benchmark:
                 docker, docker_run, cold = (
                     Figure(runtime, path, snippet) for path in ("docker", "docker-run", "cold")
                 )
+                code = ["-c", SNIPPETS[snippet]]
                 for rep in range(self.options.repetitions + 1):  # the first one warms caches
-                    code = ["-c", SNIPPETS[snippet]]
                     args = self.bare_args(policy, f"bench-{rep}", code)
                     await self._docker_sample(docker, self._docker_once, args, rep)
                     args = self.bare_args(policy, f"bench-run-{rep}", code)
@@ -365,10 +365,8 @@ class Benchmark:
 
     # our runner
 
-    async def _measure_runner(
-        self, runner: SandboxRunner, runtime: str, path: str, snippet: str
-    ) -> Figure:
-        figure = Figure(runtime, path, snippet)
+    async def _measure_warm(self, runner: SandboxRunner, runtime: str, snippet: str) -> Figure:
+        figure = Figure(runtime, "warm", snippet)
         for rep in range(self.options.repetitions + 1):
             await self._runner_sample(runner, figure, snippet, rep)
         return figure
