@@ -323,6 +323,15 @@ def print_load(load: dict) -> None:
         f"{load['leaked_staging_folders']} leaked staging folders; "
         f"load average after {load['load_average_after']}"
     )
+    served = load.get("served")
+    if served:
+        print(
+            "  by how runs were served: "
+            + "; ".join(
+                f"{path} {row['runs']} (p50 {_ms(row['p50_ms'])}, p95 {_ms(row['p95_ms'])})"
+                for path, row in served.items()
+            )
+        )
     machine = load.get("machine_cpu")
     if machine:
         print(

@@ -7,7 +7,9 @@ The runner is built from the bench's settings as the bot's is (pool size and its
 slots), so what is measured is what a deployment gets. Reported: latency percentiles of all runs
 and of the ones served cold, the fraction served warm, the CPU one refill costs (the engine's
 cgroup figure for each warm container as it waits in the pool: its start, runner and preloads,
-nothing of a run), the pool's size over time, and leaked containers and staging folders.
+nothing of a run), the pool's size over time, and leaked containers and staging folders. The
+runs are also split by how they were served (`served`): from a ready container, by waiting for a
+start under way, or cold; the p95 of a loaded pool is the waiting and cold ones.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ if TYPE_CHECKING:
     from app.sandbox import SandboxRunner
 
 SAMPLE_SECONDS = 0.5
-# Whether the current user's run took a warm container (set by the wrapped _take_warm).
-_served_warm: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
-    "served_warm", default=None
-)
+# How the current user's run was served: "ready", "waited" or "cold" (set by the wrapped
+# _take_warm; nothing recorded means cold).
+_served: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("served", default=None)
+SERVED_PATHS = ("ready", "waited", "cold")
 
 
 MAX_LOAD_USERS = 1000
@@ -54,8 +56,13 @@ class LoadOptions:
 class _Run:
     started: float
     ms: float
-    warm: bool
+    served: str
+    """"ready", "waited" or "cold"."""
     ok: bool
+
+    @property
+    def warm(self) -> bool:
+        return self.served != "cold"
 
 
 async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> dict:
@@ -76,8 +83,8 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
 
         async def user(n: int) -> None:
             rng = random.Random(load.seed * 1000 + n)
-            served: list[bool] = []
-            _served_warm.set(served)
+            served: list[str] = []
+            _served.set(served)
             while True:
                 await asyncio.sleep(rng.expovariate(1 / load.think_seconds))
                 if time.monotonic() >= end:
@@ -88,7 +95,8 @@ async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> di
                 result = await runner.run(request)
                 ms = (time.monotonic() - started) * 1000
                 shutil.rmtree(request.output_dir, ignore_errors=True)
-                runs.append(_Run(started - began, ms, any(served), result.status is RunStatus.OK))
+                how = next((path for path in served if path != "cold"), "cold")
+                runs.append(_Run(started - began, ms, how, result.status is RunStatus.OK))
 
         async def sample() -> None:
             while True:
@@ -185,6 +193,15 @@ def summarize(
         "p95_ms": ms(latencies, 95),
         "p99_ms": ms(latencies, 99),
         "cold_p50_ms": ms(cold, 50),
+        "served": {
+            path: {
+                "runs": len(group),
+                "p50_ms": ms(group, 50),
+                "p95_ms": ms(group, 95),
+            }
+            for path in SERVED_PATHS
+            for group in ([r.ms for r in runs if r.served == path],)
+        },
         "refill_cpu_ms_p50": ms(cpu, 50),
         "refills_measured": len(cpu),
         "pool_over_time": _thin(timeline),
@@ -209,14 +226,15 @@ def _cpu_ms(bench: Benchmark, container_id: str) -> float | None:
 
 
 def _record_warm_takes(runner: SandboxRunner) -> None:
-    """Note, for the user whose run it is, whether the runner took a warm container."""
+    """Note, for the user whose run it is, how the runner served it: a ready container, one it
+    waited for, or none (cold)."""
     take = runner._take_warm
 
     async def recorded(request, state=None):
         warm = await take(request, state)
-        served = _served_warm.get()
+        served = _served.get()
         if served is not None:
-            served.append(warm is not None)
+            served.append("cold" if warm is None else "waited" if warm.waited_for else "ready")
         return warm
 
     setattr(runner, "_take_warm", recorded)  # noqa: B010 - measured, not changed

@@ -223,7 +223,9 @@ class WarmPool:
             elif not handed and not waiter.cancelled():
                 # Handed over just as the wait ended (timeout or cancellation): back it goes.
                 self.stats.taken -= 1
-                self._idle.appendleft(waiter.result())
+                returned = waiter.result()
+                returned.waited_for = False
+                self._idle.appendleft(returned)
 
     def _deliver(self, warm: WarmContainer) -> None:
         """A new container goes to the first run waiting for one, else into the pool."""
@@ -231,6 +233,7 @@ class WarmPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.stats.taken += 1
+                warm.waited_for = True
                 waiter.set_result(warm)
                 return
         self._idle.append(warm)

@@ -65,6 +65,8 @@ class WarmContainer(Sandbox):
     pool_id: str = ""
     package_root: Path | None = None
     """The package folder mounted whole (app/sandbox/packages), None without one."""
+    waited_for: bool = False
+    """Handed, the moment it was ready, to a run that found none ready and waited for it."""
 
     def serves(self, packages: dict[str, Path]) -> bool:
         """Whether these cached packages are visible here (all in the mounted package folder)."""

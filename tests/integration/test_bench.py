@@ -104,6 +104,12 @@ def test_bench_load_reports_every_field_and_leaves_nothing(settings, engine, tmp
     assert load["p50_ms"] <= load["p95_ms"] <= load["p99_ms"]
     assert load["refill_cpu_ms_p50"] > 0  # the pool was full at the start: measured
     assert 0 <= load["waited_runs"] <= load["warm_runs"] and load["refill_ms_estimate"] > 0
+    served = load["served"]  # every run counted once, by how it was served
+    assert set(served) == {"ready", "waited", "cold"}
+    assert sum(path["runs"] for path in served.values()) == load["runs"]
+    assert served["waited"]["runs"] == load["waited_runs"]
+    assert served["ready"]["runs"] + served["waited"]["runs"] == load["warm_runs"]
+    assert served["ready"]["runs"] >= 1 and served["ready"]["p50_ms"] <= served["ready"]["p95_ms"]
     points = load["pool_over_time"]
     assert points and all(p["ready"] + p["starting"] <= load["pool_max"] for p in points)
     assert all(load["pool_size"] <= p["target"] <= load["pool_max"] for p in points)

@@ -62,6 +62,8 @@ async def test_a_run_arriving_while_a_container_is_almost_ready_takes_it(tmp_pat
         second = await pool.acquire()
         assert second is not None and second.container_id != first.container_id
         assert pool.stats.waited == 1 and pool.stats.missed == 0
+        # The bench tells these runs from the ones a ready container served.
+        assert second.waited_for and not first.waited_for
         pool.dispose(first)
         pool.dispose(second)
     finally:
@@ -134,6 +136,9 @@ async def test_a_wait_that_runs_out_goes_cold_and_the_container_stays_in_the_poo
         assert await pool.acquire() is None  # waited 0.15 s, the start took longer
         assert await pool.wait_ready(timeout=10)  # the late container is not lost
         assert pool.stats.waited == 0 and pool.ready == 1
+        late = pool.take()  # the next run is served from the pool: it did not wait
+        assert late is not None and not late.waited_for
+        pool.dispose(late)
         pool.dispose(first)
     finally:
         await pool.close()
