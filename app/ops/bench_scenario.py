@@ -60,10 +60,6 @@ class _Run:
     """"ready", "waited" or "cold"."""
     ok: bool
 
-    @property
-    def warm(self) -> bool:
-        return self.served != "cold"
-
 
 async def load_scenario(bench: Benchmark, runtime: str, load: LoadOptions) -> dict:
     runner = bench.runner(runtime, pool_size=bench.options.pool_size)
@@ -171,7 +167,8 @@ def summarize(
 ) -> dict:
     """The load object of the report (a pure function of what was recorded)."""
     latencies = [r.ms for r in runs]
-    cold = [r.ms for r in runs if not r.warm]
+    by_path = {path: [r.ms for r in runs if r.served == path] for path in SERVED_PATHS}
+    cold = by_path["cold"]
     cpu = [v for v in refill_cpu.values() if v is not None]
 
     def ms(values: list[float], pct: float) -> float | None:
@@ -194,13 +191,8 @@ def summarize(
         "p99_ms": ms(latencies, 99),
         "cold_p50_ms": ms(cold, 50),
         "served": {
-            path: {
-                "runs": len(group),
-                "p50_ms": ms(group, 50),
-                "p95_ms": ms(group, 95),
-            }
-            for path in SERVED_PATHS
-            for group in ([r.ms for r in runs if r.served == path],)
+            path: {"runs": len(group), "p50_ms": ms(group, 50), "p95_ms": ms(group, 95)}
+            for path, group in by_path.items()
         },
         "refill_cpu_ms_p50": ms(cpu, 50),
         "refills_measured": len(cpu),

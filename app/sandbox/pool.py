@@ -210,7 +210,7 @@ class WarmPool:
         handed = False
         try:
             warm = await asyncio.wait_for(asyncio.shield(waiter), seconds)
-            handed = True
+            handed = warm.waited_for = True  # marked only once the run keeps it
             self.stats.waited += 1
             return warm
         except TimeoutError:
@@ -223,9 +223,7 @@ class WarmPool:
             elif not handed and not waiter.cancelled():
                 # Handed over just as the wait ended (timeout or cancellation): back it goes.
                 self.stats.taken -= 1
-                returned = waiter.result()
-                returned.waited_for = False
-                self._idle.appendleft(returned)
+                self._idle.appendleft(waiter.result())
 
     def _deliver(self, warm: WarmContainer) -> None:
         """A new container goes to the first run waiting for one, else into the pool."""
@@ -233,7 +231,6 @@ class WarmPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.stats.taken += 1
-                warm.waited_for = True
                 waiter.set_result(warm)
                 return
         self._idle.append(warm)
